@@ -1,0 +1,41 @@
+"""Tasks and their Gymnasium registration.
+
+Ids are versioned (``TrainingGround/<Task>-v<N>``); each class docstring keeps the version
+history. Registration is idempotent, so importing twice (or reloading) is harmless.
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+from .base import BatchedTask, ConfigError, TaskConfig, TrainingGroundEnv, make_config
+from .bread import BreadPickPlaceConfig, BreadPickPlaceEnv, BreadPickPlaceTask
+
+#: id -> (single-env entry point, task class)
+TASKS = {
+    "TrainingGround/BreadPickPlace-v0": ("training_ground.envs.bread:BreadPickPlaceEnv", BreadPickPlaceTask),
+}
+#: Short names accepted by the command line.
+ALIASES = {"bread": "TrainingGround/BreadPickPlace-v0"}
+
+
+def resolve_task_id(name: str) -> str:
+    """Full id from an id or alias; a clear error lists what exists."""
+    task_id = ALIASES.get(name, name)
+    if task_id not in TASKS:
+        raise KeyError(f"unknown task {name!r}; known ids: {sorted(TASKS)}, aliases: {sorted(ALIASES)}")
+    return task_id
+
+
+def register_all() -> None:
+    for task_id, (entry_point, _) in TASKS.items():
+        if task_id not in gymnasium.registry:
+            gymnasium.register(id=task_id, entry_point=entry_point)
+
+
+register_all()
+
+__all__ = [
+    "ALIASES", "TASKS", "BatchedTask", "BreadPickPlaceConfig", "BreadPickPlaceEnv", "BreadPickPlaceTask",
+    "ConfigError", "TaskConfig", "TrainingGroundEnv", "make_config", "register_all", "resolve_task_id",
+]

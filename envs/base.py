@@ -1,0 +1,239 @@
+"""Shared machinery of every task: config handling, the batched task core and the Gymnasium Env.
+
+A task is a small subclass of :class:`BatchedTask` with five hooks (scene, episode
+sampling, observation, evaluation, reward terms). Everything is batched over the
+engine's environments, so the single ``gymnasium.Env`` here and the native VectorEnv
+run the same code.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from .. import robots
+from ..physics import BACKENDS, EngineConfig, make_engine
+from ..scenes.base import ObjectParams, Scene
+from .controllers import ACTION_MODES, IKSettings, make_controller, validate_action
+
+REWARD_MODES = ("dense", "sparse")
+OBS_LIMIT = 1e4
+
+
+class ConfigError(ValueError):
+    """An unknown or invalid task configuration key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    """Options every task has. Subclasses add their own fields.
+
+    robot: registered robot name. max_steps: control steps before truncation.
+    physics_dt, control_dt (s), grasp ("assisted" | "physical"): engine settings.
+    init_joint_noise: uniform noise (rad) added to the initial arm posture.
+    ik: settings of the ``ee_delta`` action mode.
+    """
+
+    robot: str = "humanoid43"
+    max_steps: int = 300
+    physics_dt: float = 1.0 / 500.0
+    control_dt: float = 1.0 / 50.0
+    grasp: str = "assisted"
+    init_joint_noise: float = 0.02
+    ik: IKSettings = dataclasses.field(default_factory=IKSettings)
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(physics_dt=self.physics_dt, control_dt=self.control_dt, grasp=self.grasp)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def make_config(config_class: type, config=None, **overrides) -> TaskConfig:
+    """A config from a config instance or dict plus keyword overrides; unknown keys raise ConfigError."""
+    if isinstance(config, config_class):
+        base = config
+    elif config is None or isinstance(config, dict):
+        base = config_class()
+        overrides = {**(config or {}), **overrides}
+    else:
+        raise ConfigError(f"config must be a {config_class.__name__} or a dict, got {type(config).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {unknown} for {config_class.__name__}; valid keys: {sorted(fields)}")
+    for name, value in list(overrides.items()):
+        default = getattr(base, name)
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            nested = {f.name for f in dataclasses.fields(default)}
+            bad = sorted(set(value) - nested)
+            if bad:
+                raise ConfigError(f"unknown key(s) {bad} in config {name!r}; valid keys: {sorted(nested)}")
+            overrides[name] = dataclasses.replace(default, **value)
+    return dataclasses.replace(base, **overrides)
+
+
+class BatchedTask(abc.ABC):
+    """One task on N environments of one engine. Subclasses implement the hooks below."""
+
+    config_class: type[TaskConfig] = TaskConfig
+    #: Named reward terms; the dense reward is their sum times the config's scales.
+    reward_names: tuple[str, ...] = ()
+
+    def __init__(self, backend: str = "pybullet", num_envs: int = 1, action_mode: str = "ee_delta",
+                 reward_mode: str = "dense", config: TaskConfig | None = None, gui: bool = False):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        if action_mode not in ACTION_MODES:
+            raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"unknown reward_mode {reward_mode!r}; choose one of {REWARD_MODES}")
+        self.config = config or self.config_class()
+        self.backend, self.action_mode, self.reward_mode = backend, action_mode, reward_mode
+        self.robot = robots.load(self.config.robot)
+        self.scene = self.build_scene()
+        self.engine = make_engine(backend, self.robot, self.scene, num_envs, self.config.engine_config(), gui=gui)
+        self.num_envs = num_envs
+        self.controller = make_controller(action_mode, self.engine, self.config.ik)
+        self.action_space = spaces.Box(-1.0, 1.0, (self.controller.action_size,), np.float32)
+        self.elapsed = np.zeros(num_envs, dtype=np.int64)
+        self.episode_params: list[list[ObjectParams]] = [[] for _ in range(num_envs)]
+        self.reset(np.arange(num_envs), [np.random.default_rng(0) for _ in range(num_envs)])
+        self.observation_space = spaces.Dict({
+            key: spaces.Box(-OBS_LIMIT, OBS_LIMIT, value.shape[1:], np.float32)
+            for key, value in self.observe().items()
+        })
+
+    # ------------------------------------------------------------------ hooks
+    @abc.abstractmethod
+    def build_scene(self) -> Scene:
+        """The static scene and the names of its free objects."""
+
+    @abc.abstractmethod
+    def sample_episode(self, rng: np.random.Generator) -> tuple[np.ndarray, list[ObjectParams], np.ndarray]:
+        """Initial joint positions (43,), object parameters and object poses (K, 7) for one env."""
+
+    @abc.abstractmethod
+    def observe(self) -> dict[str, np.ndarray]:
+        """Observation arrays with a leading num_envs axis."""
+
+    @abc.abstractmethod
+    def evaluate(self) -> dict[str, np.ndarray]:
+        """At least ``success`` and ``failure`` (bool, (N,)); a failed episode terminates."""
+
+    @abc.abstractmethod
+    def reward_terms(self, evaluation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Unscaled reward terms, one (N,) array per name in ``reward_names``."""
+
+    def reward_scales(self) -> dict[str, float]:
+        return {name: getattr(self.config, f"{name}_scale") for name in self.reward_names}
+
+    # ------------------------------------------------------------------ batched API
+    def reset(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> None:
+        """Start new episodes in ``env_ids``, each drawn from its own generator."""
+        joint_pos, objects, poses = [], [], []
+        for env_id, rng in zip(env_ids, rngs):
+            q, params, object_poses = self.sample_episode(rng)
+            joint_pos.append(q)
+            objects.append(params)
+            poses.append(object_poses)
+            self.episode_params[env_id] = params
+        joint_pos = np.array(joint_pos)
+        self.engine.reset(env_ids, joint_pos, objects, np.array(poses))
+        self.controller.reset(env_ids, joint_pos)
+        self.elapsed[env_ids] = 0
+
+    def step(self, actions: np.ndarray):
+        """Apply (N, action_size) actions for one control step.
+
+        Returns observations, rewards (N,), terminated (N,), truncated (N,) and a dict of
+        per-env info arrays: is_success, diverged and one entry per reward term.
+        """
+        self.controller.apply(actions)
+        self.engine.step()
+        self.elapsed += 1
+        evaluation = self.evaluate()
+        terms = self.reward_terms(evaluation)
+        scales = self.reward_scales()
+        scaled = {name: scales[name] * terms[name] for name in self.reward_names}
+        if self.reward_mode == "dense":
+            reward = np.sum(list(scaled.values()), axis=0)
+        else:
+            reward = evaluation["success"].astype(float)
+        diverged = self.engine.diverged.copy()
+        observation = self.observe()
+        finite = np.ones(self.num_envs, dtype=bool)
+        for key, value in observation.items():
+            finite &= np.isfinite(value).reshape(self.num_envs, -1).all(axis=1)
+        diverged |= ~finite | ~np.isfinite(reward)
+        observation = {key: sanitize(value) for key, value in observation.items()}
+        reward = np.where(diverged, 0.0, np.nan_to_num(reward))
+        terminated = (evaluation["success"] | evaluation["failure"]) & ~diverged
+        truncated = (self.elapsed >= self.config.max_steps) | diverged
+        info = {"is_success": evaluation["success"] & ~diverged, "diverged": diverged, "reward_terms": scaled}
+        return observation, reward, terminated, truncated & ~terminated, info
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def sanitize(value: np.ndarray) -> np.ndarray:
+    """float32 copy with non-finite entries zeroed and magnitudes bounded by the observation space."""
+    return np.clip(np.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0), -OBS_LIMIT, OBS_LIMIT).astype(np.float32)
+
+
+class TrainingGroundEnv(gymnasium.Env):
+    """One environment of a task as a ``gymnasium.Env``.
+
+    Keyword arguments: backend ("pybullet"), action_mode ("joint_pos" | "ee_delta"),
+    reward_mode ("dense" | "sparse"), render_mode (None | "rgb_array" | "human"), config
+    (a config dataclass or dict); any other keyword overrides one config field and an
+    unknown one raises ConfigError.
+    """
+
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 25}
+    task_class: type[BatchedTask]
+
+    def __init__(self, backend: str = "pybullet", action_mode: str = "ee_delta", reward_mode: str = "dense",
+                 render_mode: str | None = None, config=None, **overrides):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"unknown render_mode {render_mode!r}; choose one of {self.metadata['render_modes']}")
+        config = make_config(self.task_class.config_class, config, **overrides)
+        self.render_mode = render_mode
+        self.task = self.task_class(backend, 1, action_mode, reward_mode, config, gui=render_mode == "human")
+        self.config = config
+        self.action_space = self.task.action_space
+        self.observation_space = self.task.observation_space
+        self.metadata = {**self.metadata, "render_fps": int(round(1.0 / config.control_dt))}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.task.reset(np.array([0]), [self.np_random])
+        observation = {key: value[0] for key, value in self.task.observe().items()}
+        observation = {key: sanitize(value) for key, value in observation.items()}
+        info = {"is_success": False, "diverged": False}
+        return observation, info
+
+    def step(self, action):
+        action = validate_action(action, self.action_space, batched=False)
+        observation, reward, terminated, truncated, info = self.task.step(action[None])
+        observation = {key: value[0] for key, value in observation.items()}
+        info = {
+            "is_success": bool(info["is_success"][0]),
+            "diverged": bool(info["diverged"][0]),
+            "reward_terms": {name: float(value[0]) for name, value in info["reward_terms"].items()},
+        }
+        return observation, float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self.task.engine.render(0)
+        return None
+
+    def close(self):
+        self.task.close()

@@ -1,0 +1,113 @@
+"""BreadPickPlace: pick a randomly placed bread roll from the table and put it into the basket.
+
+Observation (dict, positions in the robot base frame, which is fixed on its stand):
+joint_pos, joint_vel (43 each); hand_pos (2 hands x 3) and hand_quat (2 x 4) of the grasp
+sites; bread_pos, bread_quat; bread_to_hands and basket_to_hands (2 x 3: target minus
+hand); grasped (2, 1.0 where the hand holds the roll).
+
+Success: the roll rests inside the basket (below the rim, inside the walls), released
+by both hands and nearly still. Failure (terminates): the roll falls off the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..scenes import bread as bread_scene
+from ..scenes.base import Scene
+from .base import BatchedTask, TaskConfig, TrainingGroundEnv
+from .controllers import grasp_site_poses
+
+#: Where the dense reward guides the roll: above the basket centre.
+BASKET_DROP_POINT = np.array([*bread_scene.BASKET_CENTER, bread_scene.TABLE_HEIGHT + 0.12])
+
+
+@dataclasses.dataclass(frozen=True)
+class BreadPickPlaceConfig(TaskConfig):
+    """BreadPickPlace options (see TaskConfig for the shared ones).
+
+    randomization: ranges of the roll's pose, size, mass and friction.
+    *_scale: weights of the named dense reward terms.
+    rest_speed: the roll counts as placed once slower than this (m/s).
+    """
+
+    randomization: bread_scene.BreadRandomization = dataclasses.field(default_factory=bread_scene.BreadRandomization)
+    reach_scale: float = 1.0
+    grasp_scale: float = 1.0
+    transport_scale: float = 2.0
+    place_scale: float = 10.0
+    rest_speed: float = 0.2
+
+
+class BreadPickPlaceTask(BatchedTask):
+    config_class = BreadPickPlaceConfig
+    reward_names = ("reach", "grasp", "transport", "place")
+
+    def build_scene(self) -> Scene:
+        return bread_scene.bread_scene()
+
+    def sample_episode(self, rng):
+        q = self.robot.keyframe("arms_ready")
+        arms = self.robot.joint_indices("arms")
+        q[arms] += rng.uniform(-1, 1, len(arms)) * self.config.init_joint_noise
+        q = np.clip(q, self.robot.joint_lower, self.robot.joint_upper)
+        params, pose = bread_scene.sample_bread(rng, self.config.randomization)
+        return q, [params], pose[None]
+
+    def _frames(self):
+        base = np.asarray(self.scene.robot_position)
+        site_pos, site_quat = grasp_site_poses(self.engine)
+        bread = self.engine.object_poses()[:, 0]
+        return base, site_pos, site_quat, bread
+
+    def observe(self):
+        base, site_pos, site_quat, bread = self._frames()
+        q, qd = self.engine.joint_state()
+        basket = BASKET_DROP_POINT
+        grasped = (self.engine.grasped_objects() == 0).astype(np.float32)
+        n = self.num_envs
+        return {
+            "joint_pos": q,
+            "joint_vel": qd,
+            "hand_pos": (site_pos - base).reshape(n, -1),
+            "hand_quat": site_quat.reshape(n, -1),
+            "bread_pos": bread[:, :3] - base,
+            "bread_quat": bread[:, 3:],
+            "bread_to_hands": (bread[:, None, :3] - site_pos).reshape(n, -1),
+            "basket_to_hands": (basket[None, None] - site_pos).reshape(n, -1),
+            "grasped": grasped,
+        }
+
+    def evaluate(self):
+        bread = self.engine.object_poses()[:, 0]
+        speed = np.linalg.norm(self.engine.object_velocities()[:, 0, :3], axis=-1)
+        held = (self.engine.grasped_objects() == 0).any(axis=1)
+        inside = bread_scene.in_basket(bread[:, :3])
+        success = inside & ~held & (speed < self.config.rest_speed)
+        failure = bread[:, 2] < bread_scene.TABLE_HEIGHT - 0.1
+        return {"success": success, "failure": failure, "held": held, "bread": bread}
+
+    def reward_terms(self, evaluation):
+        _, site_pos, _, _ = self._frames()
+        bread = evaluation["bread"][:, :3]
+        reach = 1.0 - np.tanh(5.0 * np.linalg.norm(site_pos - bread[:, None], axis=-1).min(axis=1))
+        held = evaluation["held"].astype(float)
+        transport = held * (1.0 - np.tanh(5.0 * np.linalg.norm(bread - BASKET_DROP_POINT, axis=-1)))
+        return {
+            "reach": np.where(held > 0, 1.0, reach),
+            "grasp": held,
+            "transport": transport,
+            "place": evaluation["success"].astype(float),
+        }
+
+
+class BreadPickPlaceEnv(TrainingGroundEnv):
+    """``TrainingGround/BreadPickPlace-v0``.
+
+    Version history: v0, first release (pybullet backend; joint_pos and ee_delta actions).
+    """
+
+    task_class = BreadPickPlaceTask
+

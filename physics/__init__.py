@@ -1,0 +1,19 @@
+"""Physics engines behind one batched interface; ``backend=`` picks one."""
+
+from __future__ import annotations
+
+from .engine import Engine, EngineConfig, pd_torques
+
+BACKENDS = ("pybullet",)
+
+
+def make_engine(backend: str, robot, scene, num_envs: int = 1, config: EngineConfig | None = None, **kwargs) -> Engine:
+    """Build an engine by name: ``"pybullet"`` (reference)."""
+    if backend == "pybullet":
+        from .pybullet_engine import PybulletEngine
+
+        return PybulletEngine(robot, scene, num_envs, config, **kwargs)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+
+
+__all__ = ["BACKENDS", "Engine", "EngineConfig", "make_engine", "pd_torques"]

@@ -1,0 +1,147 @@
+"""The batched engine interface that both physics backends implement.
+
+Every array has a leading ``num_envs`` axis. Joint arrays follow ``robot.joint_names``;
+poses are ``(x, y, z, qx, qy, qz, qw)`` in the world frame; hands are ordered as
+``robot.hands`` (left, right for humanoid43).
+
+Actuators follow one explicit law in every engine (see :func:`pd_torques`); physics runs
+at ``physics_dt`` and each :meth:`Engine.step` advances one control period ``control_dt``
+while the targets are held.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..robots import RobotDescription
+from ..scenes.base import ObjectParams, Scene
+from .grasp import check_grasp_mode
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """physics_dt: physics step (s), 1/500 or finer. control_dt: one engine.step (s), a multiple of physics_dt.
+
+    grasp: "assisted" (weld rule in physics/grasp.py) or "physical" (friction only, pybullet).
+    divergence_speed: a joint or object speed above this (rad/s or m/s) marks the env diverged.
+    """
+
+    physics_dt: float = 1.0 / 500.0
+    control_dt: float = 1.0 / 50.0
+    grasp: str = "assisted"
+    gravity: float = -9.81
+    divergence_speed: float = 500.0
+
+    def __post_init__(self):
+        check_grasp_mode(self.grasp)
+        if not 0 < self.physics_dt <= 1.0 / 500.0 + 1e-12:
+            raise ValueError(f"physics_dt must be in (0, 1/500] s for stable contacts, got {self.physics_dt}")
+        ratio = self.control_dt / self.physics_dt
+        if self.control_dt < self.physics_dt or abs(ratio - round(ratio)) > 1e-6:
+            raise ValueError(f"control_dt ({self.control_dt}) must be a whole multiple of physics_dt ({self.physics_dt})")
+
+    @property
+    def substeps(self) -> int:
+        return int(round(self.control_dt / self.physics_dt))
+
+
+def pd_torques(robot: RobotDescription, joint_pos: np.ndarray, joint_vel: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """The actuator law: tau = clip(kp * (target - q) - kd * qd, -tau_max, tau_max), per joint."""
+    torque = robot.kp * (targets - joint_pos) - robot.kd * joint_vel
+    return np.clip(torque, -robot.torque_limit, robot.torque_limit)
+
+
+class Engine(abc.ABC):
+    """N independent copies of one scene with one robot, stepped together."""
+
+    def __init__(self, robot: RobotDescription, scene: Scene, num_envs: int, config: EngineConfig | None = None):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.robot = robot
+        self.scene = scene
+        self.num_envs = int(num_envs)
+        self.config = config or EngineConfig()
+        self.hand_names = tuple(robot.hands)
+        self.joint_targets = np.tile(robot.keyframe("standing"), (self.num_envs, 1))
+        self.grasp_commands = np.zeros((self.num_envs, len(self.hand_names)), dtype=bool)
+        self.diverged = np.zeros(self.num_envs, dtype=bool)
+
+    def _env_ids(self, env_idx) -> np.ndarray:
+        if env_idx is None:
+            return np.arange(self.num_envs)
+        env_idx = np.atleast_1d(np.asarray(env_idx))
+        if env_idx.dtype == bool:
+            env_idx = np.flatnonzero(env_idx)
+        if env_idx.size and (env_idx.min() < 0 or env_idx.max() >= self.num_envs):
+            raise IndexError(f"env ids {env_idx} out of range for {self.num_envs} environments")
+        return env_idx.astype(np.int64)
+
+    def set_joint_targets(self, targets: np.ndarray) -> None:
+        """PD position targets (rad), shape (num_envs, 43); clipped to the joint limits."""
+        targets = np.asarray(targets, dtype=float)
+        if targets.shape != self.joint_targets.shape:
+            raise ValueError(f"joint targets must have shape {self.joint_targets.shape}, got {targets.shape}")
+        if not np.all(np.isfinite(targets)):
+            raise ValueError("joint targets contain NaN or inf")
+        self.joint_targets = np.clip(targets, self.robot.joint_lower, self.robot.joint_upper)
+
+    def set_grasp_commands(self, closing: np.ndarray) -> None:
+        """Whether each hand is closing, shape (num_envs, num_hands), bool."""
+        self.grasp_commands = np.asarray(closing, dtype=bool).reshape(self.grasp_commands.shape).copy()
+
+    @abc.abstractmethod
+    def reset(self, env_idx, joint_pos: np.ndarray, objects: list[list[ObjectParams]], object_poses: np.ndarray,
+              joint_vel: np.ndarray | None = None) -> None:
+        """Put environments ``env_idx`` into the given state; others are untouched.
+
+        joint_pos, joint_vel: (n, 43). objects: per env, one ObjectParams per scene object.
+        object_poses: (n, num_objects, 7). Grasps are released and targets set to joint_pos.
+        """
+
+    @abc.abstractmethod
+    def step(self) -> None:
+        """Advance every environment by one control period."""
+
+    @abc.abstractmethod
+    def joint_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Joint positions and velocities, each (num_envs, 43)."""
+
+    @abc.abstractmethod
+    def link_poses(self, links: list[str]) -> np.ndarray:
+        """World poses of the named link frames, (num_envs, len(links), 7)."""
+
+    @abc.abstractmethod
+    def point_jacobian(self, link: str, local_point) -> np.ndarray:
+        """Jacobian (num_envs, 6, 43) of a point fixed in ``link``'s frame: rows linear then angular, world frame."""
+
+    @abc.abstractmethod
+    def object_poses(self) -> np.ndarray:
+        """(num_envs, num_objects, 7)."""
+
+    @abc.abstractmethod
+    def object_velocities(self) -> np.ndarray:
+        """Linear then angular velocity, (num_envs, num_objects, 6)."""
+
+    @abc.abstractmethod
+    def grasped_objects(self) -> np.ndarray:
+        """Index of the object each hand holds by the assisted grasp, or -1; (num_envs, num_hands) int."""
+
+    @abc.abstractmethod
+    def hand_contact_forces(self) -> np.ndarray:
+        """Total normal contact force (N) between each hand and each object, (num_envs, num_hands, num_objects)."""
+
+    @abc.abstractmethod
+    def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """RGB image (H, W, 3) uint8 of one environment from the scene camera."""
+
+    def close(self) -> None:
+        """Release native resources; safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,307 @@
+"""The pybullet reference engine: N independent DIRECT clients, one per environment.
+
+One client per environment (rather than N robots in one world) keeps environments
+isolated by construction: no cross-talk in the broadphase, partial resets touch one
+client only, and a single env gives bit-identical results whether it runs alone or in a
+batch. ``benchmarks/pybullet_layout.py`` measures the alternative; see README.
+
+Actuation uses TORQUE_CONTROL with the explicit law of :func:`pd_torques`, evaluated
+every physics step; pybullet's default velocity motors and link damping are switched
+off so that the model matches the URDF and the numpy engine exactly.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pybullet
+from pybullet_utils import bullet_client
+
+from ..robots import RobotDescription
+from ..scenes.base import ObjectParams, Scene
+from . import grasp as grasp_rule
+from .engine import Engine, EngineConfig, pd_torques
+
+
+class PybulletEngine(Engine):
+    def __init__(self, robot: RobotDescription, scene: Scene, num_envs: int = 1, config: EngineConfig | None = None,
+                 gui: bool = False):
+        super().__init__(robot, scene, num_envs, config)
+        if gui and not os.environ.get("DISPLAY"):
+            raise RuntimeError("render_mode='human' opens a pybullet GUI window and needs a display; "
+                               "no DISPLAY is set. Use render_mode='rgb_array' on a headless machine.")
+        self.clients: list[bullet_client.BulletClient] = []
+        try:
+            for env_id in range(self.num_envs):
+                mode = pybullet.GUI if (gui and env_id == 0) else pybullet.DIRECT
+                self.clients.append(bullet_client.BulletClient(connection_mode=mode))
+            self._robot_ids = [self._build_world(client) for client in self.clients]
+        except Exception:
+            self.close()
+            raise
+        self._index_robot(self.clients[0], self._robot_ids[0])
+        self._object_ids = [[-1] * scene.num_objects for _ in range(self.num_envs)]
+        self._welds = -np.ones((self.num_envs, len(self.hand_names)), dtype=np.int64)  # constraint ids
+        self._grasped = -np.ones((self.num_envs, len(self.hand_names)), dtype=np.int64)
+
+    # ----------------------------------------------------------------- building
+    def _build_world(self, client) -> int:
+        client.setGravity(0, 0, self.config.gravity)
+        client.setPhysicsEngineParameter(fixedTimeStep=self.config.physics_dt, numSubSteps=1,
+                                         deterministicOverlappingPairs=1)
+        plane = client.createCollisionShape(pybullet.GEOM_PLANE)
+        floor = client.createMultiBody(0, plane)
+        client.changeDynamics(floor, -1, lateralFriction=self.scene.floor_friction)
+        for box in self.scene.static_boxes:
+            collision = client.createCollisionShape(pybullet.GEOM_BOX, halfExtents=box.half_extents)
+            visual = client.createVisualShape(pybullet.GEOM_BOX, halfExtents=box.half_extents, rgbaColor=box.rgba)
+            body = client.createMultiBody(0, collision, visual, box.position, box.quaternion)
+            client.changeDynamics(body, -1, lateralFriction=box.friction)
+        robot_id = client.loadURDF(
+            str(self.robot.urdf_path), self.scene.robot_position, self.scene.robot_quaternion,
+            useFixedBase=self.scene.fixed_base,
+            flags=pybullet.URDF_USE_INERTIA_FROM_FILE,
+        )
+        num_joints = client.getNumJoints(robot_id)
+        for link in range(-1, num_joints):
+            client.changeDynamics(robot_id, link, linearDamping=0.0, angularDamping=0.0, lateralFriction=1.0)
+        # Default velocity motors would act as hidden joint friction; torque control needs them off.
+        client.setJointMotorControlArray(robot_id, list(range(num_joints)), pybullet.VELOCITY_CONTROL,
+                                         forces=[0.0] * num_joints)
+        return robot_id
+
+    def _index_robot(self, client, robot_id) -> None:
+        link_index = {client.getBodyInfo(robot_id)[0].decode(): -1}
+        joint_index, parents, movable = {}, {}, []
+        for j in range(client.getNumJoints(robot_id)):
+            info = client.getJointInfo(robot_id, j)
+            joint_index[info[1].decode()] = j
+            link_index[info[12].decode()] = j
+            parents[j] = info[16]
+            if info[2] != pybullet.JOINT_FIXED:
+                movable.append(j)
+        self._link_index = link_index
+        self._joint_ids = [joint_index[name] for name in self.robot.joint_names]
+        # calculateJacobian orders columns by movable joint index; map them to joint_names order.
+        self._movable = movable
+        self._jacobian_columns = np.array([movable.index(j) for j in self._joint_ids])
+        self._hand_links = []
+        for hand in self.robot.hands.values():
+            palm = link_index[hand.palm_link]
+            subtree = {palm}
+            for j in sorted(parents):
+                if parents[j] in subtree:
+                    subtree.add(j)
+            self._hand_links.append(sorted(subtree))
+        self._palm_ids = [link_index[h.palm_link] for h in self.robot.hands.values()]
+        self._grasp_sites = np.array([h.grasp_site for h in self.robot.hands.values()])
+
+    def link_index(self, link: str) -> int:
+        if link not in self._link_index:
+            raise KeyError(f"robot {self.robot.name!r} has no link {link!r}")
+        return self._link_index[link]
+
+    def _make_object(self, client, params: ObjectParams, pose: np.ndarray) -> int:
+        if params.shape == "capsule":
+            radius, length = params.size
+            kwargs = dict(shapeType=pybullet.GEOM_CAPSULE, radius=radius)
+            collision = client.createCollisionShape(height=length, **kwargs)
+            visual = client.createVisualShape(length=length, rgbaColor=params.rgba, **kwargs)
+        elif params.shape == "box":
+            collision = client.createCollisionShape(pybullet.GEOM_BOX, halfExtents=params.size)
+            visual = client.createVisualShape(pybullet.GEOM_BOX, halfExtents=params.size, rgbaColor=params.rgba)
+        elif params.shape == "sphere":
+            collision = client.createCollisionShape(pybullet.GEOM_SPHERE, radius=params.size[0])
+            visual = client.createVisualShape(pybullet.GEOM_SPHERE, radius=params.size[0], rgbaColor=params.rgba)
+        else:
+            raise ValueError(f"unknown object shape {params.shape!r}")
+        body = client.createMultiBody(params.mass, collision, visual, pose[:3], pose[3:])
+        client.changeDynamics(body, -1, lateralFriction=params.friction, rollingFriction=1e-4,
+                              spinningFriction=1e-4, linearDamping=0.0, angularDamping=0.0)
+        return body
+
+    # ----------------------------------------------------------------- state
+    def reset(self, env_idx, joint_pos, objects, object_poses, joint_vel=None) -> None:
+        env_ids = self._env_ids(env_idx)
+        joint_pos = np.asarray(joint_pos, float).reshape(len(env_ids), self.robot.num_joints)
+        joint_vel = np.zeros_like(joint_pos) if joint_vel is None else np.asarray(joint_vel, float).reshape(joint_pos.shape)
+        object_poses = np.asarray(object_poses, float).reshape(len(env_ids), self.scene.num_objects, 7)
+        for row, env_id in enumerate(env_ids):
+            client, robot_id = self.clients[env_id], self._robot_ids[env_id]
+            self._release(env_id, range(len(self.hand_names)))
+            client.resetBasePositionAndOrientation(robot_id, self.scene.robot_position, self.scene.robot_quaternion)
+            client.resetBaseVelocity(robot_id, [0, 0, 0], [0, 0, 0])
+            for joint_id, q, qd in zip(self._joint_ids, joint_pos[row], joint_vel[row]):
+                client.resetJointState(robot_id, joint_id, q, qd)
+            for k in range(self.scene.num_objects):
+                if self._object_ids[env_id][k] >= 0:
+                    client.removeBody(self._object_ids[env_id][k])
+                self._object_ids[env_id][k] = self._make_object(client, objects[row][k], object_poses[row, k])
+        self.joint_targets[env_ids] = joint_pos
+        self.grasp_commands[env_ids] = False
+        self.diverged[env_ids] = False
+
+    def joint_state(self):
+        q = np.empty((self.num_envs, self.robot.num_joints))
+        qd = np.empty_like(q)
+        for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
+            states = client.getJointStates(robot_id, self._joint_ids)
+            q[env_id] = [s[0] for s in states]
+            qd[env_id] = [s[1] for s in states]
+        return q, qd
+
+    def link_poses(self, links):
+        ids = [self.link_index(link) for link in links]
+        poses = np.empty((self.num_envs, len(ids), 7))
+        for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
+            for i, link in enumerate(ids):
+                if link == -1:
+                    position, orientation = client.getBasePositionAndOrientation(robot_id)
+                else:
+                    state = client.getLinkState(robot_id, link, computeForwardKinematics=True)
+                    position, orientation = state[4], state[5]
+                poses[env_id, i, :3] = position
+                poses[env_id, i, 3:] = orientation
+        return poses
+
+    def point_jacobian(self, link, local_point):
+        link_id = self.link_index(link)
+        local_point = np.asarray(local_point, float)
+        q, _ = self.joint_state()
+        movable_q = np.zeros((self.num_envs, len(self._movable)))
+        movable_q[:, self._jacobian_columns] = q
+        zeros = [0.0] * len(self._movable)
+        jac = np.zeros((self.num_envs, 6, self.robot.num_joints))
+        for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
+            # calculateJacobian's point is in the URDF link frame (measured against finite
+            # differences), although its documentation says the centre-of-mass frame.
+            linear, angular = client.calculateJacobian(robot_id, link_id, local_point.tolist(),
+                                                       movable_q[env_id].tolist(), zeros, zeros)
+            offset = 0 if self.scene.fixed_base else 6
+            jac[env_id, :3] = np.asarray(linear)[:, offset:][:, self._jacobian_columns]
+            jac[env_id, 3:] = np.asarray(angular)[:, offset:][:, self._jacobian_columns]
+        return jac
+
+    def object_poses(self):
+        poses = np.zeros((self.num_envs, self.scene.num_objects, 7))
+        poses[..., 6] = 1.0
+        for env_id, client in enumerate(self.clients):
+            for k, body in enumerate(self._object_ids[env_id]):
+                if body >= 0:
+                    position, orientation = client.getBasePositionAndOrientation(body)
+                    poses[env_id, k] = (*position, *orientation)
+        return poses
+
+    def object_velocities(self):
+        velocities = np.zeros((self.num_envs, self.scene.num_objects, 6))
+        for env_id, client in enumerate(self.clients):
+            for k, body in enumerate(self._object_ids[env_id]):
+                if body >= 0:
+                    linear, angular = client.getBaseVelocity(body)
+                    velocities[env_id, k] = (*linear, *angular)
+        return velocities
+
+    def grasped_objects(self):
+        return self._grasped.copy()
+
+    def hand_contact_forces(self):
+        forces = np.zeros((self.num_envs, len(self.hand_names), self.scene.num_objects))
+        for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
+            for k, body in enumerate(self._object_ids[env_id]):
+                if body < 0:
+                    continue
+                for contact in client.getContactPoints(robot_id, body):
+                    for h, links in enumerate(self._hand_links):
+                        if contact[3] in links:
+                            forces[env_id, h, k] += contact[9]
+        return forces
+
+    # ----------------------------------------------------------------- stepping
+    def step(self) -> None:
+        for _ in range(self.config.substeps):
+            q, qd = self.joint_state()
+            torques = pd_torques(self.robot, q, qd, self.joint_targets)
+            for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
+                if self.diverged[env_id]:
+                    continue
+                client.setJointMotorControlArray(robot_id, self._joint_ids, pybullet.TORQUE_CONTROL,
+                                                 forces=torques[env_id].tolist())
+                client.stepSimulation()
+        self._update_grasps()
+        self._check_divergence()
+
+    def _check_divergence(self) -> None:
+        q, qd = self.joint_state()
+        speeds = np.abs(qd).max(axis=1)
+        if self.scene.num_objects:
+            object_speed = np.abs(self.object_velocities()).max(axis=(1, 2))
+            speeds = np.maximum(speeds, object_speed)
+        bad = ~np.isfinite(q).all(axis=1) | ~np.isfinite(speeds) | (speeds > self.config.divergence_speed)
+        self.diverged |= bad
+
+    def _release(self, env_id: int, hands) -> None:
+        for h in hands:
+            if self._welds[env_id, h] >= 0:
+                self.clients[env_id].removeConstraint(int(self._welds[env_id, h]))
+            self._welds[env_id, h] = -1
+            self._grasped[env_id, h] = -1
+
+    def _update_grasps(self) -> None:
+        if self.config.grasp != "assisted" or not self.scene.num_objects:
+            return
+        for env_id in range(self.num_envs):
+            opening = [h for h in range(len(self.hand_names)) if not self.grasp_commands[env_id, h]]
+            self._release(env_id, opening)
+            for h in range(len(self.hand_names)):
+                if self.grasp_commands[env_id, h] and self._grasped[env_id, h] < 0:
+                    self._try_attach(env_id, h)
+
+    def _try_attach(self, env_id: int, hand: int) -> None:
+        client, robot_id = self.clients[env_id], self._robot_ids[env_id]
+        palm = self._palm_ids[hand]
+        state = client.getLinkState(robot_id, palm, computeForwardKinematics=True)
+        palm_position = np.array(state[4])
+        rotation = np.array(client.getMatrixFromQuaternion(state[5])).reshape(3, 3)
+        site = palm_position + rotation @ self._grasp_sites[hand]
+        held_elsewhere = set(self._grasped[env_id].tolist())
+        for k, body in enumerate(self._object_ids[env_id]):
+            if body < 0 or k in held_elsewhere:
+                continue
+            position, orientation = client.getBasePositionAndOrientation(body)
+            distance = float(np.linalg.norm(np.asarray(position) - site))
+            touching = distance <= grasp_rule.GRASP_RADIUS and any(
+                client.getClosestPoints(robot_id, body, grasp_rule.TOUCH_MARGIN, linkIndexA=link)
+                for link in self._hand_links[hand]
+            )
+            if not grasp_rule.should_attach(np.bool_(True), np.bool_(False), np.float64(distance), np.bool_(touching)):
+                continue
+            # Weld at the current relative pose. createConstraint takes the parent frame relative
+            # to the palm's centre of mass and the child frame relative to the object's (its origin).
+            inv_com_position, inv_com_orientation = client.invertTransform(state[0], state[1])
+            parent_position, parent_orientation = client.multiplyTransforms(
+                inv_com_position, inv_com_orientation, position, orientation)
+            weld = client.createConstraint(robot_id, palm, body, -1, pybullet.JOINT_FIXED, [0, 0, 0],
+                                           parent_position, [0, 0, 0], parent_orientation, [0, 0, 0, 1])
+            client.changeConstraint(weld, maxForce=500.0)
+            self._welds[env_id, hand] = weld
+            self._grasped[env_id, hand] = k
+            return
+
+    # ----------------------------------------------------------------- images
+    def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
+        camera = self.scene.camera
+        width, height = width or camera.width, height or camera.height
+        client = self.clients[env_id]
+        view = client.computeViewMatrixFromYawPitchRoll(camera.target, camera.distance, camera.yaw, camera.pitch, 0, 2)
+        projection = client.computeProjectionMatrixFOV(camera.fov, width / height, 0.05, 10.0)
+        _, _, rgba, _, _ = client.getCameraImage(width, height, view, projection, renderer=pybullet.ER_TINY_RENDERER)
+        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[..., :3].copy()
+
+    def close(self) -> None:
+        for client in getattr(self, "clients", []):
+            try:
+                client.disconnect()
+            except pybullet.error:
+                pass
+        self.clients = []

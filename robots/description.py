@@ -1,0 +1,226 @@
+"""Declarative robot descriptions and the 43-DoF contract.
+
+A robot is data: a URDF plus the names that tasks use (joint groups, hands, keyframes)
+and the actuator gains. Limits are read from the URDF so that there is one source of
+truth for both engines.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: The actuated-joint budget of every robot this project runs, per group.
+GROUP_SIZES = {"legs": 12, "waist": 3, "head": 2, "arms": 14, "hands": 12}
+NUM_ACTUATED = sum(GROUP_SIZES.values())
+
+ACTUATED_TYPES = ("revolute", "continuous", "prismatic")
+
+
+class RobotContractError(ValueError):
+    """A robot description that breaks the 43-DoF contract or names unknown joints."""
+
+
+@dataclass(frozen=True)
+class HandSpec:
+    """What a task needs to know about one hand.
+
+    palm_link: link whose frame is the end effector.
+    grasp_site: point in the palm frame at the centre of the grasp volume (m).
+    arm_joints: the 7 joints the end-effector IK moves, shoulder to wrist.
+    finger_joints: the joints the grasp scalar closes.
+    finger_open / finger_closed: finger targets (rad) at grasp = -1 and +1.
+    """
+
+    palm_link: str
+    grasp_site: tuple[float, float, float]
+    arm_joints: tuple[str, ...]
+    finger_joints: tuple[str, ...]
+    finger_open: tuple[float, ...]
+    finger_closed: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class RobotDescription:
+    """A loaded robot. Arrays are ordered like ``joint_names``.
+
+    joint_lower, joint_upper: position limits (rad), shape (43,).
+    velocity_limit: (rad/s), shape (43,). torque_limit: (N m), shape (43,).
+    kp (N m/rad), kd (N m s/rad): PD gains, shape (43,).
+    keyframes: name -> joint positions, shape (43,).
+    """
+
+    name: str
+    urdf_path: Path
+    joint_names: tuple[str, ...]
+    groups: dict[str, tuple[str, ...]]
+    joint_lower: np.ndarray
+    joint_upper: np.ndarray
+    velocity_limit: np.ndarray
+    torque_limit: np.ndarray
+    kp: np.ndarray
+    kd: np.ndarray
+    keyframes: dict[str, np.ndarray]
+    hands: dict[str, HandSpec] = field(default_factory=dict)
+    base_link: str = "pelvis"
+    #: Height of the base link above the floor when standing at the zero posture (m).
+    standing_base_height: float = 1.0
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    def joint_indices(self, names) -> np.ndarray:
+        """Indices into ``joint_names`` of the given joints or group name."""
+        if isinstance(names, str):
+            names = self.groups[names]
+        lookup = {name: i for i, name in enumerate(self.joint_names)}
+        missing = [n for n in names if n not in lookup]
+        if missing:
+            raise KeyError(f"robot {self.name!r} has no joints {missing}")
+        return np.array([lookup[n] for n in names], dtype=np.int64)
+
+    def keyframe(self, name: str) -> np.ndarray:
+        if name not in self.keyframes:
+            raise KeyError(f"robot {self.name!r} has no keyframe {name!r}; it has {sorted(self.keyframes)}")
+        return self.keyframes[name].copy()
+
+
+@dataclass(frozen=True)
+class UrdfJoint:
+    name: str
+    type: str
+    parent: str
+    child: str
+    lower: float
+    upper: float
+    effort: float
+    velocity: float
+
+
+def read_urdf_joints(urdf_path: Path) -> list[UrdfJoint]:
+    """Joints of a URDF in file order. A file that is not a URDF raises RobotContractError."""
+    try:
+        root = ET.parse(urdf_path).getroot()
+    except (ET.ParseError, OSError) as error:
+        raise RobotContractError(f"cannot read URDF {urdf_path}: {error}") from error
+    if root.tag != "robot":
+        raise RobotContractError(f"{urdf_path} is not a URDF: root element is <{root.tag}>, expected <robot>")
+    joints = []
+    for element in root.findall("joint"):
+        limit = element.find("limit")
+        attrs = limit.attrib if limit is not None else {}
+        joints.append(UrdfJoint(
+            name=element.get("name", ""),
+            type=element.get("type", ""),
+            parent=element.find("parent").get("link") if element.find("parent") is not None else "",
+            child=element.find("child").get("link") if element.find("child") is not None else "",
+            lower=float(attrs.get("lower", -np.pi)),
+            upper=float(attrs.get("upper", np.pi)),
+            effort=float(attrs.get("effort", 0.0)),
+            velocity=float(attrs.get("velocity", 0.0)),
+        ))
+    return joints
+
+
+def check_contract(urdf_path: Path, groups: dict[str, tuple[str, ...]]) -> list[UrdfJoint]:
+    """Refuse a robot whose actuated joints are not exactly 43 revolute joints in the five groups.
+
+    Returns the URDF's actuated joints. Every error names the offending joints so the
+    author can fix the URDF or the group mapping.
+    """
+    joints = read_urdf_joints(urdf_path)
+    actuated = [j for j in joints if j.type in ACTUATED_TYPES]
+    problems = []
+    not_revolute = [j.name for j in actuated if j.type != "revolute"]
+    if not_revolute:
+        problems.append(f"actuated joints must be revolute; not revolute: {not_revolute}")
+    if len(actuated) != NUM_ACTUATED:
+        problems.append(f"expected exactly {NUM_ACTUATED} actuated joints, found {len(actuated)}")
+    unknown_groups = sorted(set(groups) - set(GROUP_SIZES))
+    missing_groups = sorted(set(GROUP_SIZES) - set(groups))
+    if unknown_groups:
+        problems.append(f"unknown groups {unknown_groups}; the groups are {list(GROUP_SIZES)}")
+    if missing_groups:
+        problems.append(f"missing groups {missing_groups}")
+    for group, size in GROUP_SIZES.items():
+        if group in groups and len(groups[group]) != size:
+            problems.append(f"group {group!r} must have {size} joints, has {len(groups[group])}: {list(groups[group])}")
+    actuated_names = {j.name for j in actuated}
+    seen: dict[str, str] = {}
+    duplicated, not_actuated = [], []
+    for group, names in groups.items():
+        for name in names:
+            if name in seen:
+                duplicated.append(f"{name} (in {seen[name]!r} and {group!r})")
+            seen[name] = group
+            if name not in actuated_names:
+                not_actuated.append(name)
+    if duplicated:
+        problems.append(f"joints in more than one group: {duplicated}")
+    if not_actuated:
+        problems.append(f"grouped joints that are not actuated joints of the URDF: {not_actuated}")
+    ungrouped = [j.name for j in actuated if j.name not in seen]
+    if ungrouped:
+        problems.append(f"actuated joints in no group: {ungrouped}")
+    if problems:
+        raise RobotContractError(
+            f"robot URDF {urdf_path} breaks the 43-DoF contract:\n  - " + "\n  - ".join(problems)
+            + "\nEvery robot needs exactly 43 actuated revolute joints, each in exactly one of "
+            + ", ".join(f"{g} ({n})" for g, n in GROUP_SIZES.items()) + "."
+        )
+    return actuated
+
+
+def describe(
+    name: str,
+    urdf_path: str | Path,
+    groups: dict[str, tuple[str, ...]],
+    kp: dict[str, float],
+    kd: dict[str, float],
+    keyframes: dict[str, dict[str, float]] | None = None,
+    hands: dict[str, HandSpec] | None = None,
+    base_link: str = "pelvis",
+    standing_base_height: float = 1.0,
+) -> RobotDescription:
+    """Build a RobotDescription from a URDF and a group mapping, checking the contract.
+
+    Joint order is the groups' order (legs, waist, head, arms, hands), so tasks that address
+    joints by group run unchanged on any robot that declares the same groups. Gains and
+    keyframes map joint names to values; joints a keyframe omits sit at 0 clipped to limits.
+    """
+    urdf_path = Path(urdf_path)
+    actuated = {j.name: j for j in check_contract(urdf_path, groups)}
+    joint_names = tuple(n for group in GROUP_SIZES for n in groups[group])
+    for label, gains in (("kp", kp), ("kd", kd)):
+        missing = [n for n in joint_names if n not in gains]
+        extra = [n for n in gains if n not in actuated]
+        if missing or extra:
+            raise RobotContractError(f"{label} gains for robot {name!r}: missing {missing}, unknown {extra}")
+    lower = np.array([actuated[n].lower for n in joint_names])
+    upper = np.array([actuated[n].upper for n in joint_names])
+    frames = {}
+    for frame_name, values in (keyframes or {}).items():
+        unknown = [n for n in values if n not in actuated]
+        if unknown:
+            raise RobotContractError(f"keyframe {frame_name!r} names unknown joints {unknown}")
+        frames[frame_name] = np.clip(np.array([values.get(n, 0.0) for n in joint_names]), lower, upper)
+    return RobotDescription(
+        name=name,
+        urdf_path=urdf_path,
+        joint_names=joint_names,
+        groups={g: tuple(groups[g]) for g in GROUP_SIZES},
+        joint_lower=lower,
+        joint_upper=upper,
+        velocity_limit=np.array([actuated[n].velocity for n in joint_names]),
+        torque_limit=np.array([actuated[n].effort for n in joint_names]),
+        kp=np.array([kp[n] for n in joint_names], dtype=float),
+        kd=np.array([kd[n] for n in joint_names], dtype=float),
+        keyframes=frames,
+        hands=dict(hands or {}),
+        base_link=base_link,
+        standing_base_height=standing_base_height,
+    )

@@ -1,0 +1,99 @@
+"""humanoid43: a Qinglong-class full-size humanoid, about 1.85 m and 80 kg, 43 actuated joints.
+
+Declarative data only: the URDF comes from ``humanoid43_urdf.py``; this file names the
+groups, hands, PD gains and keyframes that tasks use.
+
+The gains are chosen for the explicit PD law at 500 Hz: for each joint the damping
+``kd * dt / I`` and stiffness ``sqrt(kp / I) * dt`` stay below about 0.5 for the smallest
+inertia ``I`` the joint can see, so the explicit pybullet reference is stable as well as
+the numpy engine, which treats damping implicitly.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from .description import HandSpec, RobotDescription, describe
+
+SIDES = ("left", "right")
+LEG = ("hip_yaw", "hip_roll", "hip_pitch", "knee", "ankle_pitch", "ankle_roll")
+ARM = ("shoulder_pitch", "shoulder_roll", "shoulder_yaw", "elbow", "wrist_yaw", "wrist_pitch", "wrist_roll")
+HAND = ("thumb_rotation", "thumb_flexion", "index", "middle", "ring", "little")
+
+GROUPS = {
+    "legs": tuple(f"{s}_{j}" for s in SIDES for j in LEG),
+    "waist": ("waist_yaw", "waist_roll", "waist_pitch"),
+    "head": ("neck_yaw", "neck_pitch"),
+    "arms": tuple(f"{s}_{j}" for s in SIDES for j in ARM),
+    "hands": tuple(f"{s}_{j}" for s in SIDES for j in HAND),
+}
+
+# (kp N m/rad, kd N m s/rad) per joint kind, shared by both sides.
+_GAINS = {
+    "hip_yaw": (300, 5), "hip_roll": (500, 10), "hip_pitch": (500, 10), "knee": (500, 10),
+    "ankle_pitch": (200, 2), "ankle_roll": (100, 1),
+    "waist_yaw": (1500, 40), "waist_roll": (1500, 40), "waist_pitch": (2000, 50),
+    "neck_yaw": (80, 1.0), "neck_pitch": (80, 2.0),
+    "shoulder_pitch": (400, 20), "shoulder_roll": (400, 20), "shoulder_yaw": (200, 4),
+    "elbow": (300, 10), "wrist_yaw": (40, 1.0), "wrist_pitch": (40, 1.0), "wrist_roll": (40, 1.0),
+    "thumb_rotation": (0.5, 0.004), "thumb_flexion": (0.5, 0.004),
+    "index": (0.5, 0.005), "middle": (0.5, 0.005), "ring": (0.5, 0.005), "little": (0.5, 0.005),
+}
+
+
+def _kind(joint: str) -> str:
+    for side in SIDES:
+        if joint.startswith(side + "_"):
+            return joint[len(side) + 1:]
+    return joint
+
+
+ALL_JOINTS = tuple(j for group in GROUPS.values() for j in group)
+KP = {j: float(_GAINS[_kind(j)][0]) for j in ALL_JOINTS}
+KD = {j: float(_GAINS[_kind(j)][1]) for j in ALL_JOINTS}
+
+# A slight knee bend keeps the standing robot off its knee limits.
+_STANDING = {f"{s}_{j}": v for s in SIDES for j, v in (("hip_pitch", -0.15), ("knee", 0.3), ("ankle_pitch", -0.15))}
+# Torso leaning over the table, both grasp sites in front of the body with the palms facing
+# down, joints well inside their limits (found by DLS IK with a mid-range null-space term).
+# Mirroring: joints about y (pitch) and the already-mirrored shoulder roll keep their value,
+# joints about x and z change sign.
+_RIGHT_ARM_READY = {"shoulder_pitch": -0.231, "shoulder_roll": 0.54, "shoulder_yaw": 0.685, "elbow": -1.663,
+                    "wrist_yaw": 0.963, "wrist_pitch": 0.628, "wrist_roll": -0.377}
+_MIRROR_SIGN = {"shoulder_pitch": 1, "shoulder_roll": 1, "shoulder_yaw": -1, "elbow": 1,
+                "wrist_yaw": -1, "wrist_pitch": 1, "wrist_roll": -1}
+_ARMS_READY = {
+    **_STANDING,
+    "waist_pitch": 0.3,
+    "neck_pitch": 0.5,
+    **{f"right_{j}": v for j, v in _RIGHT_ARM_READY.items()},
+    **{f"left_{j}": _MIRROR_SIGN[j] * v for j, v in _RIGHT_ARM_READY.items()},
+}
+KEYFRAMES = {"standing": _STANDING, "arms_ready": _ARMS_READY}
+
+
+def _hand(side: str) -> HandSpec:
+    sign = 1.0 if side == "left" else -1.0
+    return HandSpec(
+        palm_link=f"{side}_palm",
+        grasp_site=(0.0, -sign * 0.045, -0.09),
+        arm_joints=tuple(f"{side}_{j}" for j in ARM),
+        finger_joints=tuple(f"{side}_{j}" for j in HAND),
+        finger_open=(0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+        finger_closed=(1.0, 0.9, 1.2, 1.2, 1.2, 1.2),
+    )
+
+
+def load() -> RobotDescription:
+    urdf = resources.files("training_ground.robots").joinpath("assets", "humanoid43.urdf")
+    return describe(
+        name="humanoid43",
+        urdf_path=str(urdf),
+        groups=GROUPS,
+        kp=KP,
+        kd=KD,
+        keyframes=KEYFRAMES,
+        hands={side: _hand(side) for side in SIDES},
+        base_link="pelvis",
+        standing_base_height=1.021,
+    )
