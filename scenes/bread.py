@@ -56,7 +56,7 @@ def bread_scene() -> Scene:
         object_names=("bread",),
         robot_position=(0.0, 0.0, ROBOT_BASE_HEIGHT),
         fixed_base=True,
-        camera=Camera(target=(0.35, -0.05, 0.95), distance=1.9, yaw=60.0, pitch=-30.0),
+        camera=Camera(target=(0.35, -0.08, 1.12), distance=1.75, yaw=60.0, pitch=-25.0, width=400, height=300),
     )
 
 
