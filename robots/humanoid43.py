@@ -30,8 +30,8 @@ GROUPS = {
 
 # (kp N m/rad, kd N m s/rad) per joint kind, shared by both sides.
 _GAINS = {
-    "hip_yaw": (300, 5), "hip_roll": (500, 10), "hip_pitch": (500, 10), "knee": (500, 10),
-    "ankle_pitch": (200, 2), "ankle_roll": (100, 1),
+    "hip_yaw": (300, 5), "hip_roll": (800, 15), "hip_pitch": (800, 15), "knee": (800, 15),
+    "ankle_pitch": (1500, 10), "ankle_roll": (600, 2.5),
     "waist_yaw": (1500, 40), "waist_roll": (1500, 40), "waist_pitch": (2000, 50),
     "neck_yaw": (80, 1.0), "neck_pitch": (80, 2.0),
     "shoulder_pitch": (400, 20), "shoulder_roll": (400, 20), "shoulder_yaw": (200, 4),

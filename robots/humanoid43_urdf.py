@@ -210,8 +210,8 @@ def _leg(side: str, sign: float) -> tuple[list[Link], list[Joint]]:
         Joint(p + "hip_roll", p + "hip_yaw_link", p + "hip_roll_link", (0, 0, 0), (1, 0, 0), -0.5, 0.5, 300, 10),
         Joint(p + "hip_pitch", p + "hip_roll_link", p + "thigh", (0, 0, 0), (0, 1, 0), -2.0, 0.8, 400, 10),
         Joint(p + "knee", p + "thigh", p + "shank", (0, 0, -THIGH), (0, 1, 0), 0.0, 2.4, 400, 10),
-        Joint(p + "ankle_pitch", p + "shank", p + "ankle_pitch_link", (0, 0, -SHANK), (0, 1, 0), -0.8, 0.6, 150, 10),
-        Joint(p + "ankle_roll", p + "ankle_pitch_link", p + "foot", (0, 0, 0), (1, 0, 0), -0.4, 0.4, 100, 10),
+        Joint(p + "ankle_pitch", p + "shank", p + "ankle_pitch_link", (0, 0, -SHANK), (0, 1, 0), -0.8, 0.6, 250, 10),
+        Joint(p + "ankle_roll", p + "ankle_pitch_link", p + "foot", (0, 0, 0), (1, 0, 0), -0.4, 0.4, 150, 10),
     ]
     return links, joints
 
