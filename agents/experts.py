@@ -136,8 +136,12 @@ EXPERTS = {"TrainingGround/BreadPickPlace-v0": BreadPickPlaceExpert}
 
 
 def make_expert(env, task_id: str | None = None):
-    """The scripted expert for an env made from a registered id (single or batched)."""
-    task_id = task_id or env.spec.id
+    """The scripted expert for an env of a registered task (made by gymnasium.make or directly)."""
+    from ..envs import TASKS
+
+    if task_id is None:
+        task_class = type(env.unwrapped.task)
+        task_id = next((name for name, (_, cls) in TASKS.items() if cls is task_class), None)
     if task_id not in EXPERTS:
         raise KeyError(f"no scripted expert for {task_id!r}; experts exist for {sorted(EXPERTS)}")
     return EXPERTS[task_id].for_env(env)
