@@ -98,16 +98,21 @@ class BatchedTask(abc.ABC):
         self.robot = robots.load(self.config.robot)
         self.scene = self.build_scene()
         self.engine = make_engine(backend, self.robot, self.scene, num_envs, self.config.engine_config(), gui=gui)
-        self.num_envs = num_envs
-        self.controller = make_controller(action_mode, self.engine, self.config.ik)
-        self.action_space = spaces.Box(-1.0, 1.0, (self.controller.action_size,), np.float32)
-        self.elapsed = np.zeros(num_envs, dtype=np.int64)
-        self.episode_params: list[list[ObjectParams]] = [[] for _ in range(num_envs)]
-        self.reset(np.arange(num_envs), [np.random.default_rng(0) for _ in range(num_envs)])
-        self.observation_space = spaces.Dict({
-            key: spaces.Box(-OBS_LIMIT, OBS_LIMIT, value.shape[1:], np.float32)
-            for key, value in self.observe().items()
-        })
+        try:
+            self.num_envs = num_envs
+            self.controller = make_controller(action_mode, self.engine, self.config.ik)
+            self.action_space = spaces.Box(-1.0, 1.0, (self.controller.action_size,), np.float32)
+            self.elapsed = np.zeros(num_envs, dtype=np.int64)
+            self.episode_params: list[list[ObjectParams]] = [[] for _ in range(num_envs)]
+            # A first episode gives the observation shapes; a bad config fails here, not mid-run.
+            self.reset(np.arange(num_envs), [np.random.default_rng(0) for _ in range(num_envs)])
+            self.observation_space = spaces.Dict({
+                key: spaces.Box(-OBS_LIMIT, OBS_LIMIT, value.shape[1:], np.float32)
+                for key, value in self.observe().items()
+            })
+        except Exception:
+            self.engine.close()
+            raise
 
     # ------------------------------------------------------------------ hooks
     @abc.abstractmethod

@@ -31,7 +31,7 @@ def load(name: str = "humanoid43", **overrides) -> RobotDescription:
         if "groups" not in overrides:
             raise RobotContractError(f"loading URDF {name} needs groups={{group: joint names}} for {list(GROUP_SIZES)}")
         path = Path(name)
-        return describe(name=overrides.pop("name", path.stem), urdf_path=path, **overrides)
+        return describe(name=path.stem, urdf_path=path, **overrides)
     raise KeyError(f"unknown robot {name!r}; registered robots: {sorted(_REGISTRY)}, or pass a .urdf path with groups=")
 
 

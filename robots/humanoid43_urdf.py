@@ -271,7 +271,7 @@ def _hand(side: str, sign: float) -> tuple[list[Link], list[Joint]]:
 
 def robot_tree() -> tuple[list[Link], list[Joint]]:
     """All links (root first) and joints of humanoid43."""
-    links = [Link("pelvis", 12.0, Shape("box", (0.18, 0.30, 0.14)), "dark")]
+    links = [Link("pelvis", 10.0, Shape("box", (0.18, 0.30, 0.14)), "dark")]
     joints: list[Joint] = []
     for side, sign in (("left", 1.0), ("right", -1.0)):
         leg_links, leg_joints = _leg(side, sign)
@@ -280,7 +280,7 @@ def robot_tree() -> tuple[list[Link], list[Joint]]:
     links += [
         _motor("waist_yaw_link", 1.5, 0.05, rotor_inertia=0.1),
         _motor("waist_roll_link", 1.5, 0.05, rotor_inertia=0.1),
-        Link("torso", 27.0, Shape("box", (0.22, 0.34, 0.40), (0, 0, 0.22)), "white"),
+        Link("torso", 20.0, Shape("box", (0.22, 0.34, 0.40), (0, 0, 0.22)), "white"),
         _motor("neck_yaw_link", 0.5, 0.035, rotor_inertia=0.01),
         Link("head", 4.0, Shape("sphere", (0.12,), (0.01, 0, 0.14)), "accent"),
     ]
