@@ -183,24 +183,21 @@ class PybulletEngine(Engine):
             jac[env_id, 3:] = np.asarray(angular)[:, offset:][:, self._jacobian_columns]
         return jac
 
-    def object_poses(self):
-        poses = np.zeros((self.num_envs, self.scene.num_objects, 7))
-        poses[..., 6] = 1.0
+    def _read_objects(self, width: int, read) -> np.ndarray:
+        """(num_envs, num_objects, width) from ``read(client, body)``, which returns two triples."""
+        values = np.zeros((self.num_envs, self.scene.num_objects, width))
         for env_id, client in enumerate(self.clients):
             for k, body in enumerate(self._object_ids[env_id]):
                 if body >= 0:
-                    position, orientation = client.getBasePositionAndOrientation(body)
-                    poses[env_id, k] = (*position, *orientation)
-        return poses
+                    first, second = read(client, body)
+                    values[env_id, k] = (*first, *second)
+        return values
+
+    def object_poses(self):
+        return self._read_objects(7, lambda client, body: client.getBasePositionAndOrientation(body))
 
     def object_velocities(self):
-        velocities = np.zeros((self.num_envs, self.scene.num_objects, 6))
-        for env_id, client in enumerate(self.clients):
-            for k, body in enumerate(self._object_ids[env_id]):
-                if body >= 0:
-                    linear, angular = client.getBaseVelocity(body)
-                    velocities[env_id, k] = (*linear, *angular)
-        return velocities
+        return self._read_objects(6, lambda client, body: client.getBaseVelocity(body))
 
     def grasped_objects(self):
         return self._grasped.copy()
