@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any
-
 import gymnasium
 import numpy as np
 from gymnasium import spaces
@@ -49,9 +47,6 @@ class TaskConfig:
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(physics_dt=self.physics_dt, control_dt=self.control_dt, grasp=self.grasp)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def make_config(config_class: type, config=None, **overrides) -> TaskConfig:

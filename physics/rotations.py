@@ -70,13 +70,3 @@ def quat_to_axis_angle(q) -> np.ndarray:
     scale = np.where(sin_half > 1e-12, angle / np.where(sin_half > 1e-12, sin_half, 1.0), 2.0)
     return q[..., :3] * scale
 
-
-def yaw_quat(yaw) -> np.ndarray:
-    yaw = np.asarray(yaw, float)
-    zeros = np.zeros_like(yaw)
-    return np.stack([zeros, zeros, np.sin(yaw / 2), np.cos(yaw / 2)], -1)
-
-
-def transform_points(position, quaternion, points) -> np.ndarray:
-    """World coordinates of body-frame ``points`` given the body pose."""
-    return np.asarray(position) + np.einsum("...ij,...j->...i", quat_to_matrix(quaternion), points)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 
 IDENTITY_QUAT = (0.0, 0.0, 0.0, 1.0)
 
@@ -81,6 +80,3 @@ class Scene:
     def num_objects(self) -> int:
         return len(self.object_names)
 
-
-def pose(position, quaternion=IDENTITY_QUAT) -> np.ndarray:
-    return np.concatenate([np.asarray(position, float), np.asarray(quaternion, float)])
