@@ -89,6 +89,7 @@ class BatchedTask(abc.ABC):
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"unknown reward_mode {reward_mode!r}; choose one of {REWARD_MODES}")
         self.config = config or self.config_class()
+        self._state_cache: dict = {}
         self.backend, self.action_mode, self.reward_mode = backend, action_mode, reward_mode
         self.robot = robots.load(self.config.robot)
         self.scene = self.build_scene()
@@ -130,6 +131,12 @@ class BatchedTask(abc.ABC):
     def reward_terms(self, evaluation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Unscaled reward terms, one (N,) array per name in ``reward_names``."""
 
+    def cached(self, key: str, compute):
+        """``compute()`` once per simulator state: hooks share engine reads within one step."""
+        if key not in self._state_cache:
+            self._state_cache[key] = compute()
+        return self._state_cache[key]
+
     def reward_scales(self) -> dict[str, float]:
         return {name: getattr(self.config, f"{name}_scale") for name in self.reward_names}
 
@@ -145,6 +152,7 @@ class BatchedTask(abc.ABC):
             self.episode_params[env_id] = params
         joint_pos = np.array(joint_pos)
         self.engine.reset(env_ids, joint_pos, objects, np.array(poses))
+        self._state_cache = {}
         self.controller.reset(env_ids, joint_pos)
         self.elapsed[env_ids] = 0
 
@@ -156,6 +164,7 @@ class BatchedTask(abc.ABC):
         """
         self.controller.apply(actions)
         self.engine.step()
+        self._state_cache = {}
         self.elapsed += 1
         evaluation = self.evaluate()
         terms = self.reward_terms(evaluation)

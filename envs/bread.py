@@ -58,9 +58,11 @@ class BreadPickPlaceTask(BatchedTask):
 
     def _frames(self):
         base = np.asarray(self.scene.robot_position)
-        site_pos, site_quat = grasp_site_poses(self.engine)
-        bread = self.engine.object_poses()[:, 0]
-        return base, site_pos, site_quat, bread
+        site_pos, site_quat = self.cached("sites", lambda: grasp_site_poses(self.engine))
+        return base, site_pos, site_quat, self._bread_pose()
+
+    def _bread_pose(self):
+        return self.cached("bread", lambda: self.engine.object_poses()[:, 0])
 
     def observe(self):
         base, site_pos, site_quat, bread = self._frames()
@@ -81,7 +83,7 @@ class BreadPickPlaceTask(BatchedTask):
         }
 
     def evaluate(self):
-        bread = self.engine.object_poses()[:, 0]
+        bread = self._bread_pose()
         speed = np.linalg.norm(self.engine.object_velocities()[:, 0, :3], axis=-1)
         held = (self.engine.grasped_objects() == 0).any(axis=1)
         inside = bread_scene.in_basket(bread[:, :3])
