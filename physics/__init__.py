@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .engine import Engine, EngineConfig, pd_torques
+from .model import Model, bias_forces, forward_kinematics, jacobian, load_model, mass_matrix
 
 BACKENDS = ("pybullet",)
 
@@ -16,4 +17,7 @@ def make_engine(backend: str, robot, scene, num_envs: int = 1, config: EngineCon
     raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
 
 
-__all__ = ["BACKENDS", "Engine", "EngineConfig", "make_engine", "pd_torques"]
+__all__ = [
+    "BACKENDS", "Engine", "EngineConfig", "Model", "bias_forces", "forward_kinematics", "jacobian", "load_model",
+    "make_engine", "mass_matrix", "pd_torques",
+]
