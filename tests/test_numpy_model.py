@@ -15,7 +15,7 @@ CONFIGS = 100
 @pytest.fixture(scope="module")
 def setup():
     robot = robots.load("humanoid43")
-    model = numpy_model.load_model(robot, base_position=BASE)
+    model = numpy_model.load_model(robot, fixed_base=True, base_position=BASE)
     client = pybullet.connect(pybullet.DIRECT)
     pybullet.setGravity(0, 0, -9.81, physicsClientId=client)
     body = pybullet.loadURDF(str(robot.urdf_path), BASE.tolist(), useFixedBase=True,
