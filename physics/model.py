@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -67,6 +67,45 @@ class Model:
     ancestors: np.ndarray
     dof_parent: np.ndarray
     dof_chains: tuple[np.ndarray, ...]
+    # Derived, batch-last constants of the hot path (recomputed by dataclasses.replace).
+    _terms: tuple = field(init=False, repr=False, compare=False)
+    _translation: np.ndarray = field(init=False, repr=False, compare=False)
+    _axis_last: np.ndarray = field(init=False, repr=False, compare=False)
+    _com_last: np.ndarray = field(init=False, repr=False, compare=False)
+    _inertia_last: np.ndarray = field(init=False, repr=False, compare=False)
+    _level_parents: tuple = field(init=False, repr=False, compare=False)
+    _level_groups: tuple = field(init=False, repr=False, compare=False)
+    _pairs: tuple = field(init=False, repr=False, compare=False)
+    _moving_links: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        derived = {
+            "_terms": _local_rotation_terms(self),
+            "_translation": np.ascontiguousarray(self.origin_translation.T),
+            "_axis_last": np.ascontiguousarray(self.axis.T),
+            "_com_last": np.ascontiguousarray(self.com.T),
+            "_inertia_last": np.ascontiguousarray(np.moveaxis(self.inertia, 0, -1)),
+            "_level_parents": tuple((level, self.parent[level]) for level in self.levels[1:]),
+            "_moving_links": np.flatnonzero(self.joint_of_link >= 0),
+        }
+        groups = []
+        for level in self.levels[1:]:
+            ordered = level[np.argsort(self.parent[level], kind="stable")]
+            parents, starts = np.unique(self.parent[ordered], return_index=True)
+            groups.append((ordered, parents, starts))
+        derived["_level_groups"] = tuple(groups)
+        moving = derived["_moving_links"]
+        rows, cols = [], []
+        for i in moving:
+            for j in moving:
+                if self.ancestors[i, j]:
+                    rows.append(i)
+                    cols.append(j)
+        rows, cols = np.array(rows), np.array(cols)
+        base = 6 if self.floating else 0
+        derived["_pairs"] = (rows, cols, base + self.joint_of_link[rows], base + self.joint_of_link[cols])
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     @property
     def num_links(self) -> int:
@@ -211,22 +250,38 @@ def load_model(robot: RobotDescription, fixed_base: bool = True, base_position=(
     )
 
 
-def _axis_rotations(axes: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """Rotations (N, K, 3, 3) about unit axes (K, 3) by angles (N, K), Rodrigues' formula."""
-    x, y, z = axes[:, 0], axes[:, 1], axes[:, 2]
-    zero = np.zeros_like(x)
-    skew = np.stack([np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)], -2)
-    s, c = np.sin(angles)[..., None, None], np.cos(angles)[..., None, None]
-    return np.eye(3) + s * skew + (1 - c) * (skew @ skew)
+# ---------------------------------------------------------------------------------------------
+# Internals run batch-LAST: arrays shaped (..., links, N), with the 3x3 algebra written out as
+# broadcast products. That layout keeps every numpy call long and contiguous, which measured
+# several times faster than stacks of small matrices (see DESIGN.md's speed notes).
+
+
+def _mat_mat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(3, 3, ...) @ (3, 3, ...) element-wise over the trailing axes."""
+    return (a[:, :, None] * b[None]).sum(axis=1)
+
+
+def _mat_vec(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(3, 3, ...) @ (3, ...)."""
+    return (a * v[None]).sum(axis=1)
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross products of (3, ...) arrays."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
 
 @dataclass
 class Kinematics:
-    """Per-link quantities for one batch of configurations (world-aligned, about the base origin).
+    """Per-link quantities for one batch, batch-last, world-aligned, about the base origin.
 
-    rotation (N, L, 3, 3); origin (N, L, 3): link frame origins relative to the base origin;
-    axis (N, L, 3): joint axes in the world (zero for the base); com (N, L, 3) relative to
-    the base origin; base_position (N, 3) in the world.
+    rotation (3, 3, L, N); origin (3, L, N): link frame origins relative to the base origin;
+    axis (3, L, N): joint axes in the world (zero for the base); com (3, L, N) relative to the
+    base origin; base_position (3, N) in the world.
     """
 
     rotation: np.ndarray
@@ -236,45 +291,74 @@ class Kinematics:
     base_position: np.ndarray
 
 
-def kinematics(model: Model, q: np.ndarray) -> Kinematics:
-    base_position, base_rotation, joints = model.split(q)
-    n = joints.shape[0]
-    rotation = np.empty((n, model.num_links, 3, 3))
-    origin = np.empty((n, model.num_links, 3))
-    rotation[:, 0] = base_rotation
-    origin[:, 0] = 0.0
+def _local_rotation_terms(model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """R_origin, R_origin K and R_origin K^2 per link (3, 3, L): R_origin R_axis(q) = A + sin q B + (1 - cos q) C."""
+    x, y, z = model.axis[:, 0], model.axis[:, 1], model.axis[:, 2]
+    zero = np.zeros_like(x)
+    skew = np.stack([np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)], -2)
+    first = model.origin_rotation @ skew
+    second = first @ skew
+    return tuple(np.ascontiguousarray(np.moveaxis(m, 0, -1)) for m in (model.origin_rotation, first, second))
+
+
+def _kinematics(model: Model, q_last: np.ndarray) -> Kinematics:
+    """Forward kinematics from batch-last generalised positions (nq, N)."""
+    n = q_last.shape[-1]
+    links = model.num_links
+    angles = np.zeros((links, n))
     has_joint = model.joint_of_link >= 0
-    angles = np.zeros((n, model.num_links))
-    angles[:, has_joint] = joints[:, model.joint_of_link[has_joint]]
-    joint_rotation = _axis_rotations(model.axis, angles)  # identity where the axis is zero
-    for level in model.levels[1:]:
-        parent_rotation = rotation[:, model.parent[level]]
-        origin[:, level] = origin[:, model.parent[level]] + np.einsum(
-            "nkij,kj->nki", parent_rotation, model.origin_translation[level])
-        rotation[:, level] = parent_rotation @ model.origin_rotation[level] @ joint_rotation[:, level]
-    axis = np.einsum("nlij,lj->nli", rotation, model.axis)
-    com = origin + np.einsum("nlij,lj->nli", rotation, model.com)
-    return Kinematics(rotation, origin, axis, com, np.array(base_position, copy=True))
+    offset = 7 if model.floating else 0
+    angles[has_joint] = q_last[offset + model.joint_of_link[has_joint]]
+    a, b, c = model._terms
+    local = a[..., None] + b[..., None] * np.sin(angles) + c[..., None] * (1.0 - np.cos(angles))
+    rotation = np.empty((3, 3, links, n))
+    origin = np.empty((3, links, n))
+    if model.floating:
+        quat = q_last[3:7] / np.sqrt((q_last[3:7] ** 2).sum(axis=0))
+        rotation[:, :, 0] = np.moveaxis(quat_to_matrix(quat.T), 0, -1)
+        base_position = q_last[:3].copy()
+    else:
+        rotation[:, :, 0] = model.base_rotation[:, :, None]
+        base_position = np.repeat(model.base_position[:, None], n, axis=1)
+    origin[:, 0] = 0.0
+    translation = model._translation  # (3, L)
+    for level, parent in model._level_parents:
+        parent_rotation = rotation[:, :, parent]
+        origin[:, level] = origin[:, parent] + (parent_rotation * translation[None, :, level, None]).sum(axis=1)
+        rotation[:, :, level] = _mat_mat(parent_rotation, local[:, :, level])
+    axis = (rotation * model._axis_last[None, :, :, None]).sum(axis=1)
+    com = origin + (rotation * model._com_last[None, :, :, None]).sum(axis=1)
+    return Kinematics(rotation, origin, axis, com, base_position)
+
+
+def _as_last(model: Model, q: np.ndarray) -> np.ndarray:
+    q = np.atleast_2d(np.asarray(q, float))
+    model.split(q[:1])  # shape check with a clear message
+    return np.ascontiguousarray(q.T)
+
+
+def kinematics(model: Model, q: np.ndarray) -> Kinematics:
+    """Batch-last kinematics (see :class:`Kinematics`) of batch-first positions q (N, nq)."""
+    return _kinematics(model, _as_last(model, q))
 
 
 def forward_kinematics(model: Model, q: np.ndarray) -> np.ndarray:
     """World poses (N, L, 7) of every link frame (position, quaternion xyzw), in ``model.link_names`` order."""
     kin = kinematics(model, q)
-    return np.concatenate([kin.origin + kin.base_position[:, None], matrix_to_quat(kin.rotation)], axis=-1)
+    positions = np.moveaxis(kin.origin + kin.base_position[:, None], 0, -1).transpose(1, 0, 2)
+    rotations = np.moveaxis(kin.rotation, (0, 1), (-2, -1)).transpose(1, 0, 2, 3)
+    return np.concatenate([positions, matrix_to_quat(rotations)], axis=-1)
 
 
-def motion_subspaces(model: Model, kin: Kinematics) -> np.ndarray:
-    """Each link joint's motion axis as a spatial vector [angular; linear at the base origin], (N, L, 6)."""
-    return np.concatenate([kin.axis, np.cross(kin.origin, kin.axis)], axis=-1)
-
-
-def _point_jacobians(model: Model, kin: Kinematics, links: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Jacobians (N, K, 6, nv) of points (N, K, 3) (relative to the base origin) fixed to ``links`` (K,)."""
+def point_jacobians(model: Model, kin: Kinematics, links: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Jacobians (N, K, 6, nv) of points (N, K, 3), relative to the base origin, fixed to ``links`` (K,)."""
+    axis = np.moveaxis(kin.axis, 0, -1).transpose(1, 0, 2)  # (N, L, 3)
+    origin = np.moveaxis(kin.origin, 0, -1).transpose(1, 0, 2)
     n, nb = points.shape[0], model.base_dofs
     mask = model.ancestors[links]  # (K, L)
-    lever = points[:, :, None, :] - kin.origin[:, None, :, :]  # (N, K, L, 3)
-    linear = np.cross(kin.axis[:, None], lever) * mask[None, :, :, None]
-    angular = kin.axis[:, None] * mask[None, :, :, None]
+    lever = points[:, :, None, :] - origin[:, None, :, :]  # (N, K, L, 3)
+    linear = np.cross(axis[:, None], lever) * mask[None, :, :, None]
+    angular = axis[:, None] * mask[None, :, :, None]
     jac = np.zeros((n, len(links), 6, model.nv))
     moving = model.joint_of_link >= 0
     columns = nb + model.joint_of_link[moving]
@@ -291,64 +375,125 @@ def _point_jacobians(model: Model, kin: Kinematics, links: np.ndarray, points: n
     return jac
 
 
+def link_coms(kin: Kinematics) -> np.ndarray:
+    """Centres of mass (N, L, 3) relative to the base origin."""
+    return np.moveaxis(kin.com, 0, -1).transpose(1, 0, 2)
+
+
 def jacobian(model: Model, q: np.ndarray, link: str, point=(0.0, 0.0, 0.0)) -> np.ndarray:
     """Jacobian (N, 6, nv) of a point fixed in ``link``'s frame: world-frame linear rows, then angular rows."""
     kin = kinematics(model, q)
     index = model.link_index(link)
-    local = np.asarray(point, float)
-    world_point = kin.origin[:, index] + kin.rotation[:, index] @ local
-    return _point_jacobians(model, kin, np.array([index]), world_point[:, None])[:, 0]
+    world_point = kin.origin[:, index] + _mat_vec(kin.rotation[:, :, index], np.asarray(point, float)[:, None])
+    return point_jacobians(model, kin, np.array([index]), world_point.T[:, None])[:, 0]
 
 
-def spatial_inertias(model: Model, kin: Kinematics) -> np.ndarray:
-    """Each link's spatial inertia about the base origin, (N, L, 6, 6), [angular; linear] ordering."""
-    rotated = kin.rotation @ model.inertia @ np.swapaxes(kin.rotation, -1, -2)
+def _composite(model: Model, values: np.ndarray) -> np.ndarray:
+    """Subtree sums (..., L, N) of per-link values, accumulated from the deepest level up, in place."""
+    for level, parents, starts in reversed(model._level_groups):
+        values[..., parents, :] += np.add.reduceat(values[..., level, :], starts, axis=-2)
+    return values
+
+
+def _inertia_terms(model: Model, kin: Kinematics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-link mass (L, 1), first moment h = m c (3, L, N) and rotational inertia J about the base origin (3, 3, L, N)."""
+    rotation = kin.rotation
+    rotated = _mat_mat(_mat_mat(rotation, model._inertia_last[..., None]), np.swapaxes(rotation, 0, 1))
+    mass = model.mass[:, None]
     c = kin.com
-    zero = np.zeros_like(c[..., 0])
-    cross = np.stack([np.stack([zero, -c[..., 2], c[..., 1]], -1), np.stack([c[..., 2], zero, -c[..., 0]], -1),
-                      np.stack([-c[..., 1], c[..., 0], zero], -1)], -2)
-    mass = model.mass[:, None, None]
-    top_left = rotated - mass * cross @ cross
-    top_right = mass * cross
-    bottom_right = mass * np.eye(3)
-    return np.concatenate([np.concatenate([top_left, top_right], -1),
-                           np.concatenate([-top_right, np.broadcast_to(bottom_right, top_left.shape)], -1)], -2)
+    inertia = rotated - mass * c[:, None] * c[None, :]
+    diagonal = mass * _dot(c, c)
+    for i in range(3):
+        inertia[i, i] += diagonal
+    return mass, mass * c, inertia
 
 
-def _composite(model: Model, inertias: np.ndarray) -> np.ndarray:
-    """Subtree sums of per-link quantities, (N, L, ...), accumulated leaf level to root level."""
-    total = inertias.copy()
-    for level in reversed(model.levels[1:]):
-        np.add.at(total, (slice(None), model.parent[level]), total[:, level])
-    return total
+def _mass_matrix(model: Model, kin: Kinematics) -> np.ndarray:
+    """Composite-rigid-body algorithm, batch-last: H (nv, nv, N).
+
+    With the composite mass m, first moment h and rotational inertia J (about the base origin)
+    of the subtree below joint i, and its motion axis S_i = [a_i; l_i = p_i x a_i], the
+    subtree's momentum for a unit joint rate is F_i = [J a + h x l; m l - h x a], and
+    H[i, j] = S_j . F_i for j an ancestor-or-self of i.
+    """
+    n = kin.axis.shape[-1]
+    mass, first, inertia = _inertia_terms(model, kin)
+    mass = np.broadcast_to(mass, (model.num_links, n)).copy()
+    _composite(model, mass[None])
+    _composite(model, first)
+    _composite(model, inertia.reshape(9, model.num_links, n))
+    axis = kin.axis
+    linear = _cross(kin.origin, axis)
+    force_angular = _mat_vec(inertia, axis) + _cross(first, linear)
+    force_linear = mass * linear - _cross(first, axis)
+    rows, cols, dof_rows, dof_cols = model._pairs
+    values = (_dot(force_angular[:, rows], axis[:, cols]) + _dot(force_linear[:, rows], linear[:, cols]))
+    matrix = np.zeros((model.nv, model.nv, n))
+    matrix[dof_rows, dof_cols] = values
+    matrix[dof_cols, dof_rows] = values
+    if model.floating:
+        # Base coordinates [linear velocity of the base origin; angular velocity]: the root's composite
+        # inertia in that order, and each joint's F_i read by them.
+        eye = np.eye(3)[:, :, None]
+        matrix[:3, :3] = eye * mass[0]
+        matrix[3:6, 3:6] = inertia[:, :, 0]
+        h = first[:, 0]
+        zero = np.zeros_like(h[0])
+        cross = np.array([[zero, -h[2], h[1]], [h[2], zero, -h[0]], [-h[1], h[0], zero]])
+        matrix[:3, 3:6] = -cross
+        matrix[3:6, :3] = cross
+        moving = model._moving_links
+        dofs = 6 + model.joint_of_link[moving]
+        matrix[dofs, :3] = np.moveaxis(force_linear[:, moving], 0, 1)
+        matrix[dofs, 3:6] = np.moveaxis(force_angular[:, moving], 0, 1)
+        matrix[:3, dofs] = force_linear[:, moving]
+        matrix[3:6, dofs] = force_angular[:, moving]
+    return matrix
 
 
 def mass_matrix(model: Model, q: np.ndarray, kin: Kinematics | None = None) -> np.ndarray:
-    """Joint-space mass matrix (N, nv, nv) by the composite-rigid-body algorithm.
-
-    H[i, j] = S_j . (Ic_i S_i) for j an ancestor of i, with Ic_i the composite spatial
-    inertia of the subtree below joint i, everything about the base origin.
-    """
+    """Joint-space mass matrix (N, nv, nv) by the composite-rigid-body algorithm."""
     kin = kin or kinematics(model, q)
-    composite = _composite(model, spatial_inertias(model, kin))
-    subspace = motion_subspaces(model, kin)
-    n, nb = subspace.shape[0], model.base_dofs
-    force = np.einsum("nlij,nlj->nli", composite, subspace)  # (N, L, 6)
-    coupling = np.einsum("nld,nkd->nlk", force, subspace) * model.ancestors  # [i, j]: j ancestor of i
-    moving = np.flatnonzero(model.joint_of_link >= 0)
-    dofs = nb + model.joint_of_link[moving]
-    matrix = np.zeros((n, model.nv, model.nv))
-    block = coupling[:, moving][:, :, moving]
-    matrix[:, dofs[:, None], dofs] = block + np.swapaxes(block, -1, -2) * (1 - np.eye(len(moving)))
+    return np.moveaxis(_mass_matrix(model, kin), -1, 0)
+
+
+def _bias_forces(model: Model, kin: Kinematics, v_last: np.ndarray) -> np.ndarray:
+    """Recursive Newton-Euler, batch-last: bias (nv, N) from velocities (nv, N)."""
+    links, n, nb = model.num_links, v_last.shape[-1], model.base_dofs
+    rate = np.zeros((links, n))
+    moving = model._moving_links
+    rate[moving] = v_last[nb + model.joint_of_link[moving]]
+    omega = np.zeros((3, links, n))
+    alpha = np.zeros((3, links, n))
+    accel = np.zeros((3, links, n))  # classical acceleration of each link origin
+    accel[:, 0] = -model.gravity[:, None]  # gravity as an upward base acceleration
     if model.floating:
-        # Base coordinates: [linear velocity of the base origin, angular velocity], while the
-        # spatial algebra is [angular; linear], hence the swap of the two 3-blocks.
-        swap = np.r_[3:6, 0:3]
-        matrix[:, :6, :6] = composite[:, 0][:, swap][:, :, swap]
-        base_force = force[:, moving][:, :, swap]  # Ic_i S_i seen by the base coordinates
-        matrix[:, dofs, :6] = base_force
-        matrix[:, :6, dofs] = np.swapaxes(base_force, -1, -2)
-    return matrix
+        omega[:, 0] = v_last[3:6]  # the base origin's own acceleration is zero in these coordinates
+    spin = kin.axis * rate
+    for level, parent in model._level_parents:
+        parent_omega, parent_alpha = omega[:, parent], alpha[:, parent]
+        omega[:, level] = parent_omega + spin[:, level]
+        alpha[:, level] = parent_alpha + _cross(parent_omega, spin[:, level])
+        offset = kin.origin[:, level] - kin.origin[:, parent]
+        accel[:, level] = (accel[:, parent] + _cross(parent_alpha, offset)
+                           + _cross(parent_omega, _cross(parent_omega, offset)))
+    to_com = kin.com - kin.origin
+    accel_com = accel + _cross(alpha, to_com) + _cross(omega, _cross(omega, to_com))
+    force = model.mass[:, None] * accel_com
+    rotation = kin.rotation
+    inertia = _mat_mat(_mat_mat(rotation, model._inertia_last[..., None]), np.swapaxes(rotation, 0, 1))
+    # Moments about the base origin, so subtree sums need no transport terms.
+    moment = _mat_vec(inertia, alpha) + _cross(omega, _mat_vec(inertia, omega)) + _cross(kin.com, force)
+    _composite(model, force)
+    _composite(model, moment)
+    bias = np.zeros((model.nv, n))
+    # Torque about a joint axis through the link origin p: a . (M_O - p x F).
+    about_joint = moment[:, moving] - _cross(kin.origin[:, moving], force[:, moving])
+    bias[nb + model.joint_of_link[moving]] = _dot(kin.axis[:, moving], about_joint)
+    if model.floating:
+        bias[:3] = force[:, 0]
+        bias[3:6] = moment[:, 0]
+    return bias
 
 
 def bias_forces(model: Model, q: np.ndarray, v: np.ndarray, kin: Kinematics | None = None) -> np.ndarray:
@@ -362,80 +507,59 @@ def bias_forces(model: Model, q: np.ndarray, v: np.ndarray, kin: Kinematics | No
     v = np.atleast_2d(np.asarray(v, float))
     if v.shape[-1] != model.nv:
         raise ValueError(f"v must have {model.nv} columns, got shape {v.shape}")
-    n, links, nb = v.shape[0], model.num_links, model.base_dofs
-    joint = model.joint_of_link
-    rate = np.zeros((n, links))
-    rate[:, joint >= 0] = v[:, nb + joint[joint >= 0]]
-    omega = np.zeros((n, links, 3))
-    alpha = np.zeros((n, links, 3))
-    accel = np.zeros((n, links, 3))  # classical acceleration of each link origin, gravity as upward base acceleration
-    accel[:, 0] = -model.gravity
-    if model.floating:
-        omega[:, 0] = v[:, 3:6]
-        # Coordinates are the base origin's velocity, so the base origin has zero acceleration here.
-    for level in model.levels[1:]:
-        parent = model.parent[level]
-        spin = kin.axis[:, level] * rate[:, level, None]
-        omega[:, level] = omega[:, parent] + spin
-        alpha[:, level] = alpha[:, parent] + np.cross(omega[:, parent], spin)
-        offset = kin.origin[:, level] - kin.origin[:, parent]
-        accel[:, level] = (accel[:, parent] + np.cross(alpha[:, parent], offset)
-                           + np.cross(omega[:, parent], np.cross(omega[:, parent], offset)))
-    to_com = kin.com - kin.origin
-    accel_com = accel + np.cross(alpha, to_com) + np.cross(omega, np.cross(omega, to_com))
-    force = model.mass[:, None] * accel_com
-    inertia = kin.rotation @ model.inertia @ np.swapaxes(kin.rotation, -1, -2)
-    momentum = np.einsum("nlij,nlj->nli", inertia, omega)
-    # Moments about the base origin, so subtree sums need no transport terms.
-    moment = (np.einsum("nlij,nlj->nli", inertia, alpha) + np.cross(omega, momentum)
-              + np.cross(kin.com, force))
-    force = _composite(model, force)
-    moment = _composite(model, moment)
-    torque = np.zeros((n, model.nv))
-    moving = joint >= 0
-    # Torque about a joint axis through the link origin p: a . (M_O - p x F).
-    about_joint = moment[:, moving] - np.cross(kin.origin[:, moving], force[:, moving])
-    torque[:, nb + joint[moving]] = np.einsum("nli,nli->nl", kin.axis[:, moving], about_joint)
-    if model.floating:
-        torque[:, :3] = force[:, 0]
-        torque[:, 3:6] = moment[:, 0]
-    return torque
+    return _bias_forces(model, kin, np.ascontiguousarray(v.T)).T
 
 
-def ltdl_factor(matrix: np.ndarray, chains: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Featherstone's LTDL factorisation H = L^T D L of tree-structured mass matrices (batched).
+def _ltdl_factor(h: np.ndarray, chains: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Featherstone's LTDL factorisation H = L^T D L in place on batch-last H (nv, nv, N).
 
-    ``chains[k]`` lists coordinate k's ancestors, root first (``Model.dof_chains``); every
-    ancestor has a smaller index. Fill-in stays inside the ancestor pattern, so the cost is
-    the sum of squared depths rather than nv^3. The result holds D on the diagonal and L at
-    [k, ancestor of k]; the upper triangle is left stale.
+    ``chains[k]`` lists coordinate k's ancestors, root first; every ancestor has a smaller
+    index. Fill-in stays inside the ancestor pattern, so the cost is the sum of squared depths
+    rather than nv^3. The result holds D on the diagonal and L at [k, ancestor of k].
     """
-    h = matrix.copy()
-    for k in range(h.shape[-1] - 1, -1, -1):
+    for k in range(h.shape[0] - 1, -1, -1):
         chain = chains[k]
         if not len(chain):
             continue
-        row = h[:, k, chain]
-        a = row / h[:, k, k, None]
+        row = h[k, chain]
+        a = row / h[k, k]
         # For i, j in the chain with j an ancestor-or-self of i: H[i, j] -= a_i H[k, j].
-        lower = np.tril(np.ones((len(chain), len(chain)), dtype=bool))
-        block = h[:, chain[:, None], chain]
-        h[:, chain[:, None], chain] = np.where(lower, block - a[:, :, None] * row[:, None, :], block)
-        h[:, k, chain] = a
+        rows, cols = _lower_pairs(len(chain))
+        h[chain[rows], chain[cols]] -= a[rows] * row[cols]
+        h[k, chain] = a
     return h
 
 
-def ltdl_solve(factor: np.ndarray, chains: tuple[np.ndarray, ...], rhs: np.ndarray) -> np.ndarray:
-    """Solve H x = rhs given ``ltdl_factor(H, chains)``, batched over the leading axis."""
-    x = rhs.copy()
-    nv = x.shape[-1]
+_LOWER_PAIRS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _lower_pairs(size: int) -> tuple[np.ndarray, np.ndarray]:
+    if size not in _LOWER_PAIRS:
+        _LOWER_PAIRS[size] = np.tril_indices(size)
+    return _LOWER_PAIRS[size]
+
+
+def _ltdl_solve(factor: np.ndarray, chains: tuple[np.ndarray, ...], rhs: np.ndarray) -> np.ndarray:
+    """Solve H x = rhs (nv, N) given ``_ltdl_factor(H)``; rhs is overwritten with x."""
+    x = rhs
+    nv = x.shape[0]
     for i in range(nv - 1, -1, -1):  # L^T y = rhs
         chain = chains[i]
         if len(chain):
-            x[:, chain] -= factor[:, i, chain] * x[:, i, None]
-    x /= np.diagonal(factor, axis1=-2, axis2=-1)
+            x[chain] -= factor[i, chain] * x[i]
+    x /= factor[np.arange(nv), np.arange(nv)]
     for i in range(nv):  # L x = y
         chain = chains[i]
         if len(chain):
-            x[:, i] -= np.einsum("nj,nj->n", factor[:, i, chain], x[:, chain])
+            x[i] -= (factor[i, chain] * x[chain]).sum(axis=0)
     return x
+
+
+def ltdl_factor(matrix: np.ndarray, chains: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Batch-first wrapper: factor (N, nv, nv) mass matrices (see :func:`_ltdl_factor`)."""
+    return np.moveaxis(_ltdl_factor(np.moveaxis(matrix, 0, -1).copy(), chains), -1, 0)
+
+
+def ltdl_solve(factor: np.ndarray, chains: tuple[np.ndarray, ...], rhs: np.ndarray) -> np.ndarray:
+    """Batch-first wrapper: solve with factors (N, nv, nv) for right-hand sides (N, nv)."""
+    return _ltdl_solve(np.moveaxis(factor, 0, -1), chains, np.ascontiguousarray(rhs.T).copy()).T

@@ -29,7 +29,8 @@ import numpy as np
 from ..robots import RobotDescription
 from ..scenes.base import Scene
 from .engine import Engine, EngineConfig
-from .model import Model, bias_forces, kinematics, load_model, ltdl_factor, ltdl_solve, mass_matrix
+from .model import (Model, _bias_forces, _kinematics, _ltdl_factor, _ltdl_solve, _mass_matrix, kinematics,
+                    load_model)
 from .rotations import axis_angle_to_quat, matrix_to_quat, quat_multiply
 
 
@@ -89,22 +90,24 @@ def accelerations(model: Model, params: ActuatorParams, state: State, targets: n
     reference does; tests use it to hold the dynamics to the reference step for step.
     """
     nb = model.base_dofs
-    kin = kinematics(model, state.q)
-    matrix = mass_matrix(model, state.q, kin)
-    bias = bias_forces(model, state.q, state.v, kin)
-    joint_pos, joint_vel = state.q[:, model.nq - model.num_joints:], state.v[:, nb:]
-    torque = params.kp * (targets - joint_pos) - params.kd * joint_vel
-    saturated = np.abs(torque) > params.torque_limit
-    torque = np.where(saturated, np.clip(torque, -params.torque_limit, params.torque_limit), torque)
+    q_last = np.ascontiguousarray(state.q.T)
+    v_last = np.ascontiguousarray(state.v.T)
+    kin = _kinematics(model, q_last)
+    matrix = _mass_matrix(model, kin)
+    rhs = -_bias_forces(model, kin, v_last)
+    joint_pos, joint_vel = q_last[model.nq - model.num_joints:], v_last[nb:]
+    kp, kd, limit = params.kp[:, None], params.kd[:, None], params.torque_limit[:, None]
+    torque = kp * (targets.T - joint_pos) - kd * joint_vel
+    saturated = np.abs(torque) > limit
+    torque = np.where(saturated, np.clip(torque, -limit, limit), torque)
     # Implicit damping: the force -kd v(t + dt) = -kd v(t) - kd dt a moves kd dt onto the diagonal.
-    damping = (np.where(saturated, 0.0, params.kd) + params.damping) if implicit_damping else 0.0
+    damping = (np.where(saturated, 0.0, kd) + params.damping[:, None]) if implicit_damping else 0.0
     diagonal = np.arange(nb, model.nv)
-    matrix[:, diagonal, diagonal] += params.armature + dt * damping
-    rhs = -bias
-    rhs[:, nb:] += torque - params.damping * joint_vel
+    matrix[diagonal, diagonal] += params.armature[:, None] + dt * damping
+    rhs[nb:] += torque - params.damping[:, None] * joint_vel
     if external is not None:
-        rhs += external
-    return ltdl_solve(ltdl_factor(matrix, model.dof_chains), model.dof_chains, rhs)
+        rhs += external.T
+    return _ltdl_solve(_ltdl_factor(matrix, model.dof_chains), model.dof_chains, rhs).T
 
 
 def step(model: Model, params: ActuatorParams, state: State, targets: np.ndarray, dt: float,
@@ -192,8 +195,9 @@ class NumpyEngine(Engine):
     def link_poses(self, links):
         indices = [self.model.link_index(link) for link in links]
         kin = kinematics(self.model, self.state.q)
-        positions = kin.origin[:, indices] + kin.base_position[:, None]
-        return np.concatenate([positions, matrix_to_quat(kin.rotation[:, indices])], axis=-1)
+        positions = np.moveaxis(kin.origin[:, indices] + kin.base_position[:, None], 0, -1).transpose(1, 0, 2)
+        rotations = np.moveaxis(kin.rotation[:, :, indices], (0, 1), (-2, -1)).transpose(1, 0, 2, 3)
+        return np.concatenate([positions, matrix_to_quat(rotations)], axis=-1)
 
     def point_jacobian(self, link, local_point):
         from .model import jacobian

@@ -87,10 +87,12 @@ def _energy_and_momentum(model, state):
     kin = numpy_model.kinematics(model, state.q)
     energy = 0.5 * np.einsum("ni,nij,nj->n", state.v, numpy_model.mass_matrix(model, state.q, kin), state.v)
     links = np.arange(model.num_links)
-    velocity = np.einsum("nlij,nj->nli", numpy_model._point_jacobians(model, kin, links, kin.com), state.v)
+    coms = numpy_model.link_coms(kin)
+    velocity = np.einsum("nlij,nj->nli", numpy_model.point_jacobians(model, kin, links, coms), state.v)
     linear = np.einsum("l,nli->ni", model.mass, velocity[..., :3])
-    inertia = kin.rotation @ model.inertia @ np.swapaxes(kin.rotation, -1, -2)
-    world_com = kin.com + kin.base_position[:, None]
+    rotation = np.moveaxis(kin.rotation, (0, 1), (-2, -1)).transpose(1, 0, 2, 3)
+    inertia = rotation @ model.inertia @ np.swapaxes(rotation, -1, -2)
+    world_com = coms + kin.base_position.T[:, None]
     angular = (np.cross(world_com, model.mass[None, :, None] * velocity[..., :3])
                + np.einsum("nlij,nlj->nli", inertia, velocity[..., 3:])).sum(axis=1)
     return energy, linear, angular
