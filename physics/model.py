@@ -24,6 +24,7 @@ tree depth (about 13 levels for humanoid43), never over environments.
 
 from __future__ import annotations
 
+import functools
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -77,6 +78,7 @@ class Model:
     _level_groups: tuple = field(init=False, repr=False, compare=False)
     _pairs: tuple = field(init=False, repr=False, compare=False)
     _moving_links: np.ndarray = field(init=False, repr=False, compare=False)
+    _sparse: "SparsePattern" = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         derived = {
@@ -104,6 +106,7 @@ class Model:
         rows, cols = np.array(rows), np.array(cols)
         base = 6 if self.floating else 0
         derived["_pairs"] = (rows, cols, base + self.joint_of_link[rows], base + self.joint_of_link[cols])
+        derived["_sparse"] = SparsePattern.build(self.dof_chains, rows, cols, self.joint_of_link, base)
         for name, value in derived.items():
             object.__setattr__(self, name, value)
 
@@ -289,6 +292,12 @@ class Kinematics:
     axis: np.ndarray
     com: np.ndarray
     base_position: np.ndarray
+    link_inertia: np.ndarray
+
+    @functools.cached_property
+    def inertia(self) -> np.ndarray:
+        """Rotational inertia of each link about its COM in world axes, R I R^T, (3, 3, L, N)."""
+        return _mat_mat(_mat_mat(self.rotation, self.link_inertia[..., None]), np.swapaxes(self.rotation, 0, 1))
 
 
 def _local_rotation_terms(model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -328,7 +337,7 @@ def _kinematics(model: Model, q_last: np.ndarray) -> Kinematics:
         rotation[:, :, level] = _mat_mat(parent_rotation, local[:, :, level])
     axis = (rotation * model._axis_last[None, :, :, None]).sum(axis=1)
     com = origin + (rotation * model._com_last[None, :, :, None]).sum(axis=1)
-    return Kinematics(rotation, origin, axis, com, base_position)
+    return Kinematics(rotation, origin, axis, com, base_position, model._inertia_last)
 
 
 def _as_last(model: Model, q: np.ndarray) -> np.ndarray:
@@ -397,8 +406,7 @@ def _composite(model: Model, values: np.ndarray) -> np.ndarray:
 
 def _inertia_terms(model: Model, kin: Kinematics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-link mass (L, 1), first moment h = m c (3, L, N) and rotational inertia J about the base origin (3, 3, L, N)."""
-    rotation = kin.rotation
-    rotated = _mat_mat(_mat_mat(rotation, model._inertia_last[..., None]), np.swapaxes(rotation, 0, 1))
+    rotated = kin.inertia
     mass = model.mass[:, None]
     c = kin.com
     inertia = rotated - mass * c[:, None] * c[None, :]
@@ -408,8 +416,64 @@ def _inertia_terms(model: Model, kin: Kinematics) -> tuple[np.ndarray, np.ndarra
     return mass, mass * c, inertia
 
 
-def _mass_matrix(model: Model, kin: Kinematics) -> np.ndarray:
-    """Composite-rigid-body algorithm, batch-last: H (nv, nv, N).
+@dataclass(frozen=True)
+class SparsePattern:
+    """Where the mass matrix can be non-zero: entry (i, j) with j an ancestor-or-self of i.
+
+    The mass matrix and its LTDL factor live in a (pairs, N) array indexed by this pattern,
+    never as a dense (nv, nv, N) block. ``row[k]``/``chain[k]``: positions of (k, j) for j in
+    k's ancestor chain (root first); ``diag``: positions of (k, k); per k, ``block[k]`` and
+    ``block_rows[k]``, ``block_cols[k]``: the chain-by-chain lower-triangle updates of the
+    factorisation. ``joint_pairs``: positions of the link pairs of the CRBA.
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    chain: tuple
+    row: tuple
+    diag: np.ndarray
+    block: tuple
+    block_rows: tuple
+    block_cols: tuple
+    joint_pairs: np.ndarray
+    base_pairs: np.ndarray
+
+    @classmethod
+    def build(cls, chains, link_rows, link_cols, joint_of_link, base_dofs) -> "SparsePattern":
+        pairs = [(i, j) for i in range(len(chains)) for j in (*chains[i], i)]
+        position = {pair: p for p, pair in enumerate(pairs)}
+        rows = np.array([p[0] for p in pairs])
+        cols = np.array([p[1] for p in pairs])
+        row = tuple(np.array([position[(k, j)] for j in chains[k]], dtype=np.int64) for k in range(len(chains)))
+        diag = np.array([position[(k, k)] for k in range(len(chains))])
+        block, block_rows, block_cols = [], [], []
+        for k in range(len(chains)):
+            r, c = np.tril_indices(len(chains[k]))
+            block.append(np.array([position[(chains[k][a], chains[k][b])] for a, b in zip(r, c)], dtype=np.int64))
+            block_rows.append(r)
+            block_cols.append(c)
+        joint_pairs = np.array([position[(base_dofs + joint_of_link[i], base_dofs + joint_of_link[j])]
+                                for i, j in zip(link_rows, link_cols)], dtype=np.int64)
+        # (joint dof, base dof b) for every joint, base dofs 0..5 in order; empty for a fixed base.
+        base_pairs = np.array([[position[(base_dofs + joint, b)] for b in range(base_dofs)]
+                               for joint in range(len(chains) - base_dofs)], dtype=np.int64)
+        base_pairs = base_pairs.reshape(len(chains) - base_dofs, base_dofs)
+        return cls(rows, cols, tuple(chains), row, diag, tuple(block), tuple(block_rows), tuple(block_cols),
+                   joint_pairs, base_pairs)
+
+    def to_dense(self, values: np.ndarray, nv: int) -> np.ndarray:
+        """Symmetric dense matrices (N, nv, nv) from pair values (pairs, N)."""
+        dense = np.zeros((values.shape[-1], nv, nv))
+        dense[:, self.rows, self.cols] = values.T
+        dense[:, self.cols, self.rows] = values.T
+        return dense
+
+    def from_dense(self, dense: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(dense[:, self.rows, self.cols].T)
+
+
+def _mass_pairs(model: Model, kin: Kinematics) -> np.ndarray:
+    """Composite-rigid-body algorithm, batch-last: the mass matrix on its sparsity pattern, (pairs, N).
 
     With the composite mass m, first moment h and rotational inertia J (about the base origin)
     of the subtree below joint i, and its motion axis S_i = [a_i; l_i = p_i x a_i], the
@@ -417,6 +481,7 @@ def _mass_matrix(model: Model, kin: Kinematics) -> np.ndarray:
     H[i, j] = S_j . F_i for j an ancestor-or-self of i.
     """
     n = kin.axis.shape[-1]
+    pattern = model._sparse
     mass, first, inertia = _inertia_terms(model, kin)
     mass = np.broadcast_to(mass, (model.num_links, n)).copy()
     _composite(model, mass[None])
@@ -426,35 +491,46 @@ def _mass_matrix(model: Model, kin: Kinematics) -> np.ndarray:
     linear = _cross(kin.origin, axis)
     force_angular = _mat_vec(inertia, axis) + _cross(first, linear)
     force_linear = mass * linear - _cross(first, axis)
-    rows, cols, dof_rows, dof_cols = model._pairs
-    values = (_dot(force_angular[:, rows], axis[:, cols]) + _dot(force_linear[:, rows], linear[:, cols]))
-    matrix = np.zeros((model.nv, model.nv, n))
-    matrix[dof_rows, dof_cols] = values
-    matrix[dof_cols, dof_rows] = values
+    link_rows, link_cols = model._pairs[0], model._pairs[1]
+    values = np.empty((len(pattern.rows), n))
+    values[pattern.joint_pairs] = (_dot(force_angular[:, link_rows], axis[:, link_cols])
+                                   + _dot(force_linear[:, link_rows], linear[:, link_cols]))
     if model.floating:
-        # Base coordinates [linear velocity of the base origin; angular velocity]: the root's composite
-        # inertia in that order, and each joint's F_i read by them.
-        eye = np.eye(3)[:, :, None]
-        matrix[:3, :3] = eye * mass[0]
-        matrix[3:6, 3:6] = inertia[:, :, 0]
+        # Base coordinates [linear velocity of the base origin; angular velocity]: the root's
+        # composite inertia [[m, -[h]x], [[h]x, J]], and each joint's F_i read by them.
         h = first[:, 0]
-        zero = np.zeros_like(h[0])
-        cross = np.array([[zero, -h[2], h[1]], [h[2], zero, -h[0]], [-h[1], h[0], zero]])
-        matrix[:3, 3:6] = -cross
-        matrix[3:6, :3] = cross
-        moving = model._moving_links
-        dofs = 6 + model.joint_of_link[moving]
-        matrix[dofs, :3] = np.moveaxis(force_linear[:, moving], 0, 1)
-        matrix[dofs, 3:6] = np.moveaxis(force_angular[:, moving], 0, 1)
-        matrix[:3, dofs] = force_linear[:, moving]
-        matrix[3:6, dofs] = force_angular[:, moving]
-    return matrix
+        zero = np.zeros(n)
+        base = np.array([
+            [mass[0], zero, zero, zero, zero, zero],
+            [zero, mass[0], zero, zero, zero, zero],
+            [zero, zero, mass[0], zero, zero, zero],
+            [zero, -h[2], h[1], inertia[0, 0, 0], zero, zero],
+            [h[2], zero, -h[0], inertia[1, 0, 0], inertia[1, 1, 0], zero],
+            [-h[1], h[0], zero, inertia[2, 0, 0], inertia[2, 1, 0], inertia[2, 2, 0]],
+        ])
+        for i in range(6):
+            for j in range(i + 1):
+                values[_base_position(pattern, i, j)] = base[i, j]
+        joints = model.joint_of_link[model._moving_links]
+        values[pattern.base_pairs[joints, :3]] = np.moveaxis(force_linear[:, model._moving_links], 0, 1)
+        values[pattern.base_pairs[joints, 3:]] = np.moveaxis(force_angular[:, model._moving_links], 0, 1)
+    return values
+
+
+def _base_position(pattern: SparsePattern, i: int, j: int) -> int:
+    """Position of base-block entry (i, j), j <= i < 6."""
+    return int(pattern.diag[i]) if i == j else int(pattern.row[i][j])
+
+
+def _mass_matrix(model: Model, kin: Kinematics) -> np.ndarray:
+    """Dense mass matrices (N, nv, nv) (for the public API; the step uses the pair storage)."""
+    return model._sparse.to_dense(_mass_pairs(model, kin), model.nv)
 
 
 def mass_matrix(model: Model, q: np.ndarray, kin: Kinematics | None = None) -> np.ndarray:
     """Joint-space mass matrix (N, nv, nv) by the composite-rigid-body algorithm."""
     kin = kin or kinematics(model, q)
-    return np.moveaxis(_mass_matrix(model, kin), -1, 0)
+    return _mass_matrix(model, kin)
 
 
 def _bias_forces(model: Model, kin: Kinematics, v_last: np.ndarray) -> np.ndarray:
@@ -480,8 +556,7 @@ def _bias_forces(model: Model, kin: Kinematics, v_last: np.ndarray) -> np.ndarra
     to_com = kin.com - kin.origin
     accel_com = accel + _cross(alpha, to_com) + _cross(omega, _cross(omega, to_com))
     force = model.mass[:, None] * accel_com
-    rotation = kin.rotation
-    inertia = _mat_mat(_mat_mat(rotation, model._inertia_last[..., None]), np.swapaxes(rotation, 0, 1))
+    inertia = kin.inertia
     # Moments about the base origin, so subtree sums need no transport terms.
     moment = _mat_vec(inertia, alpha) + _cross(omega, _mat_vec(inertia, omega)) + _cross(kin.com, force)
     _composite(model, force)
@@ -510,56 +585,42 @@ def bias_forces(model: Model, q: np.ndarray, v: np.ndarray, kin: Kinematics | No
     return _bias_forces(model, kin, np.ascontiguousarray(v.T)).T
 
 
-def _ltdl_factor(h: np.ndarray, chains: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Featherstone's LTDL factorisation H = L^T D L in place on batch-last H (nv, nv, N).
+def _ltdl_factor(values: np.ndarray, pattern: SparsePattern) -> np.ndarray:
+    """Featherstone's LTDL factorisation H = L^T D L, in place on pair storage (pairs, N).
 
-    ``chains[k]`` lists coordinate k's ancestors, root first; every ancestor has a smaller
-    index. Fill-in stays inside the ancestor pattern, so the cost is the sum of squared depths
-    rather than nv^3. The result holds D on the diagonal and L at [k, ancestor of k].
+    Fill-in stays inside the ancestor pattern, so the cost is the sum of squared depths
+    rather than nv^3. Afterwards the diagonal positions hold D and the others L.
     """
-    for k in range(h.shape[0] - 1, -1, -1):
-        chain = chains[k]
-        if not len(chain):
+    for k in range(len(pattern.diag) - 1, -1, -1):
+        if not len(pattern.chain[k]):
             continue
-        row = h[k, chain]
-        a = row / h[k, k]
+        row = values[pattern.row[k]]
+        a = row / values[pattern.diag[k]]
         # For i, j in the chain with j an ancestor-or-self of i: H[i, j] -= a_i H[k, j].
-        rows, cols = _lower_pairs(len(chain))
-        h[chain[rows], chain[cols]] -= a[rows] * row[cols]
-        h[k, chain] = a
-    return h
+        values[pattern.block[k]] -= a[pattern.block_rows[k]] * row[pattern.block_cols[k]]
+        values[pattern.row[k]] = a
+    return values
 
 
-_LOWER_PAIRS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _lower_pairs(size: int) -> tuple[np.ndarray, np.ndarray]:
-    if size not in _LOWER_PAIRS:
-        _LOWER_PAIRS[size] = np.tril_indices(size)
-    return _LOWER_PAIRS[size]
-
-
-def _ltdl_solve(factor: np.ndarray, chains: tuple[np.ndarray, ...], rhs: np.ndarray) -> np.ndarray:
-    """Solve H x = rhs (nv, N) given ``_ltdl_factor(H)``; rhs is overwritten with x."""
+def _ltdl_solve(factor: np.ndarray, pattern: SparsePattern, rhs: np.ndarray) -> np.ndarray:
+    """Solve H x = rhs (nv, N) given ``_ltdl_factor``; rhs is overwritten with x."""
     x = rhs
     nv = x.shape[0]
     for i in range(nv - 1, -1, -1):  # L^T y = rhs
-        chain = chains[i]
-        if len(chain):
-            x[chain] -= factor[i, chain] * x[i]
-    x /= factor[np.arange(nv), np.arange(nv)]
+        if len(pattern.chain[i]):
+            x[pattern.chain[i]] -= factor[pattern.row[i]] * x[i]
+    x /= factor[pattern.diag]
     for i in range(nv):  # L x = y
-        chain = chains[i]
-        if len(chain):
-            x[i] -= (factor[i, chain] * x[chain]).sum(axis=0)
+        if len(pattern.chain[i]):
+            x[i] -= (factor[pattern.row[i]] * x[pattern.chain[i]]).sum(axis=0)
     return x
 
 
-def ltdl_factor(matrix: np.ndarray, chains: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Batch-first wrapper: factor (N, nv, nv) mass matrices (see :func:`_ltdl_factor`)."""
-    return np.moveaxis(_ltdl_factor(np.moveaxis(matrix, 0, -1).copy(), chains), -1, 0)
+def ltdl_factor(model: Model, matrix: np.ndarray) -> np.ndarray:
+    """Factor batch-first mass matrices (N, nv, nv) of ``model``; returns the pair storage (pairs, N)."""
+    return _ltdl_factor(model._sparse.from_dense(np.asarray(matrix, float)), model._sparse)
 
 
-def ltdl_solve(factor: np.ndarray, chains: tuple[np.ndarray, ...], rhs: np.ndarray) -> np.ndarray:
-    """Batch-first wrapper: solve with factors (N, nv, nv) for right-hand sides (N, nv)."""
-    return _ltdl_solve(np.moveaxis(factor, 0, -1), chains, np.ascontiguousarray(rhs.T).copy()).T
+def ltdl_solve(model: Model, factor: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve with :func:`ltdl_factor`'s result for right-hand sides (N, nv)."""
+    return _ltdl_solve(factor, model._sparse, np.ascontiguousarray(np.asarray(rhs, float).T)).T

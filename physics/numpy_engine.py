@@ -29,7 +29,7 @@ import numpy as np
 from ..robots import RobotDescription
 from ..scenes.base import Scene
 from .engine import Engine, EngineConfig
-from .model import (Model, _bias_forces, _kinematics, _ltdl_factor, _ltdl_solve, _mass_matrix, kinematics,
+from .model import (Model, _bias_forces, _kinematics, _ltdl_factor, _ltdl_solve, _mass_pairs, kinematics,
                     load_model)
 from .rotations import axis_angle_to_quat, matrix_to_quat, quat_multiply
 
@@ -93,7 +93,8 @@ def accelerations(model: Model, params: ActuatorParams, state: State, targets: n
     q_last = np.ascontiguousarray(state.q.T)
     v_last = np.ascontiguousarray(state.v.T)
     kin = _kinematics(model, q_last)
-    matrix = _mass_matrix(model, kin)
+    pattern = model._sparse
+    matrix = _mass_pairs(model, kin)
     rhs = -_bias_forces(model, kin, v_last)
     joint_pos, joint_vel = q_last[model.nq - model.num_joints:], v_last[nb:]
     kp, kd, limit = params.kp[:, None], params.kd[:, None], params.torque_limit[:, None]
@@ -102,12 +103,11 @@ def accelerations(model: Model, params: ActuatorParams, state: State, targets: n
     torque = np.where(saturated, np.clip(torque, -limit, limit), torque)
     # Implicit damping: the force -kd v(t + dt) = -kd v(t) - kd dt a moves kd dt onto the diagonal.
     damping = (np.where(saturated, 0.0, kd) + params.damping[:, None]) if implicit_damping else 0.0
-    diagonal = np.arange(nb, model.nv)
-    matrix[diagonal, diagonal] += params.armature[:, None] + dt * damping
+    matrix[pattern.diag[nb:]] += params.armature[:, None] + dt * damping
     rhs[nb:] += torque - params.damping[:, None] * joint_vel
     if external is not None:
         rhs += external.T
-    return _ltdl_solve(_ltdl_factor(matrix, model.dof_chains), model.dof_chains, rhs).T
+    return _ltdl_solve(_ltdl_factor(matrix, pattern), pattern, rhs).T
 
 
 def step(model: Model, params: ActuatorParams, state: State, targets: np.ndarray, dt: float,

@@ -238,5 +238,5 @@ def test_ltdl_solve_equals_dense_solve(robot):
         state = _random_state(robot, model, np.random.default_rng(5), n=3)
         matrix = numpy_model.mass_matrix(model, state.q)
         rhs = np.random.default_rng(6).normal(size=(3, model.nv))
-        x = numpy_model.ltdl_solve(numpy_model.ltdl_factor(matrix, model.dof_chains), model.dof_chains, rhs)
+        x = numpy_model.ltdl_solve(model, numpy_model.ltdl_factor(model, matrix), rhs)
         np.testing.assert_allclose(np.einsum("nij,nj->ni", matrix, x), rhs, atol=1e-8)
