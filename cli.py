@@ -78,10 +78,16 @@ def _write_contact_sheet(frames, path: str, columns: int = 3, rows: int = 2) -> 
     sheet.save(path)
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _bench_envs(args: argparse.Namespace) -> int:
     from .benchmarks import env_throughput
 
     return env_throughput.main(args)
+
+
+def _bench_engine(args: argparse.Namespace) -> int:
+    from .benchmarks import engine_throughput
+
+    return engine_throughput.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,12 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", default=None, help="write per-episode results to this JSON file")
     demo.set_defaults(handler=_demo)
 
-    from .benchmarks import env_throughput
+    from .benchmarks import engine_throughput, env_throughput
 
-    bench = sub.add_parser("bench", help="measure env-steps per second and write JSON + PNG",
-                           description="Throughput of a task's environment on a backend, for several batch sizes.")
-    env_throughput.add_arguments(bench)
-    bench.set_defaults(handler=_bench)
+    bench = sub.add_parser("bench", help="throughput benchmarks (engine, envs) with JSON + PNG",
+                           description="Throughput benchmarks; each writes a table, JSON and a PNG.")
+    bench_sub = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    engine = bench_sub.add_parser("engine", help="physics env-steps/s: numpy vs pybullet vs MuJoCo, contact-free",
+                                  description=engine_throughput.__doc__.split("\n\n")[0])
+    engine_throughput.add_arguments(engine)
+    engine.set_defaults(handler=_bench_engine)
+    envs = bench_sub.add_parser("envs", help="task env-steps/s on a backend for several batch sizes",
+                                description=env_throughput.__doc__.split("\n\n")[0])
+    env_throughput.add_arguments(envs)
+    envs.set_defaults(handler=_bench_envs)
     return parser
 
 

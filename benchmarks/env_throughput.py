@@ -1,6 +1,6 @@
 """Env-steps per second of a task on a backend for several batch sizes, plus the pybullet layout choice.
 
-``tground bench --task bread --backend pybullet --num-envs 1 8 --json out.json --png out.png``
+``tground bench envs --task bread --backend pybullet --num-envs 1 8 --json out.json --png out.png``
 
 Two measurements, one run:
 

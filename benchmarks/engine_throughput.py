@@ -1,0 +1,265 @@
+"""Physics env-steps per second, contact-free, numpy vs pybullet vs MuJoCo, in one run.
+
+``tground bench engine --num-envs 1 16 64 256 1024 4096 --json engine.json --png engine.png``
+
+Every engine steps humanoid43 on a fixed base (pelvis on a stand, nothing to touch) at the
+same dt with the same PD law towards the same targets:
+
+- numpy: :func:`physics.numpy_engine.step`, one worker process per core, each stepping its
+  share of the N environments in chunks;
+- pybullet: TORQUE_CONTROL with the explicit PD law, one DIRECT client per environment, one
+  worker process per core. Independent clients cost the same per environment at any N, and
+  thousands of clients do not fit in memory, so above ``--pybullet-max`` environments the
+  best rate measured at any smaller N is reported (the kindest reading for pybullet) and
+  marked ``extrapolated``;
+- MuJoCo: the same URDF through mujoco's importer, joint position actuators with the same
+  kp, kv and force limits, implicitfast integrator, contacts disabled, ``mujoco.rollout``
+  with one thread per core.
+
+Each measurement runs for ``--seconds`` of wall time after a warm-up; the JSON holds the
+ratios numpy/pybullet and numpy/MuJoCo at each N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..physics.engine import pd_torques
+
+DT = 1.0 / 500.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 16, 64, 256, 1024, 4096],
+                        help="batch sizes (default: 1 16 64 256 1024 4096)")
+    parser.add_argument("--engines", nargs="+", default=["numpy", "pybullet", "mujoco"],
+                        choices=["numpy", "pybullet", "mujoco"], help="engines to measure (default: all three)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes (numpy, pybullet) or threads (MuJoCo) (default: all cores)")
+    parser.add_argument("--chunk", type=int, default=512, help="numpy environments per step call (default: 512)")
+    parser.add_argument("--seconds", type=float, default=1.5, help="measured wall time per point (default: 1.5)")
+    parser.add_argument("--pybullet-max", type=int, default=256,
+                        help="largest N measured for pybullet; larger N reuse that rate (default: 256)")
+    parser.add_argument("--json", default="bench_engine.json", help="write results here")
+    parser.add_argument("--png", default="bench_engine.png", help="write the plot here")
+
+
+def _robot():
+    from .. import robots
+
+    return robots.load("humanoid43")
+
+
+def _targets(robot, n: int) -> np.ndarray:
+    # Small offsets from the ready pose so the actuators work without hitting limits.
+    rng = np.random.default_rng(0)
+    return np.clip(robot.keyframe("arms_ready") + rng.uniform(-0.1, 0.1, (n, robot.num_joints)),
+                   robot.joint_lower, robot.joint_upper)
+
+
+def _split(n: int, workers: int) -> list[int]:
+    workers = max(1, min(workers, n))
+    return [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
+
+
+def _numpy_worker(n: int, chunk: int, seconds: float, barrier) -> tuple[int, float]:
+    from ..physics import model as numpy_model
+    from ..physics import numpy_engine
+
+    robot = _robot()
+    model = numpy_model.load_model(robot, fixed_base=True)
+    params = numpy_engine.ActuatorParams.from_robot(robot)
+    sizes = _split(n, (n + chunk - 1) // chunk)
+    starts = np.cumsum([0] + sizes)
+    targets = _targets(robot, n)
+    states = [numpy_engine.init(model, np.tile(robot.keyframe("arms_ready"), (size, 1))) for size in sizes]
+    for i, state in enumerate(states):  # warm-up
+        states[i] = numpy_engine.step(model, params, state, targets[starts[i]:starts[i + 1]], DT)
+    barrier.wait()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for i, state in enumerate(states):
+            states[i] = numpy_engine.step(model, params, state, targets[starts[i]:starts[i + 1]], DT)
+        steps += 1
+    return steps * n, time.perf_counter() - start
+
+
+def _pybullet_worker(n: int, chunk: int, seconds: float, barrier) -> tuple[int, float]:
+    import pybullet
+    from pybullet_utils import bullet_client
+
+    robot = _robot()
+    targets = _targets(robot, n)
+    clients, bodies = [], []
+    for _ in range(n):
+        client = bullet_client.BulletClient(pybullet.DIRECT)
+        client.setGravity(0, 0, -9.81)
+        client.setTimeStep(DT)
+        body = client.loadURDF(str(robot.urdf_path), [0, 0, 2.0], useFixedBase=True,
+                               flags=pybullet.URDF_USE_INERTIA_FROM_FILE)
+        count = client.getNumJoints(body)
+        client.setJointMotorControlArray(body, list(range(count)), pybullet.VELOCITY_CONTROL, forces=[0.0] * count)
+        for link in range(-1, count):
+            client.changeDynamics(body, link, linearDamping=0.0, angularDamping=0.0)
+        names = {client.getJointInfo(body, j)[1].decode(): j for j in range(count)}
+        joints = [names[name] for name in robot.joint_names]
+        for joint, q in zip(joints, robot.keyframe("arms_ready")):
+            client.resetJointState(body, joint, q)
+        clients.append(client)
+        bodies.append((body, joints))
+
+    def advance():
+        for i, (client, (body, joints)) in enumerate(zip(clients, bodies)):
+            states = client.getJointStates(body, joints)
+            q = np.array([s[0] for s in states])
+            qd = np.array([s[1] for s in states])
+            client.setJointMotorControlArray(body, joints, pybullet.TORQUE_CONTROL,
+                                             forces=pd_torques(robot, q, qd, targets[i]).tolist())
+            client.stepSimulation()
+
+    advance()
+    barrier.wait()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        advance()
+        steps += 1
+    elapsed = time.perf_counter() - start
+    for client in clients:
+        client.disconnect()
+    return steps * n, elapsed
+
+
+def _in_processes(worker, n: int, workers: int, chunk: int, seconds: float) -> float:
+    """Run ``worker`` on each share of n in its own process, started together; env-steps per second."""
+    shares = _split(n, workers)
+    context = multiprocessing.get_context("fork")
+    with multiprocessing.Manager() as manager:
+        barrier = manager.Barrier(len(shares))
+        with context.Pool(len(shares)) as pool:
+            results = pool.starmap(worker, [(share, chunk, seconds, barrier) for share in shares])
+    return sum(steps for steps, _ in results) / max(elapsed for _, elapsed in results)
+
+
+def mujoco_model(robot):
+    """humanoid43 compiled by mujoco's URDF importer with the project's PD actuators, contacts off."""
+    import mujoco
+
+    spec = mujoco.MjSpec.from_file(str(robot.urdf_path))
+    for name, kp, kd, limit in zip(robot.joint_names, robot.kp, robot.kd, robot.torque_limit):
+        actuator = spec.add_actuator()
+        actuator.name, actuator.target = name, name
+        actuator.trntype = mujoco.mjtTrn.mjTRN_JOINT
+        actuator.set_to_position(kp=float(kp), kv=float(kd))
+        actuator.forcelimited = 1
+        actuator.forcerange = [-float(limit), float(limit)]
+    model = spec.compile()
+    model.opt.timestep = DT
+    model.opt.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_CONTACT
+    return model
+
+
+def _mujoco(n: int, workers: int, seconds: float) -> float:
+    import mujoco
+    from mujoco import rollout
+
+    robot = _robot()
+    model = mujoco_model(robot)
+    if model.nu != robot.num_joints:
+        raise RuntimeError(f"mujoco imported {model.nu} actuators, expected {robot.num_joints}")
+    data = mujoco.MjData(model)
+    for name, q in zip(robot.joint_names, robot.keyframe("arms_ready")):
+        data.joint(name).qpos[0] = q
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    state = np.empty(mujoco.mj_stateSize(model, spec))
+    mujoco.mj_getState(model, data, state, spec)
+    initial = np.tile(state, (n, 1))
+    datas = [mujoco.MjData(model) for _ in range(max(1, workers))]
+    control = _targets(robot, n)[:, None, :]
+    start = time.perf_counter()
+    rollout.rollout(model, datas, initial, np.repeat(control, 10, axis=1))  # warm-up and rate estimate
+    per_step = (time.perf_counter() - start) / 10
+    nstep = max(10, int(seconds / per_step))
+    start = time.perf_counter()
+    rollout.rollout(model, datas, initial, np.repeat(control, nstep, axis=1))
+    return n * nstep / (time.perf_counter() - start)
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    for engine, style in (("numpy", "o-"), ("pybullet", "s--"), ("mujoco", "^-")):
+        rows = [r for r in results["rows"] if engine in r["env_steps_per_s"]]
+        if rows:
+            ax.plot([r["num_envs"] for r in rows], [r["env_steps_per_s"][engine] for r in rows], style, label=engine)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("environments (N)")
+    ax.set_ylabel("physics env-steps / s (contact-free, dt = 2 ms)")
+    ax.set_title(f"humanoid43, {results['workers']} workers on {results['cpu_count']} cores")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    if "mujoco" in args.engines:
+        try:
+            import mujoco  # noqa: F401
+        except ImportError:
+            raise RuntimeError("MuJoCo is not installed: pip install 'training-ground[bench]', "
+                               "or leave it out with --engines numpy pybullet") from None
+    results = {"machine": platform.platform(), "cpu_count": os.cpu_count(), "workers": args.workers,
+               "dt": DT, "seconds_per_point": args.seconds, "rows": []}
+    pybullet_cache: dict[int, float] = {}
+    for n in tqdm(args.num_envs, desc="engine throughput", unit="N"):
+        row = {"num_envs": n, "env_steps_per_s": {}, "extrapolated": []}
+        if "numpy" in args.engines:
+            row["env_steps_per_s"]["numpy"] = _in_processes(_numpy_worker, n, args.workers, args.chunk, args.seconds)
+        if "pybullet" in args.engines:
+            if n <= args.pybullet_max:
+                pybullet_cache[n] = _in_processes(_pybullet_worker, n, args.workers, 0, args.seconds)
+                row["env_steps_per_s"]["pybullet"] = pybullet_cache[n]
+            else:
+                if not pybullet_cache:
+                    pybullet_cache[args.pybullet_max] = _in_processes(
+                        _pybullet_worker, args.pybullet_max, args.workers, 0, args.seconds)
+                row["env_steps_per_s"]["pybullet"] = max(pybullet_cache.values())
+                row["extrapolated"].append("pybullet")
+        if "mujoco" in args.engines:
+            row["env_steps_per_s"]["mujoco"] = _mujoco(n, args.workers, args.seconds)
+        rates = row["env_steps_per_s"]
+        for other in ("pybullet", "mujoco"):
+            if "numpy" in rates and other in rates:
+                row[f"numpy_over_{other}"] = rates["numpy"] / rates[other]
+        results["rows"].append(row)
+    header = f"{'N':>6} " + " ".join(f"{engine:>12}" for engine in args.engines)
+    header += "  numpy/pybullet  numpy/mujoco"
+    print(header)
+    for row in results["rows"]:
+        rates = row["env_steps_per_s"]
+        cells = " ".join(f"{rates[e]:>11.0f}{'*' if e in row['extrapolated'] else ' '}" for e in args.engines)
+        ratios = f"{row.get('numpy_over_pybullet', float('nan')):>15.2f} {row.get('numpy_over_mujoco', float('nan')):>13.2f}"
+        print(f"{row['num_envs']:>6} {cells} {ratios}")
+    if any(row["extrapolated"] for row in results["rows"]):
+        print(f"* pybullet above N = {args.pybullet_max}: its best measured rate (independent clients cost the same per env)")
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    plot(results, args.png)
+    print(f"wrote {args.json} and {args.png}")
+    return 0

@@ -1,0 +1,31 @@
+"""Smoke runs of the benchmarks: they finish, and write a table, JSON and a PNG with the promised fields."""
+
+import json
+import subprocess
+import sys
+
+
+def test_engine_benchmark_writes_json_and_png(tmp_path):
+    out, png = tmp_path / "engine.json", tmp_path / "engine.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "training_ground.cli", "bench", "engine", "--num-envs", "1", "4",
+         "--engines", "numpy", "pybullet", "--seconds", "0.05", "--workers", "2", "--pybullet-max", "2",
+         "--json", str(out), "--png", str(png)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert [row["num_envs"] for row in data["rows"]] == [1, 4]
+    for row in data["rows"]:
+        assert row["env_steps_per_s"]["numpy"] > 0 and row["env_steps_per_s"]["pybullet"] > 0
+        assert row["numpy_over_pybullet"] == row["env_steps_per_s"]["numpy"] / row["env_steps_per_s"]["pybullet"]
+    assert data["rows"][1]["extrapolated"] == ["pybullet"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "numpy/pybullet" in result.stdout
+
+
+def test_engine_benchmark_without_mujoco_says_how_to_install_it(tmp_path):
+    code = "import sys; sys.modules['mujoco'] = None; from training_ground.cli import main; sys.exit(main(" \
+           "['bench', 'engine', '--num-envs', '1', '--seconds', '0.01']))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "training-ground[bench]" in result.stderr and "Traceback" not in result.stderr
