@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=1.5, help="measured wall time per point (default: 1.5)")
     parser.add_argument("--pybullet-max", type=int, default=256,
                         help="largest N measured for pybullet; larger N reuse that rate (default: 256)")
+    parser.add_argument("--profile", type=int, default=1024, metavar="N",
+                        help="also time each stage of one numpy step at this N on one core (0: skip; default: 1024)")
     parser.add_argument("--json", default="bench_engine.json", help="write results here")
     parser.add_argument("--png", default="bench_engine.png", help="write the plot here")
 
@@ -193,6 +195,37 @@ def _mujoco(n: int, workers: int, seconds: float) -> float:
     return n * nstep / (time.perf_counter() - start)
 
 
+def step_profile(n: int, repeats: int = 20) -> dict[str, float]:
+    """Milliseconds per numpy physics step at batch size n on one core, stage by stage."""
+    from ..physics import model as numpy_model
+    from ..physics import numpy_engine
+
+    robot = _robot()
+    model = numpy_model.load_model(robot, fixed_base=True)
+    params = numpy_engine.ActuatorParams.from_robot(robot)
+    state = numpy_engine.init(model, np.tile(robot.keyframe("arms_ready"), (n, 1)))
+    targets = _targets(robot, n)
+    q_last, v_last = np.ascontiguousarray(state.q.T), np.ascontiguousarray(state.v.T)
+    stages = {
+        "kinematics": lambda: numpy_model._kinematics(model, q_last),
+        "kinematics + mass matrix (CRBA)": lambda: numpy_model._mass_pairs(model, numpy_model._kinematics(model, q_last)),
+        "kinematics + bias forces (RNEA)": lambda: numpy_model._bias_forces(model, numpy_model._kinematics(model, q_last), v_last),
+        "LTDL factor + solve": None,
+        "whole step": lambda: numpy_engine.step(model, params, state, targets, DT),
+    }
+    pairs = numpy_model._mass_pairs(model, numpy_model._kinematics(model, q_last))
+    stages["LTDL factor + solve"] = lambda: numpy_model._ltdl_solve(
+        numpy_model._ltdl_factor(pairs.copy(), model._sparse), model._sparse, v_last.copy())
+    timings = {}
+    for name, call in stages.items():
+        call()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            call()
+        timings[name] = 1e3 * (time.perf_counter() - start) / repeats
+    return timings
+
+
 def plot(results: dict, path: str) -> None:
     import matplotlib
 
@@ -259,6 +292,12 @@ def main(args: argparse.Namespace) -> int:
         print(f"{row['num_envs']:>6} {cells} {ratios}")
     if any(row["extrapolated"] for row in results["rows"]):
         print(f"* pybullet above N = {args.pybullet_max}: its best measured rate (independent clients cost the same per env)")
+    if args.profile and "numpy" in args.engines:
+        results["step_profile_ms"] = {"num_envs": args.profile, **step_profile(args.profile)}
+        print(f"one numpy step at N = {args.profile}, one core:")
+        for name, ms in results["step_profile_ms"].items():
+            if name != "num_envs":
+                print(f"  {name:<34} {ms:8.2f} ms")
     Path(args.json).write_text(json.dumps(results, indent=2))
     plot(results, args.png)
     print(f"wrote {args.json} and {args.png}")
