@@ -559,16 +559,41 @@ def _bias_forces(model: Model, kin: Kinematics, v_last: np.ndarray) -> np.ndarra
     inertia = kin.inertia
     # Moments about the base origin, so subtree sums need no transport terms.
     moment = _mat_vec(inertia, alpha) + _cross(omega, _mat_vec(inertia, omega)) + _cross(kin.com, force)
+    return generalized_forces(model, kin, force, moment)
+
+
+def generalized_forces(model: Model, kin: Kinematics, force: np.ndarray, moment: np.ndarray) -> np.ndarray:
+    """J^T of per-link wrenches: forces (3, L, N) and moments about the base origin (3, L, N) -> (nv, N).
+
+    Sums the wrenches over each subtree; a joint sees a . (M - p x F) about its axis through
+    the link origin p, a floating base the total force and moment. Overwrites its inputs.
+    """
+    n, nb, moving = force.shape[-1], model.base_dofs, model._moving_links
     _composite(model, force)
     _composite(model, moment)
-    bias = np.zeros((model.nv, n))
-    # Torque about a joint axis through the link origin p: a . (M_O - p x F).
+    result = np.zeros((model.nv, n))
     about_joint = moment[:, moving] - _cross(kin.origin[:, moving], force[:, moving])
-    bias[nb + model.joint_of_link[moving]] = _dot(kin.axis[:, moving], about_joint)
+    result[nb + model.joint_of_link[moving]] = _dot(kin.axis[:, moving], about_joint)
     if model.floating:
-        bias[:3] = force[:, 0]
-        bias[3:6] = moment[:, 0]
-    return bias
+        result[:3] = force[:, 0]
+        result[3:6] = moment[:, 0]
+    return result
+
+
+def link_velocities(model: Model, kin: Kinematics, v_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Angular velocity (3, L, N) and velocity of each link origin (3, L, N) in the world frame."""
+    links, n, nb = model.num_links, v_last.shape[-1], model.base_dofs
+    rate = np.zeros((links, n))
+    rate[model._moving_links] = v_last[nb + model.joint_of_link[model._moving_links]]
+    omega = np.zeros((3, links, n))
+    velocity = np.zeros((3, links, n))
+    if model.floating:
+        velocity[:, 0], omega[:, 0] = v_last[:3], v_last[3:6]
+    spin = kin.axis * rate
+    for level, parent in model._level_parents:
+        velocity[:, level] = velocity[:, parent] + _cross(omega[:, parent], kin.origin[:, level] - kin.origin[:, parent])
+        omega[:, level] = omega[:, parent] + spin[:, level]
+    return omega, velocity
 
 
 def bias_forces(model: Model, q: np.ndarray, v: np.ndarray, kin: Kinematics | None = None) -> np.ndarray:

@@ -27,11 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..robots import RobotDescription
-from ..scenes.base import Scene
+from ..scenes.base import ObjectParams, Scene
+from . import grasp as grasp_rule
+from .contacts import (SphereSet, StaticGeometry, penalty_forces, robot_spheres, sphere_pair_contacts, static_contacts,
+                       sticky_forces)
 from .engine import Engine, EngineConfig
-from .model import (Model, _bias_forces, _kinematics, _ltdl_factor, _ltdl_solve, _mass_pairs, kinematics,
-                    load_model)
-from .rotations import axis_angle_to_quat, matrix_to_quat, quat_multiply
+from .model import (Model, _bias_forces, _cross, _dot, _kinematics, _ltdl_factor, _ltdl_solve, _mass_pairs,
+                    generalized_forces, jacobian, kinematics, link_velocities, load_model)
+from .rotations import axis_angle_to_quat, matrix_to_quat, quat_conjugate, quat_multiply, quat_to_matrix
 
 
 @dataclass
@@ -135,17 +138,58 @@ def step(model: Model, params: ActuatorParams, state: State, targets: np.ndarray
     return State(q, v, bad)
 
 
+def object_spheres(params: ObjectParams) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed number (OBJECT_SPHERES) of spheres covering one free object, in its body frame."""
+    if params.shape == "capsule":
+        radius, length = params.size
+        centers = np.zeros((OBJECT_SPHERES, 3))
+        centers[:, 2] = np.linspace(-length / 2, length / 2, OBJECT_SPHERES)
+        return centers, np.full(OBJECT_SPHERES, radius)
+    if params.shape == "sphere":
+        return np.zeros((OBJECT_SPHERES, 3)), np.full(OBJECT_SPHERES, params.size[0])
+    if params.shape == "box":
+        half = np.asarray(params.size, float)
+        radius = half.min()
+        inner = np.maximum(half - radius, 0.0)
+        corners = np.array([[sx, sy, 0.0] for sx in (-1, 1) for sy in (-1, 1)]) * inner
+        centers = np.concatenate([corners, [[0.0, 0.0, 0.0]]])
+        centers[:, 2] = np.where(np.arange(OBJECT_SPHERES) < 4, -inner[2], inner[2])
+        return centers, np.full(OBJECT_SPHERES, radius)
+    raise ValueError(f"unknown object shape {params.shape!r}")
+
+
+def object_inertia(params: ObjectParams) -> np.ndarray:
+    """Principal moments (3,) of a solid object about its centre, in its body frame."""
+    m = params.mass
+    if params.shape == "capsule":
+        radius, length = params.size
+        full = length + 2 * radius  # a cylinder of the capsule's full length: close enough for a roll
+        side = m * (3 * radius**2 + full**2) / 12
+        return np.array([side, side, 0.5 * m * radius**2])
+    if params.shape == "sphere":
+        return np.full(3, 0.4 * m * params.size[0] ** 2)
+    hx, hy, hz = params.size
+    return m / 3 * np.array([hy**2 + hz**2, hx**2 + hz**2, hx**2 + hy**2])
+
+
+OBJECT_SPHERES = 5
+
+
 class NumpyEngine(Engine):
-    """The Engine interface over :func:`step`; every call is vectorised over environments."""
+    """The Engine interface over :func:`step`, with contacts, free objects and the assisted grasp.
+
+    Every call is vectorised over environments. Contacts follow physics/contacts.py; free
+    objects are 6-DoF rigid bodies integrated with semi-implicit Euler beside the robot; the
+    assisted grasp (physics/grasp.py) welds an object to the palm kinematically: while held,
+    the object follows the palm and its weight is not fed back into the arm.
+    """
+
+    contact_frequency = 150.0  # rad/s; critically damped contacts, w dt = 0.3 at 500 Hz
 
     def __init__(self, robot: RobotDescription, scene: Scene, num_envs: int = 1, config: EngineConfig | None = None,
                  gui: bool = False):
         super().__init__(robot, scene, num_envs, config)
         self.implicit_damping = True
-        if scene.num_objects:
-            raise NotImplementedError(
-                f"scene {scene.name!r} has free objects, which need contacts; the numpy engine does not simulate "
-                "contacts yet. Use backend='pybullet' for it.")
         if gui:
             raise RuntimeError("the numpy engine has no GUI; use render_mode='rgb_array' or backend='pybullet'")
         self.model = load_model(robot, fixed_base=scene.fixed_base, base_position=scene.robot_position,
@@ -157,6 +201,46 @@ class NumpyEngine(Engine):
             q = np.concatenate([np.tile(base, (self.num_envs, 1)), q], axis=1)
         self.state = init(self.model, q)
         self._viewer = None
+        self._build_contacts()
+
+    def _build_contacts(self) -> None:
+        model, robot = self.model, self.robot
+        spheres = robot_spheres(robot.urdf_path, model.link_names)
+        if robot.contact_links:
+            keep = np.isin(np.array(model.link_names)[spheres.body], robot.contact_links)
+            spheres = SphereSet(spheres.body[keep], spheres.center[keep], spheres.radius[keep])
+        self.spheres = spheres
+        # Mass behind each sphere: its link's subtree (a lower bound on the apparent mass there),
+        # shared among the link's spheres so that a body's contact stiffness is the same however
+        # finely it is covered.
+        subtree_mass = model.ancestors.T.astype(float) @ model.mass  # [j]: mass of j's subtree
+        per_link = np.bincount(spheres.body, minlength=model.num_links)
+        self._sphere_mass = subtree_mass[spheres.body] / per_link[spheres.body]
+        self._sphere_center = np.ascontiguousarray(spheres.center.T)  # (3, S)
+        self._static = StaticGeometry.from_scene(self.scene)
+        hand_links = []
+        for hand in robot.hands.values():
+            palm = model.link_index(hand.palm_link)
+            hand_links.append(np.flatnonzero(model.ancestors[:, palm]))
+        self._hand_spheres = [np.flatnonzero(np.isin(spheres.body, links)) for links in hand_links]
+        self._palm_index = [model.link_index(h.palm_link) for h in robot.hands.values()]
+        self._grasp_site = np.array([h.grasp_site for h in robot.hands.values()])
+        n, k, h = self.num_envs, self.scene.num_objects, len(self.hand_names)
+        self.object_pose = np.zeros((n, k, 7))
+        self.object_pose[..., 6] = 1.0
+        self.object_vel = np.zeros((n, k, 6))
+        self._object_centers = np.zeros((n, k, OBJECT_SPHERES, 3))
+        self._object_radius = np.zeros((n, k, OBJECT_SPHERES))
+        self._object_mass = np.ones((n, k))
+        self._object_inertia = np.ones((n, k, 3))
+        self._object_friction = np.ones((n, k))
+        self._objects: list[list[ObjectParams]] = [[] for _ in range(n)]
+        self._grasped = -np.ones((n, h), dtype=np.int64)
+        # Tangential spring displacements of the static contacts (static friction).
+        self._robot_slip = np.zeros((3, spheres.size, n))
+        self._object_slip = np.zeros((3, k * OBJECT_SPHERES, n))
+        self._grasp_offset = np.zeros((n, h, 7))  # object pose in the palm frame
+        self._hand_forces = np.zeros((n, h, k))
 
     @property
     def _joint_slice(self) -> slice:
@@ -178,17 +262,184 @@ class NumpyEngine(Engine):
         diverged = self.state.diverged.copy()
         diverged[env_ids] = False
         self.state = State(q, v, diverged)
+        if self.scene.num_objects:
+            object_poses = np.asarray(object_poses, float).reshape(len(env_ids), self.scene.num_objects, 7)
+            for row, env_id in enumerate(env_ids):
+                self._objects[env_id] = list(objects[row])
+                for k, params in enumerate(objects[row]):
+                    centers, radii = object_spheres(params)
+                    self._object_centers[env_id, k], self._object_radius[env_id, k] = centers, radii
+                    self._object_mass[env_id, k] = params.mass
+                    self._object_inertia[env_id, k] = object_inertia(params)
+                    self._object_friction[env_id, k] = params.friction
+            self.object_pose[env_ids] = object_poses
+            self.object_vel[env_ids] = 0.0
+            self._object_slip[..., env_ids] = 0.0
+        self._grasped[env_ids] = -1
+        self._robot_slip[..., env_ids] = 0.0
         self.joint_targets[env_ids] = joint_pos
         self.grasp_commands[env_ids] = False
         self.diverged = diverged.copy()
 
+    # ------------------------------------------------------------------ stepping
     def step(self) -> None:
-        dt = self.config.physics_dt
         for _ in range(self.config.substeps):
-            self.state = step(self.model, self.params, self.state, self.joint_targets, dt, self.config.divergence_speed,
-                              implicit_damping=self.implicit_damping)
+            self._substep(self.config.physics_dt)
+        if self.scene.num_objects:
+            self._follow_palms(self.config.control_dt)
+        self._update_grasps()
         self.diverged = self.state.diverged.copy()
 
+    def _robot_spheres_world(self, kin, v_last):
+        """World positions (3, S, N), positions relative to the base origin, and velocities of the robot spheres."""
+        body = self.spheres.body
+        rotation = kin.rotation[:, :, body]
+        relative = kin.origin[:, body] + (rotation * self._sphere_center[None, :, :, None]).sum(axis=1)
+        omega, velocity = link_velocities(self.model, kin, v_last)
+        sphere_velocity = velocity[:, body] + _cross(omega[:, body], relative - kin.origin[:, body])
+        return relative + kin.base_position[:, None], relative, sphere_velocity
+
+    def _object_spheres_world(self):
+        """World positions (3, K*Ks, N) and velocities of the object spheres, and their radii (K*Ks, N)."""
+        n, k = self.num_envs, self.scene.num_objects
+        rotation = quat_to_matrix(self.object_pose[..., 3:])  # (N, K, 3, 3)
+        offset = np.einsum("nkij,nksj->nksi", rotation, self._object_centers)
+        centers = self.object_pose[:, :, None, :3] + offset
+        velocity = self.object_vel[:, :, None, :3] + np.cross(self.object_vel[:, :, None, 3:], offset)
+        to_last = lambda a: np.ascontiguousarray(a.reshape(n, k * OBJECT_SPHERES, 3).transpose(2, 1, 0))
+        return to_last(centers), to_last(velocity), np.ascontiguousarray(self._object_radius.reshape(n, -1).T), offset
+
+    def _substep(self, dt: float) -> None:
+        model = self.model
+        q_last = np.ascontiguousarray(self.state.q.T)
+        v_last = np.ascontiguousarray(self.state.v.T)
+        kin = _kinematics(model, q_last)
+        world, relative, velocity = self._robot_spheres_world(kin, v_last)
+        depth, normal, friction = static_contacts(self._static, world, self.spheres.radius)
+        robot_force = sticky_forces(depth, normal, velocity, friction, self._sphere_mass[:, None], self.contact_frequency,
+                                    self._robot_slip, dt)
+        k = self.scene.num_objects
+        if k:
+            object_force, offset = self._object_contacts(world, velocity, robot_force, dt)
+        # Robot: sphere forces to link wrenches about the base origin, then to generalised forces.
+        links = model.num_links
+        link_force = np.zeros((3, links, self.num_envs))
+        link_moment = np.zeros((3, links, self.num_envs))
+        np.add.at(link_force, (slice(None), self.spheres.body), robot_force)
+        np.add.at(link_moment, (slice(None), self.spheres.body), _cross(relative, robot_force))
+        external = generalized_forces(model, kin, link_force, link_moment)
+        self.state = step(model, self.params, self.state, self.joint_targets, dt, self.config.divergence_speed,
+                          external=external.T, implicit_damping=self.implicit_damping)
+        if k:
+            self._integrate_objects(object_force, offset, dt)
+
+    def _object_contacts(self, robot_world, robot_velocity, robot_force, dt: float):
+        """Static and hand contacts of the objects; adds the reaction to robot_force in place."""
+        n, k = self.num_envs, self.scene.num_objects
+        centers, velocity, radius, offset = self._object_spheres_world()
+        spin = np.ascontiguousarray(np.repeat(self.object_vel[..., 3:], OBJECT_SPHERES, axis=1).transpose(2, 1, 0))
+        sphere_mass = np.repeat(self._object_mass, OBJECT_SPHERES, axis=1).T / OBJECT_SPHERES  # (K*Ks, N)
+        sphere_friction = np.repeat(self._object_friction, OBJECT_SPHERES, axis=1).T
+        depth, normal, friction = static_contacts(self._static, centers, np.zeros(k * OBJECT_SPHERES))
+        depth = depth + radius
+        # Friction acts at the contact point, whose velocity lets a rolling body roll.
+        contact_velocity = velocity + _cross(spin, -normal * radius)
+        # Coulomb coefficients combine by product, as in Bullet (robot links have 1.0).
+        force = sticky_forces(depth, normal, contact_velocity, friction * sphere_friction, sphere_mass,
+                              self.contact_frequency, self._object_slip, dt)
+        self._hand_forces[:] = 0.0
+        owner = np.repeat(np.arange(k), OBJECT_SPHERES)
+        for h, hand in enumerate(self._hand_spheres):
+            pair_depth, pair_normal = sphere_pair_contacts(centers, radius, robot_world[:, hand], self.spheres.radius[hand])
+            # A welded object does not collide with the hand that holds it.
+            held = self._grasped[:, h][None, :] == owner[:, None]  # (K*Ks, N)
+            pair_depth = np.where(held[:, None, :], -1.0, pair_depth)
+            relative_velocity = velocity[:, :, None] - robot_velocity[:, None, hand]
+            mass = np.minimum(sphere_mass[:, None], self._sphere_mass[hand][None, :, None])
+            pair_force = penalty_forces(pair_depth, pair_normal, relative_velocity,
+                                        np.broadcast_to(sphere_friction[:, None], pair_depth.shape), mass,
+                                        self.contact_frequency)
+            force += pair_force.sum(axis=2)
+            robot_force[:, hand] -= pair_force.sum(axis=1)
+            magnitude = np.sqrt(_dot(pair_force, pair_force)).sum(axis=1)  # (K*Ks, N)
+            self._hand_forces[:, h] = magnitude.reshape(k, OBJECT_SPHERES, n).sum(axis=1).T
+        return force, offset
+
+    def _integrate_objects(self, sphere_force, offset, dt: float) -> None:
+        n, k = self.num_envs, self.scene.num_objects
+        held = (self._grasped[:, :, None] == np.arange(k)).any(axis=1)  # (N, K): moved by the palm instead
+        saved_pose, saved_vel = self.object_pose[held], self.object_vel[held]
+        force = sphere_force.T.reshape(n, k, OBJECT_SPHERES, 3)
+        total = force.sum(axis=2) + self._object_mass[..., None] * np.array([0.0, 0.0, self.config.gravity])
+        torque = np.cross(offset, force).sum(axis=2)
+        rotation = quat_to_matrix(self.object_pose[..., 3:])
+        inertia = np.einsum("nkij,nkj,nklj->nkil", rotation, self._object_inertia, rotation)
+        omega = self.object_vel[..., 3:]
+        angular_rhs = torque - np.cross(omega, np.einsum("nkij,nkj->nki", inertia, omega))
+        self.object_vel[..., :3] += dt * total / self._object_mass[..., None]
+        self.object_vel[..., 3:] += dt * np.linalg.solve(inertia, angular_rhs[..., None])[..., 0]
+        self.object_pose[..., :3] += dt * self.object_vel[..., :3]
+        turn = axis_angle_to_quat(dt * self.object_vel[..., 3:])
+        quat = quat_multiply(turn, self.object_pose[..., 3:])
+        self.object_pose[..., 3:] = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
+        bad = ~np.isfinite(self.object_pose).all(axis=(1, 2)) | (np.abs(self.object_vel).max(axis=(1, 2))
+                                                                 > self.config.divergence_speed)
+        self.object_pose[held], self.object_vel[held] = saved_pose, saved_vel
+        if bad.any():
+            self.state.diverged |= bad
+            self.object_vel[bad] = 0.0
+            self.object_pose[bad] = np.nan_to_num(self.object_pose[bad])
+
+    # ------------------------------------------------------------------ assisted grasp
+    def _palm_poses(self) -> np.ndarray:
+        return self.link_poses([self.robot.hands[h].palm_link for h in self.hand_names])
+
+    def _follow_palms(self, elapsed: float) -> None:
+        """Held objects take the palm pose composed with their grasp offset, and the palm's velocity."""
+        held = self._grasped >= 0
+        if not held.any():
+            return
+        palms = self._palm_poses()
+        env, hand = np.nonzero(held)
+        obj = self._grasped[env, hand]
+        offset = self._grasp_offset[env, hand]
+        rotation = quat_to_matrix(palms[env, hand, 3:])
+        previous = self.object_pose[env, obj, :3].copy()
+        self.object_pose[env, obj, :3] = palms[env, hand, :3] + np.einsum("mij,mj->mi", rotation, offset[:, :3])
+        self.object_pose[env, obj, 3:] = quat_multiply(palms[env, hand, 3:], offset[:, 3:])
+        self.object_vel[env, obj, :3] = (self.object_pose[env, obj, :3] - previous) / elapsed
+        self.object_vel[env, obj, 3:] = 0.0
+
+    def _update_grasps(self) -> None:
+        if self.config.grasp != "assisted" or not self.scene.num_objects:
+            return
+        self._grasped[~self.grasp_commands] = -1
+        candidates = self.grasp_commands & (self._grasped < 0)
+        if not candidates.any():
+            return
+        q_last = np.ascontiguousarray(self.state.q.T)
+        kin = _kinematics(self.model, q_last)
+        world, _, _ = self._robot_spheres_world(kin, np.zeros((self.model.nv, self.num_envs)))
+        centers, _, radius, _ = self._object_spheres_world()
+        palms = self._palm_poses()
+        rotation = quat_to_matrix(palms[..., 3:])
+        sites = palms[..., :3] + np.einsum("nhij,hj->nhi", rotation, self._grasp_site)
+        k = self.scene.num_objects
+        for h, hand in enumerate(self._hand_spheres):
+            gap, _ = sphere_pair_contacts(centers, radius, world[:, hand], self.spheres.radius[hand])
+            touching = (gap.max(axis=1) >= -grasp_rule.TOUCH_MARGIN).reshape(k, OBJECT_SPHERES, -1).any(axis=1).T
+            distance = np.linalg.norm(self.object_pose[..., :3] - sites[:, h, None], axis=-1)  # (N, K)
+            held_elsewhere = (self._grasped[:, :, None] == np.arange(k)).any(axis=1)
+            attach = grasp_rule.should_attach(candidates[:, h, None], held_elsewhere, distance, touching)
+            for env in np.flatnonzero(attach.any(axis=1)):
+                obj = int(np.flatnonzero(attach[env])[0])
+                self._grasped[env, h] = obj
+                inverse = quat_conjugate(palms[env, h, 3:])
+                self._grasp_offset[env, h, :3] = quat_to_matrix(inverse) @ (self.object_pose[env, obj, :3] - palms[env, h, :3])
+                self._grasp_offset[env, h, 3:] = quat_multiply(inverse, self.object_pose[env, obj, 3:])
+                candidates[env, h] = False
+
+    # ------------------------------------------------------------------ reading
     def joint_state(self):
         return self.state.q[:, self._joint_slice].copy(), self.state.v[:, self.model.base_dofs:].copy()
 
@@ -200,21 +451,19 @@ class NumpyEngine(Engine):
         return np.concatenate([positions, matrix_to_quat(rotations)], axis=-1)
 
     def point_jacobian(self, link, local_point):
-        from .model import jacobian
-
         return jacobian(self.model, self.state.q, link, local_point)[:, :, self.model.base_dofs:]
 
     def object_poses(self):
-        return np.zeros((self.num_envs, 0, 7))
+        return self.object_pose.copy()
 
     def object_velocities(self):
-        return np.zeros((self.num_envs, 0, 6))
+        return self.object_vel.copy()
 
     def grasped_objects(self):
-        return -np.ones((self.num_envs, len(self.hand_names)), dtype=np.int64)
+        return self._grasped.copy()
 
     def hand_contact_forces(self):
-        return np.zeros((self.num_envs, len(self.hand_names), 0))
+        return self._hand_forces.copy()
 
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
         """Copy one environment's poses into a pybullet viewer and take the scene camera's picture."""
@@ -222,8 +471,8 @@ class NumpyEngine(Engine):
 
         if self._viewer is None:
             self._viewer = PybulletEngine(self.robot, self.scene, 1, self.config)
-        joint_pos, joint_vel = self.joint_state()
-        self._viewer.reset([0], joint_pos[env_id:env_id + 1], [[]], np.zeros((1, 0, 7)))
+        joint_pos, _ = self.joint_state()
+        self._viewer.reset([0], joint_pos[env_id:env_id + 1], [self._objects[env_id]], self.object_pose[env_id:env_id + 1])
         if self.model.floating:
             client, body = self._viewer.clients[0], self._viewer._robot_ids[0]
             client.resetBasePositionAndOrientation(body, self.state.q[env_id, :3], self.state.q[env_id, 3:7])

@@ -68,6 +68,8 @@ class RobotDescription:
     base_link: str = "pelvis"
     #: Height of the base link above the floor when standing at the zero posture (m).
     standing_base_height: float = 1.0
+    #: Links whose collision shapes take part in contacts in the numpy engine (empty: all).
+    contact_links: tuple[str, ...] = ()
 
     @property
     def num_joints(self) -> int:
@@ -185,6 +187,7 @@ def describe(
     hands: dict[str, HandSpec] | None = None,
     base_link: str = "pelvis",
     standing_base_height: float = 1.0,
+    contact_links: tuple[str, ...] = (),
 ) -> RobotDescription:
     """Build a RobotDescription from a URDF and a group mapping, checking the contract.
 
@@ -223,4 +226,5 @@ def describe(
         hands=dict(hands or {}),
         base_link=base_link,
         standing_base_height=standing_base_height,
+        contact_links=tuple(contact_links),
     )

@@ -96,4 +96,7 @@ def load() -> RobotDescription:
         hands={side: _hand(side) for side in SIDES},
         base_link="pelvis",
         standing_base_height=1.021,
+        # Hands against objects and tables, forearms against table edges, feet against the floor.
+        contact_links=tuple(f"{side}_{link}" for side in SIDES for link in (
+            "palm", "thumb", "index", "middle", "ring", "little", "forearm", "foot")),
     )

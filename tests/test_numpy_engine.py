@@ -215,13 +215,6 @@ def test_a_diverging_environment_is_flagged_and_never_returns_nan(robot):
     assert not engine.diverged.any()
 
 
-def test_numpy_engine_refuses_scenes_with_free_objects_for_now(robot):
-    from training_ground.scenes.bread import bread_scene
-
-    with pytest.raises(NotImplementedError, match="contacts"):
-        make_engine("numpy", robot, bread_scene(), 1)
-
-
 def test_numpy_engine_renders_through_a_pybullet_viewer(robot):
     engine = make_engine("numpy", robot, AIR, 2)
     try:
