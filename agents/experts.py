@@ -141,7 +141,7 @@ def make_expert(env, task_id: str | None = None):
 
     if task_id is None:
         task_class = type(env.unwrapped.task)
-        task_id = next((name for name, (_, cls) in TASKS.items() if cls is task_class), None)
+        task_id = next((name for name, (_, cls, _) in TASKS.items() if cls is task_class), None)
     if task_id not in EXPERTS:
         raise KeyError(f"no scripted expert for {task_id!r}; experts exist for {sorted(EXPERTS)}")
     return EXPERTS[task_id].for_env(env)

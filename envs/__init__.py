@@ -9,11 +9,13 @@ from __future__ import annotations
 import gymnasium
 
 from .base import BatchedTask, ConfigError, TaskConfig, TrainingGroundEnv, make_config
-from .bread import BreadPickPlaceConfig, BreadPickPlaceEnv, BreadPickPlaceTask
+from .bread import BreadPickPlaceConfig, BreadPickPlaceEnv, BreadPickPlaceTask, BreadPickPlaceVectorEnv
+from .vector import TrainingGroundVectorEnv
 
-#: id -> (single-env entry point, task class)
+#: id -> (single-env entry point, task class, vector entry point)
 TASKS = {
-    "TrainingGround/BreadPickPlace-v0": ("training_ground.envs.bread:BreadPickPlaceEnv", BreadPickPlaceTask),
+    "TrainingGround/BreadPickPlace-v0": ("training_ground.envs.bread:BreadPickPlaceEnv", BreadPickPlaceTask,
+                                         "training_ground.envs.bread:BreadPickPlaceVectorEnv"),
 }
 #: Short names accepted by the command line.
 ALIASES = {"bread": "TrainingGround/BreadPickPlace-v0"}
@@ -28,14 +30,15 @@ def resolve_task_id(name: str) -> str:
 
 
 def register_all() -> None:
-    for task_id, (entry_point, _) in TASKS.items():
+    for task_id, (entry_point, _, vector_entry_point) in TASKS.items():
         if task_id not in gymnasium.registry:
-            gymnasium.register(id=task_id, entry_point=entry_point)
+            gymnasium.register(id=task_id, entry_point=entry_point, vector_entry_point=vector_entry_point)
 
 
 register_all()
 
 __all__ = [
     "ALIASES", "TASKS", "BatchedTask", "BreadPickPlaceConfig", "BreadPickPlaceEnv", "BreadPickPlaceTask",
+    "BreadPickPlaceVectorEnv", "TrainingGroundVectorEnv",
     "ConfigError", "TaskConfig", "TrainingGroundEnv", "make_config", "register_all", "resolve_task_id",
 ]

@@ -171,7 +171,10 @@ class BatchedTask(abc.ABC):
         scales = self.reward_scales()
         scaled = {name: scales[name] * terms[name] for name in self.reward_names}
         if self.reward_mode == "dense":
-            reward = np.sum(list(scaled.values()), axis=0)
+            # Term by term, elementwise: a batch's env i sums exactly like a single env.
+            reward = np.zeros(self.num_envs)
+            for value in scaled.values():
+                reward = reward + value
         else:
             reward = evaluation["success"].astype(float)
         diverged = self.engine.diverged.copy()

@@ -19,6 +19,7 @@ from ..scenes import bread as bread_scene
 from ..scenes.base import Scene
 from .base import BatchedTask, TaskConfig, TrainingGroundEnv
 from .controllers import grasp_site_poses
+from .vector import TrainingGroundVectorEnv
 
 #: Where the dense reward guides the roll: above the basket centre.
 BASKET_DROP_POINT = np.array([*bread_scene.BASKET_CENTER, bread_scene.TABLE_HEIGHT + 0.12])
@@ -108,8 +109,15 @@ class BreadPickPlaceTask(BatchedTask):
 class BreadPickPlaceEnv(TrainingGroundEnv):
     """``TrainingGround/BreadPickPlace-v0``.
 
-    Version history: v0, first release (pybullet backend; joint_pos and ee_delta actions).
+    Version history: v0, first release (pybullet and numpy backends; joint_pos and ee_delta
+    actions; native VectorEnv on the numpy engine).
     """
+
+    task_class = BreadPickPlaceTask
+
+
+class BreadPickPlaceVectorEnv(TrainingGroundVectorEnv):
+    """``gymnasium.make_vec("TrainingGround/BreadPickPlace-v0", num_envs=N, vectorization_mode="vector_entry_point")``."""
 
     task_class = BreadPickPlaceTask
 

@@ -134,7 +134,8 @@ def grasp_site_poses(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
     poses = engine.link_poses([h.palm_link for h in hands])
     sites = np.array([h.grasp_site for h in hands])
     rotation = quat_to_matrix(poses[..., 3:])
-    return poses[..., :3] + np.einsum("nhij,hj->nhi", rotation, sites), poses[..., 3:]
+    # Elementwise rather than einsum, whose summation order may change with the batch size.
+    return poses[..., :3] + (rotation * sites[None, :, None, :]).sum(axis=-1), poses[..., 3:]
 
 
 def dls_step(jacobian: np.ndarray, error: np.ndarray, damping: float) -> np.ndarray:

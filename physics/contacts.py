@@ -130,7 +130,9 @@ def static_contacts(geometry: StaticGeometry, center: np.ndarray, radius: np.nda
     for b in range(len(geometry.box_half)):
         rotation, half = geometry.box_rotation[b], geometry.box_half[b]
         offset = center - geometry.box_center[b][:, None, None]
-        local = np.einsum("ij,isn->jsn", rotation, offset)  # sphere centre in the box frame
+        # Elementwise products rather than einsum, whose summation order can change with N:
+        # an environment must compute the same bits alone or in a batch.
+        local = (rotation[:, :, None, None] * offset[:, None]).sum(axis=0)  # sphere centre in the box frame
         clamped = np.clip(local, -half[:, None, None], half[:, None, None])
         gap = local - clamped
         distance = np.sqrt(_dot(gap, gap))
@@ -144,7 +146,7 @@ def static_contacts(geometry: StaticGeometry, center: np.ndarray, radius: np.nda
         box_depth = np.where(outside, radius[:, None] - distance, radius[:, None] + inside_depth)
         deeper = box_depth > depth
         depth = np.where(deeper, box_depth, depth)
-        normal = np.where(deeper, np.einsum("ij,jsn->isn", rotation, local_normal), normal)
+        normal = np.where(deeper, (rotation[:, :, None, None] * local_normal[None]).sum(axis=1), normal)
         friction = np.where(deeper, geometry.box_friction[b], friction)
     return depth, normal, friction
 

@@ -437,6 +437,8 @@ class SparsePattern:
     block_cols: tuple
     joint_pairs: np.ndarray
     base_pairs: np.ndarray
+    below: tuple = ()
+    below_pos: tuple = ()
 
     @classmethod
     def build(cls, chains, link_rows, link_cols, joint_of_link, base_dofs) -> "SparsePattern":
@@ -458,8 +460,11 @@ class SparsePattern:
         base_pairs = np.array([[position[(base_dofs + joint, b)] for b in range(base_dofs)]
                                for joint in range(len(chains) - base_dofs)], dtype=np.int64)
         base_pairs = base_pairs.reshape(len(chains) - base_dofs, base_dofs)
+        # For each coordinate j, the coordinates that have it as an ancestor, and where (i, j) is stored.
+        below = [np.array([i for i in range(len(chains)) if j in chains[i]], dtype=np.int64) for j in range(len(chains))]
+        below_pos = [np.array([position[(i, j)] for i in below[j]], dtype=np.int64) for j in range(len(chains))]
         return cls(rows, cols, tuple(chains), row, diag, tuple(block), tuple(block_rows), tuple(block_cols),
-                   joint_pairs, base_pairs)
+                   joint_pairs, base_pairs, tuple(below), tuple(below_pos))
 
     def to_dense(self, values: np.ndarray, nv: int) -> np.ndarray:
         """Symmetric dense matrices (N, nv, nv) from pair values (pairs, N)."""
@@ -635,9 +640,9 @@ def _ltdl_solve(factor: np.ndarray, pattern: SparsePattern, rhs: np.ndarray) -> 
         if len(pattern.chain[i]):
             x[pattern.chain[i]] -= factor[pattern.row[i]] * x[i]
     x /= factor[pattern.diag]
-    for i in range(nv):  # L x = y
-        if len(pattern.chain[i]):
-            x[i] -= (factor[pattern.row[i]] * x[pattern.chain[i]]).sum(axis=0)
+    for j in range(nv):  # L x = y, column by column: no reductions, so no summation order that depends on N
+        if len(pattern.below[j]):
+            x[pattern.below[j]] -= factor[pattern.below_pos[j]] * x[j]
     return x
 
 

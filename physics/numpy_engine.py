@@ -303,7 +303,7 @@ class NumpyEngine(Engine):
         """World positions (3, K*Ks, N) and velocities of the object spheres, and their radii (K*Ks, N)."""
         n, k = self.num_envs, self.scene.num_objects
         rotation = quat_to_matrix(self.object_pose[..., 3:])  # (N, K, 3, 3)
-        offset = np.einsum("nkij,nksj->nksi", rotation, self._object_centers)
+        offset = (rotation[:, :, None] * self._object_centers[..., None, :]).sum(axis=-1)
         centers = self.object_pose[:, :, None, :3] + offset
         velocity = self.object_vel[:, :, None, :3] + np.cross(self.object_vel[:, :, None, 3:], offset)
         to_last = lambda a: np.ascontiguousarray(a.reshape(n, k * OBJECT_SPHERES, 3).transpose(2, 1, 0))
@@ -373,9 +373,9 @@ class NumpyEngine(Engine):
         total = force.sum(axis=2) + self._object_mass[..., None] * np.array([0.0, 0.0, self.config.gravity])
         torque = np.cross(offset, force).sum(axis=2)
         rotation = quat_to_matrix(self.object_pose[..., 3:])
-        inertia = np.einsum("nkij,nkj,nklj->nkil", rotation, self._object_inertia, rotation)
+        inertia = ((rotation * self._object_inertia[..., None, :])[..., :, None, :] * rotation[..., None, :, :]).sum(-1)
         omega = self.object_vel[..., 3:]
-        angular_rhs = torque - np.cross(omega, np.einsum("nkij,nkj->nki", inertia, omega))
+        angular_rhs = torque - np.cross(omega, (inertia * omega[..., None, :]).sum(-1))
         self.object_vel[..., :3] += dt * total / self._object_mass[..., None]
         self.object_vel[..., 3:] += dt * np.linalg.solve(inertia, angular_rhs[..., None])[..., 0]
         self.object_pose[..., :3] += dt * self.object_vel[..., :3]
@@ -405,7 +405,7 @@ class NumpyEngine(Engine):
         offset = self._grasp_offset[env, hand]
         rotation = quat_to_matrix(palms[env, hand, 3:])
         previous = self.object_pose[env, obj, :3].copy()
-        self.object_pose[env, obj, :3] = palms[env, hand, :3] + np.einsum("mij,mj->mi", rotation, offset[:, :3])
+        self.object_pose[env, obj, :3] = palms[env, hand, :3] + (rotation * offset[:, None, :3]).sum(-1)
         self.object_pose[env, obj, 3:] = quat_multiply(palms[env, hand, 3:], offset[:, 3:])
         self.object_vel[env, obj, :3] = (self.object_pose[env, obj, :3] - previous) / elapsed
         self.object_vel[env, obj, 3:] = 0.0

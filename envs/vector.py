@@ -1,0 +1,109 @@
+"""The native batched ``gymnasium.vector.VectorEnv``: one engine steps all N environments per call.
+
+``gymnasium.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")`` returns it
+(numpy engine by default; ``backend="pybullet"`` works too, for checking).
+
+Seeding rule: ``reset(seed=s)`` gives environment i the seed ``s + i`` (a list gives each
+its own); environment i then rolls out exactly like a single env reset with that seed, and
+later episodes continue each environment's own generator, as a single env's do.
+
+Autoreset: ``AutoresetMode.NEXT_STEP``, Gymnasium's default. The step after an episode ends
+resets that environment (its action is ignored) and returns the first observation of the
+next episode with reward 0 and terminated = truncated = False. ``reset(options={"reset_mask":
+mask})`` resets only the masked environments and leaves the others untouched.
+"""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from .base import BatchedTask, make_config
+from .controllers import validate_action
+
+
+class TrainingGroundVectorEnv(gymnasium.vector.VectorEnv):
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["rgb_array"], "render_fps": 25}
+    task_class: type[BatchedTask]
+
+    def __init__(self, num_envs: int = 1, backend: str = "numpy", action_mode: str = "ee_delta",
+                 reward_mode: str = "dense", render_mode: str | None = None, config=None, **overrides):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"unknown render_mode {render_mode!r} for the vector env; choose one of "
+                             f"{self.metadata['render_modes']}")
+        config = make_config(self.task_class.config_class, config, **overrides)
+        self.task = self.task_class(backend, num_envs, action_mode, reward_mode, config)
+        self.config = config
+        self.num_envs = num_envs
+        self.render_mode = render_mode
+        self.single_action_space = self.task.action_space
+        self.single_observation_space = self.task.observation_space
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.metadata = {**self.metadata, "render_fps": int(round(1.0 / config.control_dt))}
+        self._generators = [seeding.np_random(None)[0] for _ in range(num_envs)]
+        self._needs_reset = np.zeros(num_envs, dtype=bool)
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        options = dict(options or {})
+        mask = np.asarray(options.pop("reset_mask", np.ones(self.num_envs, dtype=bool)), dtype=bool)
+        if options:
+            raise ValueError(f"unknown reset options {sorted(options)}; the vector env takes 'reset_mask'")
+        if mask.shape != (self.num_envs,):
+            raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {mask.shape}")
+        env_ids = np.flatnonzero(mask)
+        if seed is not None:
+            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, (int, np.integer)) else list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"seed must be an int or a list of {self.num_envs} ints, got {len(seeds)}")
+            for i in env_ids:
+                self._generators[i] = seeding.np_random(int(seeds[i]))[0]
+        self.task.reset(env_ids, [self._generators[i] for i in env_ids])
+        self._needs_reset[env_ids] = False
+        observation = self._observe()
+        return observation, {"is_success": np.zeros(self.num_envs, dtype=bool),
+                             "_is_success": np.ones(self.num_envs, dtype=bool)}
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        from .base import sanitize
+
+        return {key: sanitize(value) for key, value in self.task.observe().items()}
+
+    def step(self, actions):
+        actions = validate_action(actions, self.action_space, batched=True)
+        restart = np.flatnonzero(self._needs_reset)
+        if restart.size:
+            # Hold the restarting environments still for this step; they are reset right after it.
+            actions = actions.copy()
+            actions[restart] = 0.0
+        observation, reward, terminated, truncated, info = self.task.step(actions)
+        if restart.size:
+            self.task.reset(restart, [self._generators[i] for i in restart])
+            fresh = self._observe()
+            for key in observation:
+                observation[key][restart] = fresh[key][restart]
+            reward[restart] = 0.0
+            terminated[restart] = truncated[restart] = False
+            info["is_success"][restart] = False
+            info["diverged"][restart] = False
+            for value in info["reward_terms"].values():
+                value[restart] = 0.0
+        self._needs_reset = terminated | truncated
+        everyone = np.ones(self.num_envs, dtype=bool)
+        info = {
+            "is_success": info["is_success"], "_is_success": everyone,
+            "diverged": info["diverged"], "_diverged": everyone,
+            "reward_terms": info["reward_terms"], "_reward_terms": everyone,
+        }
+        return observation, reward.astype(np.float64), terminated, truncated, info
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return tuple(self.task.engine.render(i) for i in range(self.num_envs))
+        return None
+
+    def close_extras(self, **kwargs):
+        self.task.close()
