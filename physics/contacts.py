@@ -39,22 +39,23 @@ def spheres_for_shape(kind: str, size, origin=np.zeros(3), rotation=np.eye(3)) -
     """Centres (K, 3) and radii (K,) that cover a primitive placed at origin/rotation.
 
     sphere: itself. cylinder/capsule (radius, length along local z): spheres of the radius
-    along the axis, at most one radius apart, ends included (a capsule exactly). box (full
-    sizes): spheres of the smallest half extent on a grid over the box.
+    along the axis, touching or overlapping, ends included (a capsule up to the dimples between
+    spheres, at most 0.13 radius deep). box (full sizes): spheres of the smallest half extent
+    on a grid over the box, again touching or overlapping.
     """
     if kind == "sphere":
         local, radii = np.zeros((1, 3)), np.array([float(size[0])])
     elif kind in ("cylinder", "capsule"):
         radius, length = float(size[0]), float(size[1])
-        count = max(2, int(math.ceil(length / radius)) + 1)
+        count = max(2, int(math.ceil(length / (2 * radius))) + 1)
         local = np.zeros((count, 3))
         local[:, 2] = np.linspace(-length / 2, length / 2, count)
         radii = np.full(count, radius)
     elif kind == "box":
         half = np.asarray(size, float) / 2
         radius = half.min()
-        axes = [np.linspace(-(h - radius), h - radius, max(1, int(math.ceil((h - radius) / radius)) + 1)) if h > radius
-                else np.zeros(1) for h in half]
+        axes = [np.linspace(-(h - radius), h - radius, max(1, int(math.ceil((h - radius) / radius)) + 1))
+                if h > radius + 1e-12 else np.zeros(1) for h in half]
         grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
         local, radii = grid, np.full(len(grid), radius)
     else:
@@ -122,32 +123,41 @@ def static_contacts(geometry: StaticGeometry, center: np.ndarray, radius: np.nda
 
     center: (3, S, N) world positions; radius: (S,). Returns depth (S, N) (<= 0: no contact),
     unit normal (3, S, N) pointing from the surface into the sphere, and friction (S, N).
+    Each box first keeps only the spheres within its bounding sphere (broad phase); the exact
+    sphere-box test runs on those.
     """
     depth = radius[:, None] - (center[2] - geometry.floor_height)
     normal = np.zeros_like(center)
     normal[2] = 1.0
     friction = np.full(depth.shape, geometry.floor_friction)
+    reach = radius[:, None] + np.zeros(depth.shape[-1])
     for b in range(len(geometry.box_half)):
         rotation, half = geometry.box_rotation[b], geometry.box_half[b]
         offset = center - geometry.box_center[b][:, None, None]
-        # Elementwise products rather than einsum, whose summation order can change with N:
-        # an environment must compute the same bits alone or in a batch.
-        local = (rotation[:, :, None, None] * offset[:, None]).sum(axis=0)  # sphere centre in the box frame
-        clamped = np.clip(local, -half[:, None, None], half[:, None, None])
+        bound = reach + np.sqrt(_dot(half, half))
+        sphere_index, env_index = np.nonzero(_dot(offset, offset) < bound * bound)
+        if not len(sphere_index):
+            continue
+        near = offset[:, sphere_index, env_index]  # (3, M)
+        # Elementwise products rather than matmul/einsum, whose summation order can change with
+        # the batch: an environment must compute the same bits alone or in a batch.
+        local = (rotation[:, :, None] * near[:, None]).sum(axis=0)  # sphere centre in the box frame
+        clamped = np.clip(local, -half[:, None], half[:, None])
         gap = local - clamped
         distance = np.sqrt(_dot(gap, gap))
         outside = distance > 1e-12
         # Inside the box: push out through the nearest face.
-        face_gap = half[:, None, None] - np.abs(local)
+        face_gap = half[:, None] - np.abs(local)
         face = np.argmin(face_gap, axis=0)
-        inside_normal = (np.arange(3)[:, None, None] == face) * np.where(local >= 0, 1.0, -1.0)
-        inside_depth = face_gap.min(axis=0)
+        inside_normal = (np.arange(3)[:, None] == face) * np.where(local >= 0, 1.0, -1.0)
         local_normal = np.where(outside, gap / np.where(outside, distance, 1.0), inside_normal)
-        box_depth = np.where(outside, radius[:, None] - distance, radius[:, None] + inside_depth)
-        deeper = box_depth > depth
-        depth = np.where(deeper, box_depth, depth)
-        normal = np.where(deeper, (rotation[:, :, None, None] * local_normal[None]).sum(axis=1), normal)
-        friction = np.where(deeper, geometry.box_friction[b], friction)
+        sphere_radius = radius[sphere_index]
+        box_depth = np.where(outside, sphere_radius - distance, sphere_radius + face_gap.min(axis=0))
+        deeper = box_depth > depth[sphere_index, env_index]
+        sphere_index, env_index = sphere_index[deeper], env_index[deeper]
+        depth[sphere_index, env_index] = box_depth[deeper]
+        normal[:, sphere_index, env_index] = (rotation[:, :, None] * local_normal[None, :, deeper]).sum(axis=1)
+        friction[sphere_index, env_index] = geometry.box_friction[b]
     return depth, normal, friction
 
 

@@ -223,6 +223,10 @@ class NumpyEngine(Engine):
             palm = model.link_index(hand.palm_link)
             hand_links.append(np.flatnonzero(model.ancestors[:, palm]))
         self._hand_spheres = [np.flatnonzero(np.isin(spheres.body, links)) for links in hand_links]
+        # Broad phase for hand-object contacts: how far a hand sphere's surface can be from the
+        # centroid of the hand's sphere centres, measured with the fingers open and closed, plus a
+        # margin for posture in between.
+        self._hand_reach = self._hand_spread() + 0.03
         self._palm_index = [model.link_index(h.palm_link) for h in robot.hands.values()]
         self._grasp_site = np.array([h.grasp_site for h in robot.hands.values()])
         n, k, h = self.num_envs, self.scene.num_objects, len(self.hand_names)
@@ -241,6 +245,25 @@ class NumpyEngine(Engine):
         self._object_slip = np.zeros((3, k * OBJECT_SPHERES, n))
         self._grasp_offset = np.zeros((n, h, 7))  # object pose in the palm frame
         self._hand_forces = np.zeros((n, h, k))
+
+    def _hand_spread(self) -> np.ndarray:
+        postures = []
+        for closed in (False, True):
+            q = self.robot.keyframe("arms_ready")
+            for hand in self.robot.hands.values():
+                q[self.robot.joint_indices(hand.finger_joints)] = hand.finger_closed if closed else hand.finger_open
+            postures.append(q)
+        q = np.array(postures)
+        if self.model.floating:
+            q = np.concatenate([np.tile([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], (2, 1)), q], axis=1)
+        kin = _kinematics(self.model, np.ascontiguousarray(q.T))
+        world, _, _ = self._robot_spheres_world(kin, np.zeros((self.model.nv, 2)))
+        spread = []
+        for hand in self._hand_spheres:
+            centres = world[:, hand]
+            distance = np.sqrt(_dot(centres - centres.mean(axis=1, keepdims=True), centres - centres.mean(axis=1, keepdims=True)))
+            spread.append((distance + self.spheres.radius[hand][:, None]).max())
+        return np.array(spread)
 
     @property
     def _joint_slice(self) -> slice:
@@ -335,7 +358,7 @@ class NumpyEngine(Engine):
 
     def _object_contacts(self, robot_world, robot_velocity, robot_force, dt: float):
         """Static and hand contacts of the objects; adds the reaction to robot_force in place."""
-        n, k = self.num_envs, self.scene.num_objects
+        k = self.scene.num_objects
         centers, velocity, radius, offset = self._object_spheres_world()
         spin = np.ascontiguousarray(np.repeat(self.object_vel[..., 3:], OBJECT_SPHERES, axis=1).transpose(2, 1, 0))
         sphere_mass = np.repeat(self._object_mass, OBJECT_SPHERES, axis=1).T / OBJECT_SPHERES  # (K*Ks, N)
@@ -350,19 +373,26 @@ class NumpyEngine(Engine):
         self._hand_forces[:] = 0.0
         owner = np.repeat(np.arange(k), OBJECT_SPHERES)
         for h, hand in enumerate(self._hand_spheres):
-            pair_depth, pair_normal = sphere_pair_contacts(centers, radius, robot_world[:, hand], self.spheres.radius[hand])
+            # Broad phase: only environments where some object sphere is within reach of the hand.
+            hand_center = robot_world[:, hand].mean(axis=1)  # (3, N)
+            gap = centers - hand_center[:, None]
+            envs = np.flatnonzero((_dot(gap, gap) < (self._hand_reach[h] + radius) ** 2).any(axis=0))
+            if not len(envs):
+                continue
+            pair_depth, pair_normal = sphere_pair_contacts(centers[:, :, envs], radius[:, envs],
+                                                           robot_world[:, hand][:, :, envs], self.spheres.radius[hand])
             # A welded object does not collide with the hand that holds it.
-            held = self._grasped[:, h][None, :] == owner[:, None]  # (K*Ks, N)
+            held = self._grasped[envs, h][None, :] == owner[:, None]  # (K*Ks, M)
             pair_depth = np.where(held[:, None, :], -1.0, pair_depth)
-            relative_velocity = velocity[:, :, None] - robot_velocity[:, None, hand]
-            mass = np.minimum(sphere_mass[:, None], self._sphere_mass[hand][None, :, None])
+            relative_velocity = velocity[:, :, None, envs] - robot_velocity[:, None, hand][..., envs]
+            mass = np.minimum(sphere_mass[:, None, envs], self._sphere_mass[hand][None, :, None])
             pair_force = penalty_forces(pair_depth, pair_normal, relative_velocity,
-                                        np.broadcast_to(sphere_friction[:, None], pair_depth.shape), mass,
+                                        np.broadcast_to(sphere_friction[:, None, envs], pair_depth.shape), mass,
                                         self.contact_frequency)
-            force += pair_force.sum(axis=2)
-            robot_force[:, hand] -= pair_force.sum(axis=1)
-            magnitude = np.sqrt(_dot(pair_force, pair_force)).sum(axis=1)  # (K*Ks, N)
-            self._hand_forces[:, h] = magnitude.reshape(k, OBJECT_SPHERES, n).sum(axis=1).T
+            force[..., envs] += pair_force.sum(axis=2)
+            robot_force[:, hand[:, None], envs] -= pair_force.sum(axis=1)
+            magnitude = np.sqrt(_dot(pair_force, pair_force)).sum(axis=1)  # (K*Ks, M)
+            self._hand_forces[envs, h] = magnitude.reshape(k, OBJECT_SPHERES, len(envs)).sum(axis=1).T
         return force, offset
 
     def _integrate_objects(self, sphere_force, offset, dt: float) -> None:
