@@ -139,14 +139,18 @@ def _pybullet_worker(n: int, chunk: int, seconds: float, barrier) -> tuple[int, 
     return steps * n, elapsed
 
 
-def _in_processes(worker, n: int, workers: int, chunk: int, seconds: float) -> float:
-    """Run ``worker`` on each share of n in its own process, started together; env-steps per second."""
+def in_processes(worker, n: int, workers: int, *args) -> float:
+    """Run ``worker(share, *args, barrier)`` on each share of n environments in its own process,
+    released together by the barrier; returns the total env-steps per second.
+
+    Each worker returns (env-steps done, seconds it ran).
+    """
     shares = _split(n, workers)
     context = multiprocessing.get_context("fork")
     with multiprocessing.Manager() as manager:
         barrier = manager.Barrier(len(shares))
         with context.Pool(len(shares)) as pool:
-            results = pool.starmap(worker, [(share, chunk, seconds, barrier) for share in shares])
+            results = pool.starmap(worker, [(share, *args, barrier) for share in shares])
     return sum(steps for steps, _ in results) / max(elapsed for _, elapsed in results)
 
 
@@ -264,14 +268,14 @@ def main(args: argparse.Namespace) -> int:
     for n in tqdm(args.num_envs, desc="engine throughput", unit="N"):
         row = {"num_envs": n, "env_steps_per_s": {}, "extrapolated": []}
         if "numpy" in args.engines:
-            row["env_steps_per_s"]["numpy"] = _in_processes(_numpy_worker, n, args.workers, args.chunk, args.seconds)
+            row["env_steps_per_s"]["numpy"] = in_processes(_numpy_worker, n, args.workers, args.chunk, args.seconds)
         if "pybullet" in args.engines:
             if n <= args.pybullet_max:
-                pybullet_cache[n] = _in_processes(_pybullet_worker, n, args.workers, 0, args.seconds)
+                pybullet_cache[n] = in_processes(_pybullet_worker, n, args.workers, 0, args.seconds)
                 row["env_steps_per_s"]["pybullet"] = pybullet_cache[n]
             else:
                 if not pybullet_cache:
-                    pybullet_cache[args.pybullet_max] = _in_processes(
+                    pybullet_cache[args.pybullet_max] = in_processes(
                         _pybullet_worker, args.pybullet_max, args.workers, 0, args.seconds)
                 row["env_steps_per_s"]["pybullet"] = max(pybullet_cache.values())
                 row["extrapolated"].append("pybullet")

@@ -1,38 +1,49 @@
-"""Env-steps per second of a task on a backend for several batch sizes, plus the pybullet layout choice.
+"""Env-steps per second of a task, numpy vs pybullet, for several batch sizes, plus the pybullet layout choice.
 
-``tground bench envs --task bread --backend pybullet --num-envs 1 8 --json out.json --png out.png``
+``tground bench envs --task bread --num-envs 1 64 1024 --json out.json --png out.png``
 
 Two measurements, one run:
 
 - *task*: full control steps of the task (scripted-expert actions, IK, rewards, observations,
-  auto-reset), batched over N environments of one engine;
+  auto-reset) on each backend, N environments split over one worker process per core, each
+  running for ``--seconds`` after a warm-up. pybullet holds one DIRECT client per
+  environment; above ``--pybullet-max`` environments its best measured rate stands in
+  (marked ``extrapolated``), since each client costs the same at any N;
 - *layout* (pybullet only): the physics alone with the shared PD law, for the two ways of
   holding N environments: N DIRECT clients with one robot each (what the engine uses), or
-  one client with N robots side by side. Reported as ratios in the same run.
+  one client with N robots side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .engine_throughput import in_processes
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="bread", help="task id or alias (default: bread)")
-    parser.add_argument("--backend", default="pybullet", help="physics backend (default: pybullet)")
-    parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 8], help="batch sizes (default: 1 8)")
-    parser.add_argument("--steps", type=int, default=200, help="control steps per batch size (default: 200)")
+    parser.add_argument("--backends", nargs="+", default=["numpy", "pybullet"], choices=["numpy", "pybullet"],
+                        help="backends to measure (default: numpy pybullet)")
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 64, 1024], help="batch sizes (default: 1 64 1024)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured wall time per point (default: 3)")
+    parser.add_argument("--pybullet-max", type=int, default=64,
+                        help="largest N measured for pybullet; larger N reuse its best rate (default: 64)")
     parser.add_argument("--no-layout", action="store_true", help="skip the pybullet layout comparison")
     parser.add_argument("--json", default="bench_envs.json", help="write results here (default: bench_envs.json)")
     parser.add_argument("--png", default="bench_envs.png", help="write the plot here (default: bench_envs.png)")
 
 
-def measure_task(task_id: str, backend: str, num_envs: int, steps: int) -> dict:
+def task_worker(num_envs: int, task_id: str, backend: str, seconds: float, barrier) -> tuple[int, float]:
+    """Control steps of the task with its scripted expert on num_envs environments for ``seconds``."""
     from ..agents.experts import EXPERTS
     from ..envs import TASKS
 
@@ -41,21 +52,25 @@ def measure_task(task_id: str, backend: str, num_envs: int, steps: int) -> dict:
         expert = EXPERTS[task_id](num_envs, task.config.ik, task.scene.robot_position)
         rngs = [np.random.default_rng(seed) for seed in range(num_envs)]
         observation = task.observe()
-        episodes = 0
-        start = time.perf_counter()
-        for _ in range(steps):
+
+        def advance(observation):
             observation, _, terminated, truncated, _ = task.step(expert.act(observation))
             done = np.flatnonzero(terminated | truncated)
             if done.size:
-                episodes += done.size
                 task.reset(done, [rngs[i] for i in done])
                 expert.reset(terminated | truncated)
                 observation = task.observe()
-        elapsed = time.perf_counter() - start
+            return observation
+
+        observation = advance(observation)  # warm-up
+        barrier.wait()
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            observation = advance(observation)
+            steps += 1
+        return steps * num_envs, time.perf_counter() - start
     finally:
         task.close()
-    return {"num_envs": num_envs, "steps": steps, "seconds": elapsed,
-            "env_steps_per_s": num_envs * steps / elapsed, "episodes_finished": episodes}
 
 
 def measure_pybullet_layout(num_envs: int, physics_steps: int = 500) -> dict:
@@ -125,9 +140,13 @@ def plot(results: dict, path: str) -> None:
     figure, axes = plt.subplots(1, 2 if results.get("layout") else 1, figsize=(10, 4), squeeze=False)
     rows = results["task"]
     ax = axes[0, 0]
-    ax.plot([r["num_envs"] for r in rows], [r["env_steps_per_s"] for r in rows], "o-", label=results["backend"])
+    for backend, style in (("numpy", "o-"), ("pybullet", "s--")):
+        points = [r for r in rows if backend in r["env_steps_per_s"]]
+        if points:
+            ax.plot([r["num_envs"] for r in points], [r["env_steps_per_s"][backend] for r in points], style, label=backend)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("environments per engine (N)")
+    ax.set_yscale("log")
+    ax.set_xlabel("environments (N)")
     ax.set_ylabel("env-steps / s (control steps, 50 Hz)")
     ax.set_title(f"{results['task_id']}")
     ax.grid(True, alpha=0.3)
@@ -155,16 +174,38 @@ def main(args: argparse.Namespace) -> int:
     from ..envs import resolve_task_id
 
     task_id = resolve_task_id(args.task)
-    results = {"task_id": task_id, "backend": args.backend, "machine": platform.platform(),
-               "processor": platform.processor() or platform.machine(), "task": [], "layout": []}
+    results = {"task_id": task_id, "machine": platform.platform(), "cpu_count": os.cpu_count(),
+               "workers": args.workers, "seconds_per_point": args.seconds, "task": [], "layout": []}
+    best_pybullet = 0.0
     for n in tqdm(args.num_envs, desc="task throughput", unit="N"):
-        results["task"].append(measure_task(task_id, args.backend, n, args.steps))
-    if args.backend == "pybullet" and not args.no_layout:
-        for n in tqdm(args.num_envs, desc="pybullet layout", unit="N"):
+        row = {"num_envs": n, "env_steps_per_s": {}, "extrapolated": []}
+        if "numpy" in args.backends:
+            row["env_steps_per_s"]["numpy"] = in_processes(task_worker, n, args.workers, task_id, "numpy", args.seconds)
+        if "pybullet" in args.backends:
+            if n <= args.pybullet_max:
+                rate = in_processes(task_worker, n, args.workers, task_id, "pybullet", args.seconds)
+                best_pybullet = max(best_pybullet, rate)
+            else:
+                if not best_pybullet:
+                    best_pybullet = in_processes(task_worker, args.pybullet_max, args.workers, task_id, "pybullet",
+                                                 args.seconds)
+                rate = best_pybullet
+                row["extrapolated"].append("pybullet")
+            row["env_steps_per_s"]["pybullet"] = rate
+        if len(row["env_steps_per_s"]) == 2:
+            row["numpy_over_pybullet"] = row["env_steps_per_s"]["numpy"] / row["env_steps_per_s"]["pybullet"]
+        results["task"].append(row)
+    if "pybullet" in args.backends and not args.no_layout:
+        for n in tqdm([n for n in args.num_envs if n <= args.pybullet_max], desc="pybullet layout", unit="N"):
             results["layout"].append(measure_pybullet_layout(n))
-    print(f"{'N':>6} {'env-steps/s':>12} {'episodes':>9}")
+    print(f"{task_id}, env-steps/s on {args.workers} workers")
+    print(f"{'N':>6} " + " ".join(f"{b:>12}" for b in args.backends) + "  numpy/pybullet")
     for row in results["task"]:
-        print(f"{row['num_envs']:>6} {row['env_steps_per_s']:>12.1f} {row['episodes_finished']:>9}")
+        rates = row["env_steps_per_s"]
+        cells = " ".join(f"{rates[b]:>11.0f}{'*' if b in row['extrapolated'] else ' '}" for b in args.backends)
+        print(f"{row['num_envs']:>6} {cells} {row.get('numpy_over_pybullet', float('nan')):>15.2f}")
+    if any(row["extrapolated"] for row in results["task"]):
+        print(f"* pybullet above N = {args.pybullet_max}: its best measured rate")
     for row in results["layout"]:
         steps = row["physics_steps_per_s"]
         print(f"layout N={row['num_envs']}: separate clients {steps['separate_clients']:.0f}/s, "
