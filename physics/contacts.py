@@ -121,27 +121,30 @@ class StaticGeometry:
 def static_contacts(geometry: StaticGeometry, center: np.ndarray, radius: np.ndarray):
     """Deepest static contact of each sphere.
 
-    center: (3, S, N) world positions; radius: (S,). Returns depth (S, N) (<= 0: no contact),
+    center: (3, S, N) world positions; radius: (S,) or (S, N). Returns depth (S, N) (<= 0: no contact),
     unit normal (3, S, N) pointing from the surface into the sphere, and friction (S, N).
     Each box first keeps only the spheres within its bounding sphere (broad phase); the exact
     sphere-box test runs on those.
     """
-    depth = radius[:, None] - (center[2] - geometry.floor_height)
+    reach = radius[:, None] if radius.ndim == 1 else radius  # radii (S,) or per environment (S, N)
+    depth = reach - (center[2] - geometry.floor_height)
     normal = np.zeros_like(center)
     normal[2] = 1.0
     friction = np.full(depth.shape, geometry.floor_friction)
-    reach = radius[:, None] + np.zeros(depth.shape[-1])
     for b in range(len(geometry.box_half)):
         rotation, half = geometry.box_rotation[b], geometry.box_half[b]
         offset = center - geometry.box_center[b][:, None, None]
-        bound = reach + np.sqrt(_dot(half, half))
-        sphere_index, env_index = np.nonzero(_dot(offset, offset) < bound * bound)
-        if not len(sphere_index):
-            continue
-        near = offset[:, sphere_index, env_index]  # (3, M)
+        aligned = np.array_equal(rotation, np.eye(3))
         # Elementwise products rather than matmul/einsum, whose summation order can change with
         # the batch: an environment must compute the same bits alone or in a batch.
-        local = (rotation[:, :, None] * near[:, None]).sum(axis=0)  # sphere centre in the box frame
+        local_all = offset if aligned else (rotation[:, :, None, None] * offset[:, None]).sum(axis=0)
+        # Broad phase: the box grown by the sphere radius, in the box frame.
+        near = ((np.abs(local_all[0]) < half[0] + reach) & (np.abs(local_all[1]) < half[1] + reach)
+                & (np.abs(local_all[2]) < half[2] + reach))
+        sphere_index, env_index = np.nonzero(near)
+        if not len(sphere_index):
+            continue
+        local = local_all[:, sphere_index, env_index]  # sphere centres in the box frame, (3, M)
         clamped = np.clip(local, -half[:, None], half[:, None])
         gap = local - clamped
         distance = np.sqrt(_dot(gap, gap))
@@ -151,7 +154,7 @@ def static_contacts(geometry: StaticGeometry, center: np.ndarray, radius: np.nda
         face = np.argmin(face_gap, axis=0)
         inside_normal = (np.arange(3)[:, None] == face) * np.where(local >= 0, 1.0, -1.0)
         local_normal = np.where(outside, gap / np.where(outside, distance, 1.0), inside_normal)
-        sphere_radius = radius[sphere_index]
+        sphere_radius = radius[sphere_index] if radius.ndim == 1 else radius[sphere_index, env_index]
         box_depth = np.where(outside, sphere_radius - distance, sphere_radius + face_gap.min(axis=0))
         deeper = box_depth > depth[sphere_index, env_index]
         sphere_index, env_index = sphere_index[deeper], env_index[deeper]

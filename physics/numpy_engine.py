@@ -363,8 +363,7 @@ class NumpyEngine(Engine):
         spin = np.ascontiguousarray(np.repeat(self.object_vel[..., 3:], OBJECT_SPHERES, axis=1).transpose(2, 1, 0))
         sphere_mass = np.repeat(self._object_mass, OBJECT_SPHERES, axis=1).T / OBJECT_SPHERES  # (K*Ks, N)
         sphere_friction = np.repeat(self._object_friction, OBJECT_SPHERES, axis=1).T
-        depth, normal, friction = static_contacts(self._static, centers, np.zeros(k * OBJECT_SPHERES))
-        depth = depth + radius
+        depth, normal, friction = static_contacts(self._static, centers, radius)
         # Friction acts at the contact point, whose velocity lets a rolling body roll.
         contact_velocity = velocity + _cross(spin, -normal * radius)
         # Coulomb coefficients combine by product, as in Bullet (robot links have 1.0).
