@@ -9,15 +9,41 @@ from pathlib import Path
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import gymnasium
     import numpy as np
-    from tqdm import tqdm
 
-    from .agents.experts import make_expert
     from .envs import resolve_task_id
 
     task_id = resolve_task_id(args.task)
     render = args.out is not None or args.still is not None
+    if args.batch and render:
+        raise ValueError("--batch runs without rendering; drop --out/--still, or drop --batch")
+    if args.batch:
+        successes, lengths = _demo_batch(task_id, args)
+    else:
+        successes, lengths, frames = _demo_episodes(task_id, args, render)
+    rate = float(np.mean(successes))
+    print(f"success rate {rate:.0%} ({sum(successes)}/{len(successes)}) on {task_id} [{args.backend}]")
+    if args.out:
+        _write_animation(frames, args.out, fps=max(1, int(round(50 / args.frame_every))))
+        print(f"wrote {args.out} ({len(frames)} frames)")
+    if args.still:
+        _write_contact_sheet(frames, args.still)
+        print(f"wrote {args.still}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "task": task_id, "backend": args.backend, "seeds": [args.seed + i for i in range(args.episodes)],
+            "success": successes, "episode_steps": lengths, "success_rate": rate,
+        }, indent=2))
+    return 0
+
+
+def _demo_episodes(task_id: str, args: argparse.Namespace, render: bool):
+    """One env, episodes one after another with seeds seed, seed+1, ..."""
+    import gymnasium
+    from tqdm import tqdm
+
+    from .agents.experts import make_expert
+
     env = gymnasium.make(task_id, backend=args.backend, render_mode="rgb_array" if render else None)
     frames, successes, lengths = [], [], []
     try:
@@ -39,20 +65,38 @@ def _demo(args: argparse.Namespace) -> int:
                        f"after {steps} steps")
     finally:
         env.close()
-    rate = float(np.mean(successes))
-    print(f"success rate {rate:.0%} ({sum(successes)}/{len(successes)}) on {task_id} [{args.backend}]")
-    if args.out:
-        _write_animation(frames, args.out, fps=max(1, int(round(50 / args.frame_every))))
-        print(f"wrote {args.out} ({len(frames)} frames)")
-    if args.still:
-        _write_contact_sheet(frames, args.still)
-        print(f"wrote {args.still}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "task": task_id, "backend": args.backend, "seeds": [args.seed + i for i in range(args.episodes)],
-            "success": successes, "episode_steps": lengths, "success_rate": rate,
-        }, indent=2))
-    return 0
+    return successes, lengths, frames
+
+
+def _demo_batch(task_id: str, args: argparse.Namespace):
+    """All episodes at once in the native VectorEnv; env i gets seed+i, as a single env would."""
+    import gymnasium
+    import numpy as np
+    from tqdm import tqdm
+
+    from .agents.experts import make_expert
+
+    n = args.episodes
+    env = gymnasium.make_vec(task_id, num_envs=n, vectorization_mode="vector_entry_point", backend=args.backend)
+    try:
+        expert = make_expert(env, task_id)
+        observation, _ = env.reset(seed=args.seed)
+        expert.reset()
+        finished, succeeded = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        lengths = np.zeros(n, dtype=np.int64)
+        with tqdm(total=n, desc="episodes", unit="ep") as bar:
+            while not finished.all():
+                observation, _, terminated, truncated, info = env.step(expert.act(observation))
+                lengths += ~finished
+                newly = (terminated | truncated) & ~finished
+                succeeded |= info["is_success"] & newly
+                finished |= newly
+                bar.update(int(newly.sum()))
+    finally:
+        env.close()
+    for i in range(n):
+        print(f"episode {i} seed {args.seed + i}: {'success' if succeeded[i] else 'failure'} after {lengths[i]} steps")
+    return succeeded.tolist(), lengths.tolist()
 
 
 def _write_animation(frames, path: str, fps: int) -> None:
@@ -104,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--still", default=None, help="write a PNG of six evenly spaced frames here")
     demo.add_argument("--frame-every", type=int, default=2, help="keep every k-th control step as a frame")
     demo.add_argument("--json", default=None, help="write per-episode results to this JSON file")
+    demo.add_argument("--batch", action="store_true",
+                      help="run all episodes at once in the native VectorEnv (env i gets seed+i; no rendering)")
     demo.set_defaults(handler=_demo)
 
     from .benchmarks import engine_throughput, env_throughput

@@ -85,3 +85,16 @@ def test_demo_unknown_backend(tmp_path):
     assert result.returncode != 0
     assert "backend" in result.stderr.lower()
     assert "Traceback" not in result.stderr
+
+
+def test_demo_batch_runs_every_episode_in_the_vector_env(tmp_path):
+    result = tground("demo", "bread", "--backend", "numpy", "--episodes", "3", "--seed", "7", "--batch",
+                     "--json", "out.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["seeds"] == [7, 8, 9] and len(data["success"]) == 3 and data["backend"] == "numpy"
+    assert "success rate" in result.stdout
+    refused = tground("demo", "bread", "--batch", "--out", "x.gif", cwd=tmp_path)
+    assert refused.returncode == 2 and "--batch" in refused.stderr and "Traceback" not in refused.stderr
