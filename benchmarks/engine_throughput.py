@@ -230,6 +230,24 @@ def step_profile(n: int, repeats: int = 20) -> dict[str, float]:
     return timings
 
 
+ENGINE_STYLES = (("numpy", "o-"), ("pybullet", "s--"), ("mujoco", "^-"))
+
+
+def plot_throughput(ax, rows: list[dict], ylabel: str, title: str) -> None:
+    """Env-steps/s against N, one line per engine found in ``rows[i]["env_steps_per_s"]``, log-log."""
+    for engine, style in ENGINE_STYLES:
+        points = [r for r in rows if engine in r["env_steps_per_s"]]
+        if points:
+            ax.plot([r["num_envs"] for r in points], [r["env_steps_per_s"][engine] for r in points], style, label=engine)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("environments (N)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+
+
 def plot(results: dict, path: str) -> None:
     import matplotlib
 
@@ -237,17 +255,8 @@ def plot(results: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     figure, ax = plt.subplots(figsize=(7, 4.5))
-    for engine, style in (("numpy", "o-"), ("pybullet", "s--"), ("mujoco", "^-")):
-        rows = [r for r in results["rows"] if engine in r["env_steps_per_s"]]
-        if rows:
-            ax.plot([r["num_envs"] for r in rows], [r["env_steps_per_s"][engine] for r in rows], style, label=engine)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("environments (N)")
-    ax.set_ylabel("physics env-steps / s (contact-free, dt = 2 ms)")
-    ax.set_title(f"humanoid43, {results['workers']} workers on {results['cpu_count']} cores")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    plot_throughput(ax, results["rows"], "physics env-steps / s (contact-free, dt = 2 ms)",
+                    f"humanoid43, {results['workers']} workers on {results['cpu_count']} cores")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine_throughput import in_processes
+from .engine_throughput import in_processes, plot_throughput
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -138,19 +138,7 @@ def plot(results: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2 if results.get("layout") else 1, figsize=(10, 4), squeeze=False)
-    rows = results["task"]
-    ax = axes[0, 0]
-    for backend, style in (("numpy", "o-"), ("pybullet", "s--")):
-        points = [r for r in rows if backend in r["env_steps_per_s"]]
-        if points:
-            ax.plot([r["num_envs"] for r in points], [r["env_steps_per_s"][backend] for r in points], style, label=backend)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("environments (N)")
-    ax.set_ylabel("env-steps / s (control steps, 50 Hz)")
-    ax.set_title(f"{results['task_id']}")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    plot_throughput(axes[0, 0], results["task"], "env-steps / s (control steps, 50 Hz)", results["task_id"])
     if results.get("layout"):
         ax = axes[0, 1]
         layout = results["layout"]
