@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=1.5, help="measured wall time per point (default: 1.5)")
     parser.add_argument("--pybullet-max", type=int, default=256,
                         help="largest N measured for pybullet; larger N reuse that rate (default: 256)")
+    parser.add_argument("--contact-num-envs", type=int, default=1024, metavar="N",
+                        help="also measure the bread scene with contacts on at this N, numpy vs MuJoCo (0: skip)")
     parser.add_argument("--profile", type=int, default=1024, metavar="N",
                         help="also time each stage of one numpy step at this N on one core (0: skip; default: 1024)")
     parser.add_argument("--json", default="bench_engine.json", help="write results here")
@@ -154,11 +156,34 @@ def in_processes(worker, n: int, workers: int, *args) -> float:
     return sum(steps for steps, _ in results) / max(elapsed for _, elapsed in results)
 
 
-def mujoco_model(robot):
-    """humanoid43 compiled by mujoco's URDF importer with the project's PD actuators, contacts off."""
+def mujoco_model(robot, scene=None, objects=None, object_poses=None):
+    """humanoid43 compiled by mujoco's URDF importer with the project's PD actuators.
+
+    Without a scene: contacts off, fixed base at the origin. With the bread scene: the robot on
+    its stand, floor, table and basket as static boxes, the objects as free bodies, contacts on
+    between robot and world (no self-collision, as in the other engines).
+    """
     import mujoco
 
     spec = mujoco.MjSpec.from_file(str(robot.urdf_path))
+    if scene is not None:
+        spec.worldbody.first_body().pos = list(scene.robot_position)
+        for geom in spec.geoms:
+            geom.contype, geom.conaffinity = 2, 1  # robot geoms touch the world, not each other
+        spec.worldbody.add_geom(type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05], contype=1, conaffinity=3)
+        for box in scene.static_boxes:
+            x, y, z, w = box.quaternion
+            spec.worldbody.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=list(box.half_extents), pos=list(box.position),
+                                    quat=[w, x, y, z], friction=[box.friction, 0.005, 0.0001], contype=1, conaffinity=3)
+        for params, pose in zip(objects, object_poses):
+            x, y, z, w = pose[3:]
+            body = spec.worldbody.add_body(pos=list(pose[:3]), quat=[w, x, y, z])
+            body.add_freejoint()
+            size = [params.size[0], params.size[1] / 2, 0] if params.shape == "capsule" else list(params.size)
+            kind = {"capsule": mujoco.mjtGeom.mjGEOM_CAPSULE, "box": mujoco.mjtGeom.mjGEOM_BOX,
+                    "sphere": mujoco.mjtGeom.mjGEOM_SPHERE}[params.shape]
+            body.add_geom(type=kind, size=size, mass=params.mass, friction=[params.friction, 0.005, 0.0001],
+                          contype=1, conaffinity=3)
     for name, kp, kd, limit in zip(robot.joint_names, robot.kp, robot.kd, robot.torque_limit):
         actuator = spec.add_actuator()
         actuator.name, actuator.target = name, name
@@ -169,16 +194,50 @@ def mujoco_model(robot):
     model = spec.compile()
     model.opt.timestep = DT
     model.opt.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_CONTACT
+    if scene is None:
+        model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_CONTACT
     return model
 
 
-def _mujoco(n: int, workers: int, seconds: float) -> float:
+def _bread_episode(robot):
+    """The bread scene with one seeded roll, as both engines' contact-on benchmark uses it."""
+    from ..scenes.bread import BreadRandomization, bread_scene, sample_bread
+
+    params, pose = sample_bread(np.random.default_rng(0), BreadRandomization())
+    return bread_scene(), [params], pose[None]
+
+
+def _numpy_contact_worker(n: int, seconds: float, barrier) -> tuple[int, float]:
+    from ..physics import EngineConfig
+    from ..physics.numpy_engine import NumpyEngine
+
+    robot = _robot()
+    scene, objects, poses = _bread_episode(robot)
+    config = EngineConfig(physics_dt=DT, control_dt=DT)  # one physics step per engine.step
+    engine = NumpyEngine(robot, scene, n, config)
+    engine.reset(None, np.tile(robot.keyframe("arms_ready"), (n, 1)), [objects] * n, np.tile(poses, (n, 1, 1)))
+    engine.set_joint_targets(_targets(robot, n))
+    engine.step()
+    barrier.wait()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        engine.step()
+        steps += 1
+    return steps * n, time.perf_counter() - start
+
+
+def _mujoco_contacts(n: int, workers: int, seconds: float) -> float:
+    robot = _robot()
+    scene, objects, poses = _bread_episode(robot)
+    return _mujoco(n, workers, seconds, mujoco_model(robot, scene, objects, poses))
+
+
+def _mujoco(n: int, workers: int, seconds: float, model=None) -> float:
     import mujoco
     from mujoco import rollout
 
     robot = _robot()
-    model = mujoco_model(robot)
+    model = model if model is not None else mujoco_model(robot)
     if model.nu != robot.num_joints:
         raise RuntimeError(f"mujoco imported {model.nu} actuators, expected {robot.num_joints}")
     data = mujoco.MjData(model)
@@ -305,6 +364,19 @@ def main(args: argparse.Namespace) -> int:
         print(f"{row['num_envs']:>6} {cells} {ratios}")
     if any(row["extrapolated"] for row in results["rows"]):
         print(f"* pybullet above N = {args.pybullet_max}: its best measured rate (independent clients cost the same per env)")
+    if args.contact_num_envs:
+        n = args.contact_num_envs
+        row = {"num_envs": n, "scene": "bread table, contacts on", "env_steps_per_s": {}}
+        if "numpy" in args.engines:
+            row["env_steps_per_s"]["numpy"] = in_processes(_numpy_contact_worker, n, args.workers, args.seconds)
+        if "mujoco" in args.engines:
+            row["env_steps_per_s"]["mujoco"] = _mujoco_contacts(n, args.workers, args.seconds)
+        if len(row["env_steps_per_s"]) == 2:
+            row["numpy_over_mujoco"] = row["env_steps_per_s"]["numpy"] / row["env_steps_per_s"]["mujoco"]
+        results["contact_row"] = row
+        rates = "  ".join(f"{engine} {rate:.0f}" for engine, rate in row["env_steps_per_s"].items())
+        print(f"contacts on (bread table), N = {n}: {rates} env-steps/s"
+              + (f", numpy/mujoco {row['numpy_over_mujoco']:.2f}" if "numpy_over_mujoco" in row else ""))
     if args.profile and "numpy" in args.engines:
         results["step_profile_ms"] = {"num_envs": args.profile, **step_profile(args.profile)}
         print(f"one numpy step at N = {args.profile}, one core:")

@@ -9,7 +9,7 @@ def test_engine_benchmark_writes_json_and_png(tmp_path):
     out, png = tmp_path / "engine.json", tmp_path / "engine.png"
     result = subprocess.run(
         [sys.executable, "-m", "training_ground.cli", "bench", "engine", "--num-envs", "1", "4",
-         "--engines", "numpy", "pybullet", "--seconds", "0.05", "--workers", "2", "--pybullet-max", "2", "--profile", "8",
+         "--engines", "numpy", "pybullet", "--seconds", "0.05", "--workers", "2", "--pybullet-max", "2", "--profile", "8", "--contact-num-envs", "2",
          "--json", str(out), "--png", str(png)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -20,6 +20,7 @@ def test_engine_benchmark_writes_json_and_png(tmp_path):
         assert row["numpy_over_pybullet"] == row["env_steps_per_s"]["numpy"] / row["env_steps_per_s"]["pybullet"]
     assert data["rows"][1]["extrapolated"] == ["pybullet"]
     assert data["step_profile_ms"]["num_envs"] == 8 and data["step_profile_ms"]["whole step"] > 0
+    assert data["contact_row"]["num_envs"] == 2 and data["contact_row"]["env_steps_per_s"]["numpy"] > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "numpy/pybullet" in result.stdout
 
