@@ -202,7 +202,7 @@ def sanitize(value: np.ndarray) -> np.ndarray:
 class TrainingGroundEnv(gymnasium.Env):
     """One environment of a task as a ``gymnasium.Env``.
 
-    Keyword arguments: backend ("pybullet"), action_mode ("joint_pos" | "ee_delta"),
+    Keyword arguments: backend ("pybullet" | "numpy"), action_mode ("joint_pos" | "ee_delta"),
     reward_mode ("dense" | "sparse"), render_mode (None | "rgb_array" | "human"), config
     (a config dataclass or dict); any other keyword overrides one config field and an
     unknown one raises ConfigError.
