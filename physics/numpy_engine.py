@@ -227,7 +227,6 @@ class NumpyEngine(Engine):
         # centroid of the hand's sphere centres, measured with the fingers open and closed, plus a
         # margin for posture in between.
         self._hand_reach = self._hand_spread() + 0.03
-        self._palm_index = [model.link_index(h.palm_link) for h in robot.hands.values()]
         self._grasp_site = np.array([h.grasp_site for h in robot.hands.values()])
         n, k, h = self.num_envs, self.scene.num_objects, len(self.hand_names)
         self.object_pose = np.zeros((n, k, 7))
@@ -390,7 +389,7 @@ class NumpyEngine(Engine):
                                         self.contact_frequency)
             force[..., envs] += pair_force.sum(axis=2)
             robot_force[:, hand[:, None], envs] -= pair_force.sum(axis=1)
-            magnitude = np.sqrt(_dot(pair_force, pair_force)).sum(axis=1)  # (K*Ks, M)
+            magnitude = np.abs(_dot(pair_force, pair_normal)).sum(axis=1)  # normal force per object sphere, (K*Ks, M)
             self._hand_forces[envs, h] = magnitude.reshape(k, OBJECT_SPHERES, len(envs)).sum(axis=1).T
         return force, offset
 
