@@ -64,3 +64,29 @@ def test_sphere_covers_of_primitives():
     assert np.all(np.abs(centers) <= np.array([0.12, 0.05, 0.025]) - 0.025 + 1e-12)
     with pytest.raises(ValueError, match="mesh"):
         spheres_for_shape("mesh", ())
+
+
+def test_expert_grasp_reports_hand_contact_and_holds_the_roll_on_the_numpy_engine(robot):
+    """During the scripted grasp the right hand touches the roll (a normal force is reported),
+    the assisted grasp welds it, and the roll rises with the hand."""
+    import gymnasium
+
+    from training_ground.agents.experts import make_expert
+
+    env = gymnasium.make("TrainingGround/BreadPickPlace-v0", backend="numpy")
+    try:
+        expert = make_expert(env)
+        observation, _ = env.reset(seed=1)
+        expert.reset()
+        engine = env.unwrapped.task.engine
+        touched = held_high = False
+        start_height = observation["bread_pos"][2]
+        for _ in range(120):
+            observation, *_ = env.step(expert(observation))
+            touched |= bool(engine.hand_contact_forces()[0, 1, 0] > 0)
+            if engine.grasped_objects()[0, 1] == 0 and observation["bread_pos"][2] > start_height + 0.05:
+                held_high = True
+                break
+        assert touched and held_high
+    finally:
+        env.close()
