@@ -32,7 +32,7 @@ from . import grasp as grasp_rule
 from .contacts import (SphereSet, StaticGeometry, penalty_forces, robot_spheres, sphere_pair_contacts, static_contacts,
                        sticky_forces)
 from .engine import Engine, EngineConfig
-from .model import (Model, _bias_forces, _cross, _dot, _kinematics, _ltdl_factor, _ltdl_solve, _mass_pairs,
+from .model import (Kinematics, Model, _bias_forces, _cross, _dot, _kinematics, _ltdl_factor, _ltdl_solve, _mass_pairs,
                     generalized_forces, jacobian, kinematics, link_velocities, load_model)
 from .rotations import axis_angle_to_quat, matrix_to_quat, quat_conjugate, quat_multiply, quat_to_matrix
 
@@ -86,16 +86,18 @@ def init(model: Model, q: np.ndarray, v: np.ndarray | None = None) -> State:
 
 
 def accelerations(model: Model, params: ActuatorParams, state: State, targets: np.ndarray, dt: float,
-                  external: np.ndarray | None = None, implicit_damping: bool = True) -> np.ndarray:
+                  external: np.ndarray | None = None, implicit_damping: bool = True,
+                  kin: Kinematics | None = None) -> np.ndarray:
     """Generalised accelerations (N, nv) for one step.
 
     ``implicit_damping=False`` evaluates the damping explicitly, exactly as the pybullet
     reference does; tests use it to hold the dynamics to the reference step for step.
+    ``kin``: the kinematics of ``state.q`` when the caller already has them (contacts do).
     """
     nb = model.base_dofs
     q_last = np.ascontiguousarray(state.q.T)
     v_last = np.ascontiguousarray(state.v.T)
-    kin = _kinematics(model, q_last)
+    kin = kin if kin is not None else _kinematics(model, q_last)
     pattern = model._sparse
     matrix = _mass_pairs(model, kin)
     rhs = -_bias_forces(model, kin, v_last)
@@ -114,10 +116,11 @@ def accelerations(model: Model, params: ActuatorParams, state: State, targets: n
 
 
 def step(model: Model, params: ActuatorParams, state: State, targets: np.ndarray, dt: float,
-         divergence_speed: float = 500.0, external: np.ndarray | None = None, implicit_damping: bool = True) -> State:
+         divergence_speed: float = 500.0, external: np.ndarray | None = None, implicit_damping: bool = True,
+         kin: Kinematics | None = None) -> State:
     """Advance every environment by dt (semi-implicit Euler); returns a new State."""
     nb, n_joints = model.base_dofs, model.num_joints
-    accel = accelerations(model, params, state, targets, dt, external, implicit_damping)
+    accel = accelerations(model, params, state, targets, dt, external, implicit_damping, kin)
     v = state.v + dt * accel
     q = state.q.copy()
     joints = q[:, model.nq - n_joints:]
@@ -351,7 +354,7 @@ class NumpyEngine(Engine):
         np.add.at(link_moment, (slice(None), self.spheres.body), _cross(relative, robot_force))
         external = generalized_forces(model, kin, link_force, link_moment)
         self.state = step(model, self.params, self.state, self.joint_targets, dt, self.config.divergence_speed,
-                          external=external.T, implicit_damping=self.implicit_damping)
+                          external=external.T, implicit_damping=self.implicit_damping, kin=kin)
         if k:
             self._integrate_objects(object_force, offset, dt)
 
