@@ -63,6 +63,20 @@ def spheres_for_shape(kind: str, size, origin=np.zeros(3), rotation=np.eye(3)) -
     return origin + local @ rotation.T, radii
 
 
+def box_corner_spheres(size, origin=np.zeros(3), rotation=np.eye(3), fraction: float = 0.2):
+    """Eight small spheres (radius ``fraction`` of the smallest half extent) in a box's corners.
+
+    A grid of spheres as large as the box is thin stops short of its edges by that radius, so
+    a foot covered only by the grid stands on a support polygon that is too small (a 24 cm
+    foot loses 5 cm) and rocks on its rounded heel; the corner spheres restore the true
+    footprint to within the small radius.
+    """
+    half = np.asarray(size, float) / 2
+    radius = fraction * half.min()
+    signs = np.array(np.meshgrid(*[[-1.0, 1.0]] * 3, indexing="ij")).reshape(3, -1).T
+    return origin + (signs * (half - radius)) @ rotation.T, np.full(8, radius)
+
+
 def robot_spheres(urdf_path, link_names: tuple[str, ...]) -> SphereSet:
     """Spheres of every collision primitive of a URDF, attached to links by index into link_names."""
     root = ET.parse(urdf_path).getroot()
@@ -83,6 +97,9 @@ def robot_spheres(urdf_path, link_names: tuple[str, ...]) -> SphereSet:
             else:
                 raise ValueError(f"link {name!r} has a {geometry.tag} collision shape; only primitives are supported")
             local, r = spheres_for_shape(geometry.tag, size, xyz, _rpy_matrix(rpy))
+            if geometry.tag == "box":
+                corners, corner_radii = box_corner_spheres(size, xyz, _rpy_matrix(rpy))
+                local, r = np.concatenate([local, corners]), np.concatenate([r, corner_radii])
             bodies += [link_names.index(name)] * len(r)
             centers.append(local)
             radii.append(r)
@@ -186,7 +203,7 @@ def sticky_forces(depth, normal, velocity, friction, mass, frequency: float, dis
     Regularised friction creeps (it needs slip to push back), and an explicit step bounds how
     little slip it may need; the spring holds a box on an incline still and, integrated from
     the contact-point velocity, lets a roll roll. ``displacement`` is updated in place and
-    cleared where the contact opens.
+    cleared where the contact opens. Returns the forces (3, S, N) and where the contact slides (S, N).
     """
     stiffness = mass * frequency**2
     damping = 2.0 * mass * frequency
@@ -205,7 +222,7 @@ def sticky_forces(depth, normal, velocity, friction, mass, frequency: float, dis
     spring *= scale
     # While sliding, the spring stretches no further than the cone allows.
     displacement[:] = np.where(sliding, -spring / np.maximum(stiffness, 1e-12), displacement)
-    return normal * magnitude + spring
+    return normal * magnitude + spring, sliding
 
 
 def sphere_pair_contacts(center_a, radius_a, center_b, radius_b):
@@ -218,5 +235,5 @@ def sphere_pair_contacts(center_a, radius_a, center_b, radius_b):
     return depth, normal
 
 
-__all__ = ["SphereSet", "StaticGeometry", "penalty_forces", "robot_spheres", "sphere_pair_contacts",
+__all__ = ["SphereSet", "StaticGeometry", "box_corner_spheres", "penalty_forces", "robot_spheres", "sphere_pair_contacts",
            "spheres_for_shape", "static_contacts", "sticky_forces"]

@@ -87,12 +87,14 @@ def init(model: Model, q: np.ndarray, v: np.ndarray | None = None) -> State:
 
 def accelerations(model: Model, params: ActuatorParams, state: State, targets: np.ndarray, dt: float,
                   external: np.ndarray | None = None, implicit_damping: bool = True,
-                  kin: Kinematics | None = None) -> np.ndarray:
+                  kin: Kinematics | None = None, extra_matrix=None) -> np.ndarray:
     """Generalised accelerations (N, nv) for one step.
 
     ``implicit_damping=False`` evaluates the damping explicitly, exactly as the pybullet
     reference does; tests use it to hold the dynamics to the reference step for step.
     ``kin``: the kinematics of ``state.q`` when the caller already has them (contacts do).
+    ``extra_matrix``: (pair positions, env indices, values) added to the mass matrix on its
+    sparsity pattern, for forces treated implicitly by the caller (see :class:`ImplicitContacts`).
     """
     nb = model.base_dofs
     q_last = np.ascontiguousarray(state.q.T)
@@ -112,15 +114,17 @@ def accelerations(model: Model, params: ActuatorParams, state: State, targets: n
     rhs[nb:] += torque - params.damping[:, None] * joint_vel
     if external is not None:
         rhs += external.T
+    if extra_matrix is not None:
+        np.add.at(matrix, (extra_matrix[0], extra_matrix[1]), extra_matrix[2])
     return _ltdl_solve(_ltdl_factor(matrix, pattern), pattern, rhs).T
 
 
 def step(model: Model, params: ActuatorParams, state: State, targets: np.ndarray, dt: float,
          divergence_speed: float = 500.0, external: np.ndarray | None = None, implicit_damping: bool = True,
-         kin: Kinematics | None = None) -> State:
+         kin: Kinematics | None = None, extra_matrix=None) -> State:
     """Advance every environment by dt (semi-implicit Euler); returns a new State."""
     nb, n_joints = model.base_dofs, model.num_joints
-    accel = accelerations(model, params, state, targets, dt, external, implicit_damping, kin)
+    accel = accelerations(model, params, state, targets, dt, external, implicit_damping, kin, extra_matrix)
     v = state.v + dt * accel
     q = state.q.copy()
     joints = q[:, model.nq - n_joints:]
@@ -139,6 +143,82 @@ def step(model: Model, params: ActuatorParams, state: State, targets: np.ndarray
     bad |= state.diverged
     q[bad], v[bad] = state.q[bad], state.v[bad]
     return State(q, v, bad)
+
+
+class ImplicitContacts:
+    """Backward-Euler treatment of the robot's static contacts, on the mass matrix's own pattern.
+
+    A foot must carry the whole robot, so its contacts are stiff, yet the foot is a light
+    link: an explicit step of such a spring on such a mass is unstable at 500 Hz. With the
+    contact force linearised over the step, f(t + dt) = f - (c + dt k) J^T A J dt a - dt k J^T A J v,
+    the term (dt c + dt^2 k) J^T A J joins the mass matrix and -dt k J^T A (J v) the forces;
+    A = n n^T for a sliding contact, the identity while it sticks (tangential spring).
+    J of a point on link b touches only b's ancestor chain, and every pair of coordinates
+    on one chain is already in the tree-sparse pattern, so the factorisation keeps its shape.
+    """
+
+    def __init__(self, model: Model, sphere_body: np.ndarray):
+        nb = model.base_dofs
+        position = {(int(i), int(j)): p for p, (i, j) in enumerate(zip(model._sparse.rows, model._sparse.cols))}
+        dof_lists, slot_links = [], []
+        for body in sphere_body:
+            chain = [link for link in np.flatnonzero(model.ancestors[body]) if model.joint_of_link[link] >= 0]
+            chain.sort(key=lambda link: model.joint_of_link[link])  # parents come first in joint order
+            dof_lists.append(list(range(nb)) + [nb + model.joint_of_link[link] for link in chain])
+            slot_links.append([-1] * nb + chain)
+        width = max(len(d) for d in dof_lists)
+        spheres = len(sphere_body)
+        self.dofs = np.zeros((spheres, width), dtype=np.int64)
+        self.valid = np.zeros((spheres, width), dtype=bool)
+        self.slot_link = np.zeros((spheres, width), dtype=np.int64)
+        self.pairs = np.zeros((spheres, width, width), dtype=np.int64)
+        for s, (dofs, links) in enumerate(zip(dof_lists, slot_links)):
+            m = len(dofs)
+            self.dofs[s, :m], self.valid[s, :m], self.slot_link[s, :m] = dofs, True, np.maximum(links, 0)
+            for a in range(m):
+                for b in range(a + 1):  # (later, earlier) = (descendant, ancestor): stored in the pattern
+                    self.pairs[s, a, b] = position[(dofs[a], dofs[b])]
+        lower = np.tril(np.ones((width, width), dtype=bool))
+        self.lower = lower[None] & self.valid[:, :, None] & self.valid[:, None, :]
+        self.joint_slot = self.valid.copy()
+        self.joint_slot[:, :nb] = False
+        self.base_dofs, self.nv = nb, model.nv
+
+    def terms(self, kin: Kinematics, relative, velocity, normal, active, sliding, stiffness, damping, dt: float):
+        """(pair positions, env indices, matrix values) and the force term (nv, N) of the touching spheres.
+
+        relative, velocity, normal: (3, S, N) contact points about the base origin, their velocities,
+        contact normals; active, sliding: (S, N) bool; stiffness, damping: (S, N).
+        """
+        sphere, env = np.nonzero(active)
+        n = relative.shape[-1]
+        point = relative[:, sphere, env].T  # (C, 3)
+        links = self.slot_link[sphere]  # (C, m)
+        axis = kin.axis[:, links, env[:, None]].transpose(1, 2, 0)  # (C, m, 3)
+        origin = kin.origin[:, links, env[:, None]].transpose(1, 2, 0)
+        columns = np.cross(axis, point[:, None] - origin) * self.joint_slot[sphere][..., None]  # (C, m, 3)
+        nb = self.base_dofs
+        if nb:
+            columns[:, :3] = np.eye(3)
+            # A base angular rate w moves the point by w x p: the column of w_k is e_k x p.
+            columns[:, 3:6] = np.cross(np.eye(3)[None], point[:, None])
+        n_hat = normal[:, sphere, env].T  # (C, 3)
+        stick = ~sliding[sphere, env]
+        # J^T A J with A = n n^T + stick (I - n n^T).
+        along = columns @ n_hat[:, :, None]  # (C, m, 1)
+        gram = (1.0 - stick)[:, None, None] * (along * along.transpose(0, 2, 1))
+        gram = gram + stick[:, None, None] * (columns @ columns.transpose(0, 2, 1))
+        k, c = stiffness[sphere, env], damping[sphere, env]
+        values = ((dt * c + dt * dt * k)[:, None, None] * gram)[self.lower[sphere]]
+        pairs = self.pairs[sphere][self.lower[sphere]]
+        envs = np.broadcast_to(env[:, None, None], self.lower[sphere].shape)[self.lower[sphere]]
+        point_velocity = velocity[:, sphere, env].T  # (C, 3)
+        weighted = np.where(stick[:, None], point_velocity, n_hat * (point_velocity * n_hat).sum(-1, keepdims=True))
+        generalized = -(dt * k)[:, None] * (columns @ weighted[:, :, None])[..., 0]  # (C, m)
+        force = np.zeros((self.nv, n))
+        valid = self.valid[sphere]
+        np.add.at(force, (self.dofs[sphere][valid], np.broadcast_to(env[:, None], valid.shape)[valid]), generalized[valid])
+        return (pairs, envs, values), force
 
 
 def object_spheres(params: ObjectParams) -> tuple[np.ndarray, np.ndarray]:
@@ -213,12 +293,17 @@ class NumpyEngine(Engine):
             keep = np.isin(np.array(model.link_names)[spheres.body], robot.contact_links)
             spheres = SphereSet(spheres.body[keep], spheres.center[keep], spheres.radius[keep])
         self.spheres = spheres
-        # Mass behind each sphere: its link's subtree (a lower bound on the apparent mass there),
-        # shared among the link's spheres so that a body's contact stiffness is the same however
-        # finely it is covered.
+        # Mass that can load each sphere, shared among its link's spheres so that a body's contact
+        # stiffness is the same however finely it is covered: on a fixed base, the link's subtree;
+        # a floating robot can rest its whole weight on any link (a foot carries all of it).
+        # Contacts are stiff enough for that load and stay stable because the robot's contacts
+        # are integrated implicitly (ImplicitContacts).
         subtree_mass = model.ancestors.T.astype(float) @ model.mass  # [j]: mass of j's subtree
+        if model.floating:
+            subtree_mass[:] = model.mass.sum()
         per_link = np.bincount(spheres.body, minlength=model.num_links)
         self._sphere_mass = subtree_mass[spheres.body] / per_link[spheres.body]
+        self._implicit = ImplicitContacts(model, spheres.body)
         self._sphere_center = np.ascontiguousarray(spheres.center.T)  # (3, S)
         self._static = StaticGeometry.from_scene(self.scene)
         hand_links = []
@@ -341,8 +426,13 @@ class NumpyEngine(Engine):
         kin = _kinematics(model, q_last)
         world, relative, velocity = self._robot_spheres_world(kin, v_last)
         depth, normal, friction = static_contacts(self._static, world, self.spheres.radius)
-        robot_force = sticky_forces(depth, normal, velocity, friction, self._sphere_mass[:, None], self.contact_frequency,
-                                    self._robot_slip, dt)
+        mass = self._sphere_mass[:, None]
+        robot_force, sliding = sticky_forces(depth, normal, velocity, friction, mass, self.contact_frequency,
+                                             self._robot_slip, dt)
+        bearing = (depth > 0) & (_dot(robot_force, normal) > 0)
+        contact_matrix, contact_force = self._implicit.terms(
+            kin, relative, velocity, normal, bearing, sliding, np.broadcast_to(mass * self.contact_frequency**2, depth.shape),
+            np.broadcast_to(2.0 * mass * self.contact_frequency, depth.shape), dt)
         k = self.scene.num_objects
         if k:
             object_force, offset = self._object_contacts(world, velocity, robot_force, dt)
@@ -352,9 +442,10 @@ class NumpyEngine(Engine):
         link_moment = np.zeros((3, links, self.num_envs))
         np.add.at(link_force, (slice(None), self.spheres.body), robot_force)
         np.add.at(link_moment, (slice(None), self.spheres.body), _cross(relative, robot_force))
-        external = generalized_forces(model, kin, link_force, link_moment)
+        external = generalized_forces(model, kin, link_force, link_moment) + contact_force
         self.state = step(model, self.params, self.state, self.joint_targets, dt, self.config.divergence_speed,
-                          external=external.T, implicit_damping=self.implicit_damping, kin=kin)
+                          external=external.T, implicit_damping=self.implicit_damping, kin=kin,
+                          extra_matrix=contact_matrix)
         if k:
             self._integrate_objects(object_force, offset, dt)
 
@@ -369,7 +460,7 @@ class NumpyEngine(Engine):
         # Friction acts at the contact point, whose velocity lets a rolling body roll.
         contact_velocity = velocity + _cross(spin, -normal * radius)
         # Coulomb coefficients combine by product, as in Bullet (robot links have 1.0).
-        force = sticky_forces(depth, normal, contact_velocity, friction * sphere_friction, sphere_mass,
+        force, _ = sticky_forces(depth, normal, contact_velocity, friction * sphere_friction, sphere_mass,
                               self.contact_frequency, self._object_slip, dt)
         self._hand_forces[:] = 0.0
         owner = np.repeat(np.arange(k), OBJECT_SPHERES)

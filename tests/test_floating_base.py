@@ -1,16 +1,18 @@
-"""Floating-base mode: the robot stands on its own feet on the pybullet reference engine."""
+"""Floating-base mode: the robot stands on its own feet, on both engines."""
 
 import numpy as np
+import pytest
 
 from training_ground import robots
 from training_ground.physics import make_engine
 from training_ground.scenes.base import Scene
 
 
-def test_standing_keyframe_holds_for_ten_seconds():
+@pytest.mark.parametrize("backend", ["pybullet", "numpy"])
+def test_standing_keyframe_holds_for_ten_seconds(backend):
     robot = robots.load("humanoid43")
     scene = Scene("floor", (), (), (0.0, 0.0, robot.standing_base_height + 0.005), fixed_base=False)
-    engine = make_engine("pybullet", robot, scene, num_envs=1)
+    engine = make_engine(backend, robot, scene, num_envs=1)
     try:
         standing = robot.keyframe("standing")[None]
         engine.reset(None, standing, [[]], np.zeros((1, 0, 7)))
