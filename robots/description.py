@@ -70,6 +70,10 @@ class RobotDescription:
     standing_base_height: float = 1.0
     #: Links whose collision shapes take part in contacts in the numpy engine (empty: all).
     contact_links: tuple[str, ...] = ()
+    #: Foot links (left, right) and the centre of each sole in its foot's frame (m): balance
+    #: tasks measure the support from these.
+    feet: tuple[str, ...] = ()
+    sole_center: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
     def num_joints(self) -> int:
@@ -188,6 +192,8 @@ def describe(
     base_link: str = "pelvis",
     standing_base_height: float = 1.0,
     contact_links: tuple[str, ...] = (),
+    feet: tuple[str, ...] = (),
+    sole_center: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> RobotDescription:
     """Build a RobotDescription from a URDF and a group mapping, checking the contract.
 
@@ -227,4 +233,6 @@ def describe(
         base_link=base_link,
         standing_base_height=standing_base_height,
         contact_links=tuple(contact_links),
+        feet=tuple(feet),
+        sole_center=tuple(float(x) for x in sole_center),
     )

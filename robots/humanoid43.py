@@ -14,6 +14,7 @@ from __future__ import annotations
 from importlib import resources
 
 from .description import HandSpec, RobotDescription, describe
+from .humanoid43_urdf import ANKLE_HEIGHT, FOOT_CENTER_X
 
 SIDES = ("left", "right")
 LEG = ("hip_yaw", "hip_roll", "hip_pitch", "knee", "ankle_pitch", "ankle_roll")
@@ -99,4 +100,6 @@ def load() -> RobotDescription:
         # Hands against objects and tables, forearms against table edges, feet against the floor.
         contact_links=tuple(f"{side}_{link}" for side in SIDES for link in (
             "palm", "thumb", "index", "middle", "ring", "little", "forearm", "foot")),
+        feet=tuple(f"{side}_foot" for side in SIDES),
+        sole_center=(FOOT_CENTER_X, 0.0, -ANKLE_HEIGHT),
     )

@@ -190,6 +190,7 @@ def _motor(name: str, mass: float, radius: float = 0.04, rotor_inertia: float = 
 # HIP_DROP + THIGH + SHANK + ANKLE_HEIGHT = 1.03; head top about 1.85.
 HIP_DROP, HIP_WIDTH = 0.06, 0.10
 THIGH, SHANK, ANKLE_HEIGHT = 0.44, 0.44, 0.09
+FOOT_CENTER_X = 0.04  # the sole's centre is ahead of the ankle
 WAIST_HEIGHT, NECK_HEIGHT, SHOULDER_HEIGHT, SHOULDER_WIDTH = 0.08, 0.48, 0.40, 0.22
 UPPER_ARM, FOREARM = 0.32, 0.28
 PALM_LENGTH, FINGER_LENGTH, FINGER_RADIUS = 0.09, 0.07, 0.009
@@ -203,7 +204,7 @@ def _leg(side: str, sign: float) -> tuple[list[Link], list[Joint]]:
         Link(p + "thigh", 8.0, Shape("cylinder", (0.065, THIGH - 0.06), (0, 0, -THIGH / 2))),
         Link(p + "shank", 4.0, Shape("cylinder", (0.05, SHANK - 0.06), (0, 0, -SHANK / 2))),
         _motor(p + "ankle_pitch_link", 0.4, 0.03, rotor_inertia=0.01),
-        Link(p + "foot", 1.2, Shape("box", (0.24, 0.10, 0.05), (0.04, 0, -ANKLE_HEIGHT + 0.025)), "dark"),
+        Link(p + "foot", 1.2, Shape("box", (0.24, 0.10, 0.05), (FOOT_CENTER_X, 0, -ANKLE_HEIGHT + 0.025)), "dark"),
     ]
     joints = [
         Joint(p + "hip_yaw", "pelvis", p + "hip_yaw_link", (0, sign * HIP_WIDTH, -HIP_DROP), (0, 0, 1), -0.8, 0.8, 200, 10),

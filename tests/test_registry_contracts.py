@@ -49,3 +49,15 @@ def test_every_task_has_a_native_vector_entry_point(task_id):
         assert observation in env.observation_space
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("task_id", list(TASKS))
+def test_check_env_on_the_pybullet_backend(task_id):
+    # The numpy backend is checked in both action modes in test_vector_env.py.
+    from gymnasium.utils.env_checker import check_env
+
+    env = gymnasium.make(task_id, backend="pybullet")
+    try:
+        check_env(env.unwrapped, skip_render_check=True)
+    finally:
+        env.close()

@@ -1,0 +1,59 @@
+"""The Stand task's scripted expert: PD posture plus a capture-point balance law.
+
+It commands the ``standing`` keyframe through the ``joint_pos`` action mode and shifts the
+ankle targets so that the centre of pressure moves toward the capture point
+xi = c + c_dot / w (w = sqrt(g / h)), the point over which the centre of mass would come to
+rest (the ankle strategy). The ankle PD turns the target shift into torque. The default
+pushes of the Stand task stay within this strategy's reach; pelvis-tilt feedback at the hips
+was tried and made things worse (it fights the ankles), so it is not here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GRAVITY = 9.81
+
+
+class StandBalanceExpert:
+    """Batched balance controller over the Stand task's observation; one instance drives N envs."""
+
+    ankle_gain = 1.5  # rad of ankle pitch/roll target per m of capture-point offset
+    max_shift = 0.35  # rad: the largest target shift, inside the joints' ranges
+
+    def __init__(self, robot, num_envs: int = 1):
+        self.robot = robot
+        self.num_envs = num_envs
+        self.standing = robot.keyframe("standing")
+        self._center = (robot.joint_upper + robot.joint_lower) / 2
+        self._half_range = (robot.joint_upper - robot.joint_lower) / 2
+        name = {n: i for i, n in enumerate(robot.joint_names)}
+        self.ankle_pitch = np.array([name[f"{s}_ankle_pitch"] for s in ("left", "right")])
+        self.ankle_roll = np.array([name[f"{s}_ankle_roll"] for s in ("left", "right")])
+
+    @classmethod
+    def for_env(cls, env, num_envs: int | None = None) -> "StandBalanceExpert":
+        task = env.unwrapped.task
+        if task.action_mode != "joint_pos":
+            raise ValueError("the Stand expert commands joint targets; make the env with action_mode='joint_pos'")
+        return cls(task.robot, num_envs or task.num_envs)
+
+    def reset(self, env_mask=None) -> None:
+        """Stateless: nothing to clear (kept for the common expert interface)."""
+
+    def __call__(self, observation: dict) -> np.ndarray:
+        single = observation["com_pos"].ndim == 1
+        obs = {k: np.asarray(v, float)[None] if single else np.asarray(v, float) for k, v in observation.items()}
+        action = self.act(obs)
+        return action[0] if single else action
+
+    def act(self, obs: dict) -> np.ndarray:
+        com, com_vel = obs["com_pos"], obs["com_vel"]
+        omega = np.sqrt(GRAVITY / np.maximum(com[:, 2], 0.3))
+        capture = com[:, :2] + com_vel[:, :2] / omega[:, None]  # relative to the sole centre
+        targets = np.tile(self.standing, (len(com), 1))
+        clip = lambda value: np.clip(value, -self.max_shift, self.max_shift)[:, None]
+        # A positive ankle pitch presses the toes down, pushing the centre of pressure forward.
+        targets[:, self.ankle_pitch] += clip(self.ankle_gain * capture[:, 0])
+        targets[:, self.ankle_roll] += clip(-self.ankle_gain * capture[:, 1])
+        return np.clip((targets - self._center) / self._half_range, -1, 1).astype(np.float32)

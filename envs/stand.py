@@ -1,0 +1,154 @@
+"""Stand: keep balance on both feet while random pushes hit the torso.
+
+The robot stands free (floating base) on the floor. Each episode draws an initial posture
+near the ``standing`` keyframe and a schedule of horizontal pushes on the torso
+(scenes/stand.py); success is staying up for the whole episode.
+
+Observation (dict, world-aligned, positions relative to the centre of the two soles):
+joint_pos, joint_vel (43 each); base_height (1); base_quat (4); base_velocity (6: linear,
+angular, world frame); com_pos and com_vel (3 each: the robot's centre of mass relative to
+the sole centre, and its velocity); feet_pos (2 x 3, sole centres relative to the centre of
+mass).
+
+Failure (terminates): the pelvis drops below ``fall_height`` or tilts beyond ``fall_tilt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..physics.rotations import quat_to_matrix
+from ..scenes import stand as stand_scene
+from ..scenes.base import Scene
+from .base import BatchedTask, TaskConfig, TrainingGroundEnv
+from .vector import TrainingGroundVectorEnv
+
+
+@dataclasses.dataclass(frozen=True)
+class StandConfig(TaskConfig):
+    """Stand options (see TaskConfig for the shared ones).
+
+    max_steps: 250 control steps, 5 s at the default 50 Hz.
+    pushes: how many pushes hit the torso and the ranges they are drawn from.
+    init_joint_noise: uniform noise (rad) on the arms, waist and head; init_leg_noise on the legs.
+    fall_height (m), fall_tilt (rad): the robot has fallen once its pelvis is lower or more tilted.
+    *_scale: weights of the named dense reward terms.
+    """
+
+    max_steps: int = 250
+    pushes: stand_scene.PushRandomization = dataclasses.field(default_factory=stand_scene.PushRandomization)
+    init_joint_noise: float = 0.05
+    init_leg_noise: float = 0.01
+    fall_height: float = 0.75
+    fall_tilt: float = 0.7
+    alive_scale: float = 0.5
+    upright_scale: float = 1.0
+    balance_scale: float = 1.0
+    stillness_scale: float = 0.5
+    success_scale: float = 10.0
+
+
+class StandTask(BatchedTask):
+    config_class = StandConfig
+    reward_names = ("alive", "upright", "balance", "stillness", "success")
+    default_action_mode = "joint_pos"
+
+    def build_scene(self) -> Scene:
+        return stand_scene.stand_scene(self.robot.standing_base_height)
+
+    def sample_episode(self, rng):
+        robot = self.robot
+        if len(robot.feet) != 2:
+            raise ValueError(f"Stand needs a robot that declares two feet; {robot.name!r} declares {robot.feet}")
+        q = robot.keyframe("standing")
+        upper = np.concatenate([robot.joint_indices(g) for g in ("waist", "head", "arms")])
+        legs = robot.joint_indices("legs")
+        q[upper] += rng.uniform(-1, 1, len(upper)) * self.config.init_joint_noise
+        q[legs] += rng.uniform(-1, 1, len(legs)) * self.config.init_leg_noise
+        q = np.clip(q, robot.joint_lower, robot.joint_upper)
+        return q, [], np.zeros((0, 7))
+
+    def reset(self, env_ids, rngs):
+        if not hasattr(self, "pushes"):
+            self.pushes = np.zeros((self.num_envs, self.config.pushes.count, 5))
+        super().reset(env_ids, rngs)
+        # Drawn after the posture, from the same generator: one seed fixes the whole episode.
+        for env_id, rng in zip(env_ids, rngs):
+            self.pushes[env_id] = stand_scene.sample_pushes(rng, self.config.pushes)
+
+    def step(self, actions):
+        time = self.elapsed * self.config.control_dt
+        self.engine.apply_force(stand_scene.PUSH_LINK, stand_scene.push_force(self.pushes, time))
+        return super().step(actions)
+
+    def _soles(self):
+        def compute():
+            feet = self.engine.link_poses(list(self.robot.feet))  # (N, 2, 7)
+            offset = quat_to_matrix(feet[..., 3:]) @ np.asarray(self.robot.sole_center)
+            return feet[..., :3] + offset
+        return self.cached("soles", compute)
+
+    def _com(self):
+        return self.cached("com", self.engine.center_of_mass)
+
+    def _base(self):
+        return self.cached("base", lambda: self.engine.link_poses([self.robot.base_link])[:, 0])
+
+    def observe(self):
+        q, qd = self.engine.joint_state()
+        soles = self._soles()
+        center = soles.mean(axis=1)
+        com, com_vel = self._com()
+        base = self._base()
+        n = self.num_envs
+        return {
+            "joint_pos": q,
+            "joint_vel": qd,
+            "base_height": base[:, 2:3] - center[:, 2:3],
+            "base_quat": base[:, 3:],
+            "base_velocity": self.engine.base_velocity(),
+            "com_pos": com - center,
+            "com_vel": com_vel,
+            "feet_pos": (soles - com[:, None]).reshape(n, -1),
+        }
+
+    def evaluate(self):
+        base = self._base()
+        # The pelvis's up axis; its z component is the cosine of the tilt. Only algebraic
+        # operations here: numpy's SIMD transcendentals can round differently with the batch
+        # size, and env i of a batch must match a single env bit for bit.
+        upright = quat_to_matrix(base[:, 3:])[:, 2, 2]
+        fallen = (base[:, 2] < self.config.fall_height) | (upright < np.cos(self.config.fall_tilt))
+        survived = (self.elapsed >= self.config.max_steps) & ~fallen
+        return {"success": survived, "failure": fallen, "upright": upright}
+
+    def reward_terms(self, evaluation):
+        soles = self._soles()
+        com, com_vel = self._com()
+        offset = np.sqrt(((com[:, :2] - soles.mean(axis=1)[:, :2]) ** 2).sum(axis=-1))
+        speed = np.sqrt((com_vel**2).sum(axis=-1))
+        return {
+            "alive": (~evaluation["failure"]).astype(float),
+            "upright": evaluation["upright"],
+            "balance": 1.0 / (1.0 + (10.0 * offset) ** 2),
+            "stillness": -speed / (1.0 + speed),
+            "success": evaluation["success"].astype(float),
+        }
+
+
+class StandEnv(TrainingGroundEnv):
+    """``TrainingGround/Stand-v0``.
+
+    Version history: v0, first release (pybullet and numpy backends; joint_pos (default)
+    and ee_delta actions; native VectorEnv on the numpy engine).
+    """
+
+    task_class = StandTask
+
+
+class StandVectorEnv(TrainingGroundVectorEnv):
+    """``gymnasium.make_vec("TrainingGround/Stand-v0", num_envs=N, vectorization_mode="vector_entry_point")``."""
+
+    task_class = StandTask
