@@ -26,7 +26,7 @@ def stand_scene(standing_base_height: float) -> Scene:
         robot_position=(0.0, 0.0, standing_base_height + DROP_MARGIN),
         fixed_base=False,
         floor_friction=0.9,
-        camera=Camera(target=(0.0, 0.0, 0.85), distance=3.0, yaw=40.0, pitch=-12.0, width=400, height=300),
+        camera=Camera(target=(0.0, 0.0, 0.9), distance=2.3, yaw=50.0, pitch=-12.0, width=400, height=300),
     )
 
 
