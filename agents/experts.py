@@ -3,6 +3,10 @@
 An expert reads only the task's observation (dict of arrays with a leading env axis, or
 a single env's dict) and returns normalised actions, so the same object drives a single
 env, a batch, or data collection.
+
+:class:`TopDownPickPlaceExpert` is the shared state machine (a top-down pick with the right
+hand, a carry, a place); each task's expert is a small subclass that names its observation
+keys and says where the hand grasps, where it releases and how it turns.
 """
 
 from __future__ import annotations
@@ -11,27 +15,75 @@ import numpy as np
 
 from ..envs.controllers import IKSettings
 from ..physics.rotations import matrix_to_quat, quat_conjugate, quat_multiply, quat_to_axis_angle, quat_to_matrix
+from ..scenes import assembly as assembly_scene
 from ..scenes import bread as bread_scene
+from .balance import StandBalanceExpert
 
 # Right-hand grasp site orientation for a top-down grasp: palm facing down, fingers forward.
 # Columns are the palm frame's x, y, z axes in the world (see robots/humanoid43.py).
 _TOP_DOWN_RIGHT = np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
-class BreadPickPlaceExpert:
-    """Right hand: hover over the roll, descend, close, lift, carry over the basket, lower, open.
+def yaw_matrix(yaw: np.ndarray) -> np.ndarray:
+    """Rotations (..., 3, 3) about the vertical by ``yaw``."""
+    c, s, zero, one = np.cos(yaw), np.sin(yaw), np.zeros_like(yaw), np.ones_like(yaw)
+    return np.stack([c, -s, zero, s, c, zero, zero, zero, one], -1).reshape(*np.shape(yaw), 3, 3)
+
+
+def top_down_yaw(hand_quat: np.ndarray) -> np.ndarray:
+    """Yaw of a hand about the vertical, relative to the top-down grasp orientation (0: fingers forward)."""
+    turn = quat_to_matrix(hand_quat) @ _TOP_DOWN_RIGHT.T
+    return np.arctan2(turn[..., 1, 0], turn[..., 0, 0])
+
+
+class TopDownPickPlaceExpert:
+    """Right hand: hover over the grasp point, descend, close, lift, carry over the place point,
+    lower, optionally insert slowly, open, retreat.
 
     Phases advance per env on position error and timers; a grasp that has not taken hold
-    after ``grasp_wait`` steps sends that env back to hovering (a retry).
+    after ``grasp_wait`` steps sends that env back to hovering (a retry), and an object
+    dropped while carried is picked again.
+
+    Subclasses set the observation keys (``object_key``: ``<key>_pos``/``<key>_quat``;
+    ``target_key``: ``<key>_to_hands``) and the heights, and implement :meth:`grasp_yaw`,
+    :meth:`grasp_point` and :meth:`place_point`; :meth:`place_yaw` turns the held object
+    (by default the hand keeps its grasp yaw). With ``insert_height`` > 0 the hand stops that
+    far above the place point until ``ready_to_insert`` says so, then descends at no more than
+    ``insert_speed`` per step.
     """
 
-    APPROACH, DESCEND, CLOSE, LIFT, CARRY, LOWER, RELEASE, RETREAT = range(8)
+    APPROACH, DESCEND, CLOSE, LIFT, CARRY, LOWER, INSERT, RELEASE, RETREAT = range(9)
     hand = 1  # right
-    hover_height = 0.10
-    carry_height = 0.17
-    place_height = 0.085
+    object_key = ""
+    target_key = ""
+    #: World height of the surface objects lie on (m).
+    surface_height = 0.0
+    hover_height = 0.10  # above the object's centre, over the grasp point
+    carry_height = 0.17  # above the surface
+    retreat_height = 0.05  # above the carry point
     grasp_wait = 12
-    palm_to_site = 0.03  # grasp site below the palm surface (m)
+    #: Grasp actions (> 0 closes; -1 opens fully, 1 curls the fingers fully): while closing on the
+    #: object, while holding it (the weld holds at any positive value) and while letting go.
+    grip = 1.0
+    hold_grip = 1.0
+    release_grip = -1.0
+    #: Largest orientation error (rad) at which the hand may leave the carry height.
+    carry_alignment = np.inf
+    descend_tolerance = 0.008
+    descend_timeout = 25
+    lower_tolerance = 0.015
+    lower_timeout = 40
+    #: Speed limits (m per control step): everywhere, while descending onto the object, while inserting.
+    max_speed = np.inf
+    descend_speed = np.inf
+    insert_height = 0.0
+    insert_speed = 0.002
+    insert_tolerance = 0.0015
+    insert_timeout = 40
+    #: Proportional gain on the pose error (fraction of it requested per step), and damping on the
+    #: hand's measured velocity (m per step): the arm lags its commands, so a high gain alone overshoots.
+    gain = 0.3
+    damping = 0.0
 
     def __init__(self, num_envs: int = 1, ik: IKSettings | None = None, base_position=(0.0, 0.0, 0.0)):
         self.ik = ik or IKSettings()
@@ -39,10 +91,11 @@ class BreadPickPlaceExpert:
         self.base_position = np.asarray(base_position, float)
         self.phase = np.zeros(num_envs, dtype=np.int64)
         self.timer = np.zeros(num_envs, dtype=np.int64)
-        self.grasp_yaw = np.zeros(num_envs)
+        self.target_yaw = np.zeros(num_envs)
+        self.previous_hand = np.full((num_envs, 3), np.nan)
 
     @classmethod
-    def for_env(cls, env, num_envs: int | None = None) -> "BreadPickPlaceExpert":
+    def for_env(cls, env, num_envs: int | None = None) -> "TopDownPickPlaceExpert":
         task = env.unwrapped.task
         return cls(num_envs or task.num_envs, task.config.ik, task.scene.robot_position)
 
@@ -50,89 +103,221 @@ class BreadPickPlaceExpert:
         mask = slice(None) if env_mask is None else np.asarray(env_mask)
         self.phase[mask] = self.APPROACH
         self.timer[mask] = 0
+        self.previous_hand[mask] = np.nan
 
     def __call__(self, observation: dict) -> np.ndarray:
-        single = observation["bread_pos"].ndim == 1
+        single = observation[f"{self.object_key}_pos"].ndim == 1
         obs = {k: np.asarray(v, float)[None] if single else np.asarray(v, float) for k, v in observation.items()}
         action = self.act(obs)
         return action[0] if single else action
 
-    def _yaw_for(self, bread_quat: np.ndarray) -> np.ndarray:
-        # Fingers wrap across the roll: turn the hand so they point perpendicular to its axis.
-        axis = quat_to_matrix(bread_quat)[..., :, 2]
-        yaw = np.arctan2(axis[..., 1], axis[..., 0]) + np.pi / 2
-        yaw = (yaw + np.pi / 2) % np.pi - np.pi / 2
-        return np.clip(yaw, -0.7, 0.7)
+    # ------------------------------------------------------------------ task hooks
+    def grasp_yaw(self, obs: dict) -> np.ndarray:
+        """Hand yaw (n,) for the grasp, chosen while approaching."""
+        raise NotImplementedError
 
+    def grasp_point(self, obs: dict, yaw: np.ndarray) -> np.ndarray:
+        """Grasp-site position (n, 3) at which the hand, turned by ``yaw``, closes."""
+        raise NotImplementedError
+
+    def place_point(self, obs: dict, hand_pos: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Grasp-site position (n, 3) at which the hand opens; ``target`` is obs[target_key + "_to_hands"]'s point."""
+        raise NotImplementedError
+
+    def place_yaw(self, obs: dict, hand_quat: np.ndarray) -> np.ndarray:
+        """Hand yaw (n,) while carrying and placing a held object."""
+        return self.target_yaw
+
+    def ready_to_insert(self, obs: dict, distance: np.ndarray, rotation_error: np.ndarray) -> np.ndarray:
+        """Whether a hand held ``insert_height`` above the place point may start inserting (n,) bool."""
+        return distance < self.lower_tolerance
+
+    # ------------------------------------------------------------------ the state machine
     def act(self, obs: dict) -> np.ndarray:
-        n = obs["bread_pos"].shape[0]
+        n = obs[f"{self.object_key}_pos"].shape[0]
         h = self.hand
         hand_pos = obs["hand_pos"].reshape(n, -1, 3)[:, h]
         hand_quat = obs["hand_quat"].reshape(n, -1, 4)[:, h]
-        bread = obs["bread_pos"]
+        item = obs[f"{self.object_key}_pos"]
         grasped = obs["grasped"][:, h] > 0.5
-        basket = hand_pos + obs["basket_to_hands"].reshape(n, -1, 3)[:, h]
-        table = bread_scene.TABLE_HEIGHT - self.base_position[2]
+        target = hand_pos + obs[f"{self.target_key}_to_hands"].reshape(n, -1, 3)[:, h]
+        surface = self.surface_height - self.base_position[2]
 
         phase, timer = self.phase, self.timer
         timer += 1
-        approaching = phase == self.APPROACH
-        self.grasp_yaw = np.where(approaching, self._yaw_for(obs["bread_quat"]), self.grasp_yaw)
+        self.target_yaw = np.where(phase == self.APPROACH, self.grasp_yaw(obs), self.target_yaw)
+        placing = ((phase == self.CARRY) | (phase == self.LOWER) | (phase == self.INSERT)) & grasped
+        self.target_yaw = np.where(placing, self.place_yaw(obs, hand_quat), self.target_yaw)
+        yaw = self.target_yaw
 
-        target = np.empty((n, 3))
-        above_bread = bread + [0.0, 0.0, self.hover_height]
-        target[:] = above_bread
-        # Coming back from a missed grasp: rise before moving sideways so as not to sweep the roll away.
-        low = (hand_pos[:, 2] < above_bread[:, 2] - 0.03) & (np.linalg.norm(hand_pos[:, :2] - bread[:, :2], axis=-1) > 0.02)
-        target = np.where(low[:, None], np.concatenate([hand_pos[:, :2], above_bread[:, 2:]], -1), target)
-        # Lying roll: its height above the table is its radius; stop with the palm just on top of it.
-        radius = bread[:, 2] - table
-        grasp_point = bread + np.stack([np.zeros(n), np.zeros(n), np.maximum(radius - self.palm_to_site, 0.0) - 0.004], -1)
-        target = np.where(((phase == self.DESCEND) | (phase == self.CLOSE))[:, None], grasp_point, target)
-        lift = hand_pos * [1, 1, 0] + [0, 0, table + self.carry_height]
-        target = np.where((phase == self.LIFT)[:, None], lift, target)
-        over_basket = basket * [1, 1, 0] + [0, 0, table + self.carry_height]
-        target = np.where((phase == self.CARRY)[:, None], over_basket, target)
-        in_basket = basket * [1, 1, 0] + [0, 0, table + self.place_height]
-        target = np.where(((phase == self.LOWER) | (phase == self.RELEASE))[:, None], in_basket, target)
-        target = np.where((phase == self.RETREAT)[:, None], over_basket + [0, 0, 0.05], target)
+        grasp_point = self.grasp_point(obs, yaw)
+        hover = np.concatenate([grasp_point[:, :2], item[:, 2:] + [self.hover_height]], -1)
+        goal = np.empty((n, 3))
+        goal[:] = hover
+        # Coming back from a missed grasp: rise before moving sideways so as not to sweep the object away.
+        low = (hand_pos[:, 2] < hover[:, 2] - 0.03) & (np.linalg.norm(hand_pos[:, :2] - grasp_point[:, :2], axis=-1) > 0.02)
+        goal = np.where(low[:, None], np.concatenate([hand_pos[:, :2], hover[:, 2:]], -1), goal)
+        goal = np.where(((phase == self.DESCEND) | (phase == self.CLOSE))[:, None], grasp_point, goal)
+        lift = hand_pos * [1, 1, 0] + [0, 0, surface + self.carry_height]
+        goal = np.where((phase == self.LIFT)[:, None], lift, goal)
+        place = self.place_point(obs, hand_pos, target)
+        over_place = place * [1, 1, 0] + [0, 0, surface + self.carry_height]
+        goal = np.where((phase == self.CARRY)[:, None], over_place, goal)
+        goal = np.where((phase == self.LOWER)[:, None], place + [0.0, 0.0, self.insert_height], goal)
+        goal = np.where(((phase == self.INSERT) | (phase == self.RELEASE))[:, None], place, goal)
+        goal = np.where((phase == self.RETREAT)[:, None], over_place + [0, 0, self.retreat_height], goal)
 
-        error = target - hand_pos
+        error = goal - hand_pos
         distance = np.linalg.norm(error, axis=-1)
-        close = (phase == self.CLOSE) | (phase == self.LIFT) | (phase == self.CARRY) | (phase == self.LOWER)
+        holding = (phase == self.LIFT) | (phase == self.CARRY) | (phase == self.LOWER) | (phase == self.INSERT)
+        grip = np.where(phase == self.CLOSE, self.grip, -1.0)
+        grip = np.where(holding, self.hold_grip, grip)
+        grip = np.where(phase == self.RELEASE, self.release_grip, grip)
 
-        yaw = self.grasp_yaw
-        turn = np.stack([np.cos(yaw), -np.sin(yaw), np.zeros(n), np.sin(yaw), np.cos(yaw), np.zeros(n),
-                         np.zeros(n), np.zeros(n), np.ones(n)], -1).reshape(n, 3, 3)
-        desired = matrix_to_quat(turn @ _TOP_DOWN_RIGHT)
+        desired = matrix_to_quat(yaw_matrix(yaw) @ _TOP_DOWN_RIGHT)
         rotation_error = quat_to_axis_angle(quat_multiply(desired, quat_conjugate(hand_quat)))
-        aligned = np.linalg.norm(rotation_error, axis=-1) < 0.15
+        rotation_distance = np.linalg.norm(rotation_error, axis=-1)
+        aligned = rotation_distance < 0.15
 
         # Phase transitions, evaluated on this step's measurements.
         new = phase.copy()
         new[(phase == self.APPROACH) & (distance < 0.015) & aligned] = self.DESCEND
-        new[(phase == self.DESCEND) & ((distance < 0.008) | (timer > 25))] = self.CLOSE
+        new[(phase == self.DESCEND) & ((distance < self.descend_tolerance) | (timer > self.descend_timeout))] = self.CLOSE
         new[(phase == self.CLOSE) & grasped & (timer > 3)] = self.LIFT
         new[(phase == self.CLOSE) & ~grasped & (timer > self.grasp_wait)] = self.APPROACH
         new[(phase == self.LIFT) & (distance < 0.02)] = self.CARRY
-        new[(phase == self.CARRY) & (distance < 0.02)] = self.LOWER
-        new[(phase == self.LOWER) & ((distance < 0.015) | (timer > 40))] = self.RELEASE
+        new[(phase == self.CARRY) & (distance < 0.02) & (rotation_distance < self.carry_alignment)] = self.LOWER
+        if self.insert_height > 0:
+            ready = self.ready_to_insert(obs, distance, rotation_error)
+            new[(phase == self.LOWER) & (ready | (timer > self.lower_timeout))] = self.INSERT
+            new[(phase == self.INSERT) & ((distance < self.insert_tolerance) | (timer > self.insert_timeout))] = self.RELEASE
+        else:
+            new[(phase == self.LOWER) & ((distance < self.lower_tolerance) | (timer > self.lower_timeout))] = self.RELEASE
         new[(phase == self.RELEASE) & (timer > 8)] = self.RETREAT
         dropped = ((phase == self.LIFT) | (phase == self.CARRY)) & ~grasped
         new[dropped] = self.APPROACH
         timer[new != phase] = 0
         self.phase = new
 
-        gain = 0.3
+        # Bounded speeds near the object and while inserting, so that a small part is met gently.
+        speed = np.full(n, self.max_speed)
+        speed = np.where((phase == self.DESCEND) | (phase == self.CLOSE), np.minimum(speed, self.descend_speed), speed)
+        speed = np.where(phase == self.INSERT, np.minimum(speed, self.insert_speed), speed)
+        limit = np.minimum(speed / self.ik.translation_scale, 1.0)[:, None]
+        velocity = np.nan_to_num(hand_pos - self.previous_hand)  # zero on an episode's first step
+        self.previous_hand = hand_pos.copy()
+        translation = np.clip((self.gain * error - self.damping * velocity) / self.ik.translation_scale, -limit, limit)
         action = np.zeros((n, 2, 7))
-        action[:, h, :3] = np.clip(gain * error / self.ik.translation_scale, -1, 1)
-        action[:, h, 3:6] = np.clip(gain * rotation_error / self.ik.rotation_scale, -1, 1)
-        action[:, h, 6] = np.where(close, 1.0, -1.0)
+        action[:, h, :3] = translation
+        action[:, h, 3:6] = np.clip(self.gain * rotation_error / self.ik.rotation_scale, -1, 1)
+        action[:, h, 6] = grip
         action[:, 1 - h, 6] = -1.0
         return action.reshape(n, -1).astype(np.float32)
 
 
-EXPERTS = {"TrainingGround/BreadPickPlace-v0": BreadPickPlaceExpert}
+class BreadPickPlaceExpert(TopDownPickPlaceExpert):
+    """Presses the palm on top of the roll with the fingers across it, and drops it into the basket."""
+
+    object_key = "bread"
+    target_key = "basket"
+    surface_height = bread_scene.TABLE_HEIGHT
+    place_height = 0.085  # above the table
+    palm_to_site = 0.03  # grasp site below the palm surface (m)
+
+    def grasp_yaw(self, obs):
+        # Fingers wrap across the roll: turn the hand so they point perpendicular to its axis.
+        axis = quat_to_matrix(obs["bread_quat"])[..., :, 2]
+        yaw = np.arctan2(axis[..., 1], axis[..., 0]) + np.pi / 2
+        yaw = (yaw + np.pi / 2) % np.pi - np.pi / 2
+        return np.clip(yaw, -0.7, 0.7)
+
+    def grasp_point(self, obs, yaw):
+        # Lying roll: its height above the table is its radius; stop with the palm just on top of it.
+        bread = obs["bread_pos"]
+        radius = bread[:, 2] - (self.surface_height - self.base_position[2])
+        return bread + np.stack([np.zeros_like(radius), np.zeros_like(radius),
+                                 np.maximum(radius - self.palm_to_site, 0.0) - 0.004], -1)
+
+    def place_point(self, obs, hand_pos, target):
+        return target * [1, 1, 0] + [0, 0, self.surface_height - self.base_position[2] + self.place_height]
+
+
+class Assembly3CExpert(TopDownPickPlaceExpert):
+    """Pins the chip under the fingertips, turns it to the socket while carrying, centres it a
+    centimetre above the socket, lowers it slowly and lets go just above its seat.
+
+    The hand is much larger than the chip: fully curled, the fingertips end ``fingertip_reach``
+    in front of the grasp site and ``fingertip_depth`` below it (robots/humanoid43.py), so the
+    site stops behind and above the chip and the closing fingers come down onto its top face.
+    Carried that way the chip is the lowest thing on the hand.
+    """
+
+    object_key = "chip"
+    target_key = "socket"
+    surface_height = assembly_scene.TABLE_HEIGHT
+    hover_height = 0.05
+    carry_height = 0.10
+    fingertip_reach = 0.042
+    fingertip_depth = 0.021
+    fingertip_press = 0.001  # how far the curled fingertips would reach into the chip's top face
+    release_gap = 0.0015  # the chip's underside above its seat when the hand opens
+    # Once welded, the fingers relax to just past half-closed, and letting go stops them at half-closed:
+    # fingers that snap open swing the light wrist (reaction torque) and the chip with it.
+    hold_grip = 0.02
+    release_grip = 0.0
+    carry_alignment = 0.05
+    gain = 0.15
+    max_speed = 0.008
+    descend_speed = 0.003
+    descend_tolerance = 0.002
+    descend_timeout = 40
+    insert_height = 0.012
+    insert_speed = 0.001
+    insert_tolerance = 0.001
+    lower_timeout = 80
+    seat_alignment = 0.0008  # m, horizontal
+    yaw_alignment = np.deg2rad(1.5)
+
+    def grasp_yaw(self, obs):
+        # Split the turn the chip needs between the pick and the carry, so neither goes far.
+        return -0.5 * self._yaw_to_socket(obs)
+
+    def _yaw_to_socket(self, obs):
+        # The socket's yaw relative to the chip: the turn that seats it, folded to the nearest quarter turn.
+        return -assembly_scene.square_yaw_error(obs["chip_quat"], obs["socket_quat"])
+
+    def grasp_point(self, obs, yaw):
+        chip, half_height = obs["chip_pos"], obs["chip_size"][:, 2]
+        behind = yaw_matrix(yaw) @ np.array([self.fingertip_reach, 0.0, 0.0])
+        above = half_height + self.fingertip_depth - self.fingertip_press
+        return chip - behind + above[:, None] * [0.0, 0.0, 1.0]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.release_point = np.zeros((self.num_envs, 3))
+
+    def place_point(self, obs, hand_pos, target):
+        # Servo the chip, not the hand: wherever it sits in the hand, it goes over the seat. Once
+        # let go the chip no longer tells where the hand is, so the last point measured while held stays.
+        seat = obs["socket_pos"] + (obs["chip_size"][:, 2] + self.release_gap)[:, None] * [0.0, 0.0, 1.0]
+        held = obs["grasped"][:, self.hand, None] > 0.5
+        self.release_point = np.where(held, hand_pos + seat - obs["chip_pos"], self.release_point)
+        return self.release_point
+
+    def place_yaw(self, obs, hand_quat):
+        return top_down_yaw(hand_quat) + self._yaw_to_socket(obs)
+
+    def ready_to_insert(self, obs, distance, rotation_error):
+        centred = np.linalg.norm(obs["chip_to_seat"][:, :2], axis=-1) < self.seat_alignment
+        turned = np.abs(self._yaw_to_socket(obs)) < self.yaw_alignment
+        return centred & turned & (distance < 0.003)
+
+
+EXPERTS = {
+    "TrainingGround/BreadPickPlace-v0": BreadPickPlaceExpert,
+    "TrainingGround/Assembly3C-v0": Assembly3CExpert,
+    "TrainingGround/Stand-v0": StandBalanceExpert,
+}
 
 
 def make_expert(env, task_id: str | None = None):

@@ -1,0 +1,169 @@
+"""Assembly3C: pick a chip from the parts tray and seat it in the target socket on a circuit board.
+
+Observation (dict, positions in the robot base frame, which is fixed on its stand):
+joint_pos, joint_vel (43 each); hand_pos (2 hands x 3) and hand_quat (2 x 4) of the grasp
+sites; chip_pos, chip_quat, chip_size (half extents); socket_pos (the target socket's
+centre on the board surface) and socket_quat; chip_to_hands and socket_to_hands (2 x 3:
+target minus hand); chip_to_seat (the chip's centre minus where it sits when seated);
+grasped (2, 1.0 where the hand holds the chip).
+
+Success: the chip is seated (scenes/assembly.py ``seated``: within 2 mm of its seated
+position and 5 degrees of the socket's orientation, up to quarter turns), released by both
+hands and nearly still. Failure (terminates): the chip falls off the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..scenes import assembly as assembly_scene
+from ..scenes.base import Scene
+from .base import BatchedTask, TaskConfig, TrainingGroundEnv
+from .controllers import grasp_site_poses
+from .vector import TrainingGroundVectorEnv
+
+#: How high above its seat the dense reward guides a carried chip before it is lowered (m).
+APPROACH_HEIGHT = 0.03
+
+
+@dataclasses.dataclass(frozen=True)
+class Assembly3CConfig(TaskConfig):
+    """Assembly3C options (see TaskConfig for the shared ones).
+
+    randomization: ranges of the chip's pose, size, mass and friction.
+    *_scale: weights of the named dense reward terms.
+    rest_speed, rest_spin: the chip counts as seated only once slower than these (m/s, rad/s),
+    so that a chip passing through the seated pose while it settles does not count.
+    """
+
+    max_steps: int = 400
+    randomization: assembly_scene.ChipRandomization = dataclasses.field(
+        default_factory=assembly_scene.ChipRandomization)
+    reach_scale: float = 1.0
+    grasp_scale: float = 1.0
+    transport_scale: float = 2.0
+    insert_scale: float = 4.0
+    seat_scale: float = 10.0
+    rest_speed: float = 0.02
+    rest_spin: float = 0.5
+
+
+class Assembly3CTask(BatchedTask):
+    config_class = Assembly3CConfig
+    reward_names = ("reach", "grasp", "transport", "insert", "seat")
+
+    def __init__(self, backend: str = "pybullet", num_envs: int = 1, *args, **kwargs):
+        # Per-episode state outside the engine; the first reset (inside BatchedTask.__init__) fills it.
+        self.target_socket = np.zeros(num_envs, dtype=np.int64)
+        self.chip_half = np.zeros((num_envs, 3))
+        self.held_before = np.zeros(num_envs, dtype=bool)
+        super().__init__(backend, num_envs, *args, **kwargs)
+
+    def build_scene(self) -> Scene:
+        return assembly_scene.assembly_scene()
+
+    def sample_episode(self, rng):
+        q = self.robot.keyframe("arms_ready")
+        arms = self.robot.joint_indices("arms")
+        q[arms] += rng.uniform(-1, 1, len(arms)) * self.config.init_joint_noise
+        q = np.clip(q, self.robot.joint_lower, self.robot.joint_upper)
+        params, pose = assembly_scene.sample_chip(rng, self.config.randomization)
+        return q, [params], pose[None]
+
+    def reset(self, env_ids, rngs) -> None:
+        super().reset(env_ids, rngs)
+        # Drawn after the chip, from the same generator: one seed still fixes the whole episode.
+        self.target_socket[env_ids] = [assembly_scene.sample_socket(rng) for rng in rngs]
+        self.chip_half[env_ids] = [self.episode_params[env_id][0].size for env_id in env_ids]
+        self.held_before[env_ids] = False
+
+    def _chip_pose(self):
+        return self.cached("chip", lambda: self.engine.object_poses()[:, 0])
+
+    def _sites(self):
+        return self.cached("sites", lambda: grasp_site_poses(self.engine))
+
+    def _seat(self):
+        """Target socket poses (N, 7) and the seated-chip measures of the current state."""
+        def compute():
+            sockets = assembly_scene.socket_pose(self.target_socket)
+            return sockets, assembly_scene.seated(self._chip_pose(), sockets, self.chip_half[:, 2])
+        return self.cached("seat", compute)
+
+    def observe(self):
+        base = np.asarray(self.scene.robot_position)
+        site_pos, site_quat = self._sites()
+        chip = self._chip_pose()
+        sockets, _ = self._seat()
+        seat_position = sockets[:, :3] + self.chip_half[:, 2:] * [0.0, 0.0, 1.0]
+        q, qd = self.engine.joint_state()
+        n = self.num_envs
+        return {
+            "joint_pos": q,
+            "joint_vel": qd,
+            "hand_pos": (site_pos - base).reshape(n, -1),
+            "hand_quat": site_quat.reshape(n, -1),
+            "chip_pos": chip[:, :3] - base,
+            "chip_quat": chip[:, 3:],
+            "chip_size": self.chip_half.copy(),
+            "socket_pos": sockets[:, :3] - base,
+            "socket_quat": sockets[:, 3:].copy(),
+            "chip_to_hands": (chip[:, None, :3] - site_pos).reshape(n, -1),
+            "socket_to_hands": (sockets[:, None, :3] - site_pos).reshape(n, -1),
+            "chip_to_seat": chip[:, :3] - seat_position,
+            "grasped": (self.engine.grasped_objects() == 0).astype(np.float32),
+        }
+
+    def evaluate(self):
+        # Once per simulator state: it also records whether the chip was held, for the next step.
+        return self.cached("evaluation", self._evaluate)
+
+    def _evaluate(self):
+        chip = self._chip_pose()
+        _, seat = self._seat()
+        velocity = self.engine.object_velocities()[:, 0]
+        still = ((np.linalg.norm(velocity[:, :3], axis=-1) < self.config.rest_speed)
+                 & (np.linalg.norm(velocity[:, 3:], axis=-1) < self.config.rest_spin))
+        held = (self.engine.grasped_objects() == 0).any(axis=1)
+        # Let go for a whole control step as well: a chip still where the hand opened has not shown
+        # yet that something holds it up (unsupported, it would be falling at 0.2 m/s by then).
+        success = seat["within"] & ~held & ~self.held_before & still
+        self.held_before = held
+        failure = chip[:, 2] < assembly_scene.TABLE_HEIGHT - 0.1
+        return {"success": success, "failure": failure, "held": held, "chip": chip, "seat": seat}
+
+    def reward_terms(self, evaluation):
+        site_pos, _ = self._sites()
+        sockets, seat = self._seat()
+        chip = evaluation["chip"][:, :3]
+        held = evaluation["held"].astype(float)
+        reach = 1.0 - np.tanh(5.0 * np.linalg.norm(site_pos - chip[:, None], axis=-1).min(axis=1))
+        above_seat = sockets[:, :3] + (self.chip_half[:, 2] + APPROACH_HEIGHT)[:, None] * [0.0, 0.0, 1.0]
+        transport = held * (1.0 - np.tanh(5.0 * np.linalg.norm(chip - above_seat, axis=-1)))
+        # Millimetre and degree scales: this term only grows once the chip is at the socket.
+        insert = (1.0 - np.tanh(seat["position_error"] / 0.005)) * (1.0 - np.tanh(seat["angle_error"] / 0.1))
+        return {
+            "reach": np.where(held > 0, 1.0, reach),
+            "grasp": held,
+            "transport": transport,
+            "insert": insert,
+            "seat": evaluation["success"].astype(float),
+        }
+
+
+class Assembly3CEnv(TrainingGroundEnv):
+    """``TrainingGround/Assembly3C-v0``.
+
+    Version history: v0, first release (pybullet and numpy backends; joint_pos and ee_delta
+    actions; native VectorEnv).
+    """
+
+    task_class = Assembly3CTask
+
+
+class Assembly3CVectorEnv(TrainingGroundVectorEnv):
+    """``gymnasium.make_vec("TrainingGround/Assembly3C-v0", num_envs=N, vectorization_mode="vector_entry_point")``."""
+
+    task_class = Assembly3CTask
