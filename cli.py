@@ -122,6 +122,108 @@ def _write_contact_sheet(frames, path: str, columns: int = 3, rows: int = 2) -> 
     sheet.save(path)
 
 
+def _collect(args: argparse.Namespace) -> int:
+    from .data import collect as collecting
+
+    options = collecting.CollectOptions(
+        task=args.task, episodes=args.episodes, out=args.out, robots=args.robots, backend=args.backend,
+        seed=args.seed, action_mode=args.action_mode, overrides=args.set, policy=args.policy,
+        only_success=args.only_success, report=args.report, commit_every=args.commit_every)
+    result = collecting.collect(options)
+    if result.report is not None:
+        print(result.report.table())
+        json_path, png_path = collecting.write_report(result.report, options)
+        print(f"{args.out}: {result.file_episodes} episodes; report {json_path}, plot {png_path}")
+    if result.message:
+        print(result.message, file=sys.stderr if result.interrupted else sys.stdout)
+    return 130 if result.interrupted else 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .data import replay
+
+    if args.render:
+        demo = args.render_demo or "demo_0"
+        frames = replay.render_demo(args.dataset, demo, args.render, frame_every=args.frame_every)
+        print(f"wrote {args.render} ({frames} frames of {demo})")
+        if not args.check:
+            return 0
+    demos = args.demos or None
+    if demos is None and args.episodes is not None:
+        from .data.dataset import demo_names, open_dataset
+
+        with open_dataset(args.dataset) as handle:
+            demos = demo_names(handle["data"])[:args.episodes]
+    result = replay.replay_dataset(args.dataset, demos, robots=args.robots, atol=args.atol)
+    print(result.summary())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_json(), indent=2))
+    return 0 if result.reproduced == len(result.checks) else 1
+
+
+def _dataset_info(args: argparse.Namespace) -> int:
+    from .data.dataset import inspect_dataset
+
+    info = inspect_dataset(args.dataset)
+    print(json.dumps(info.to_json(), indent=2) if args.json else info.format())
+    return 1 if info.problems else 0
+
+
+def _add_data_commands(sub) -> None:
+    collect = sub.add_parser(
+        "collect", help="run a policy on N simulated robots and write every episode to an HDF5 dataset",
+        description="Run a policy (the task's scripted expert by default) on N simulated robots at once and write "
+                    "every episode to a crash-safe HDF5 dataset (robomimic layout); rerunning the same command "
+                    "resumes. Episode k gets seed SEED+k. Ends with a report against the real field.")
+    collect.add_argument("--task", required=True, help="task id or alias, e.g. TrainingGround/BreadPickPlace-v0 or bread")
+    collect.add_argument("--robots", type=int, default=64, help="simulated robots stepped together (default: 64)")
+    collect.add_argument("--episodes", type=int, required=True, help="episodes to collect (seeds SEED..SEED+N-1)")
+    collect.add_argument("--out", required=True, help="dataset file (.hdf5); an existing one of the same run resumes")
+    collect.add_argument("--backend", default="numpy", help="physics backend: numpy (default) or pybullet")
+    collect.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
+    collect.add_argument("--action-mode", default=None, help="joint_pos or ee_delta (default: the task's)")
+    collect.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="task config override, repeatable: --set max_steps=200 --set ik.damping=0.1")
+    collect.add_argument("--policy", default="expert",
+                         help="expert (default), a saved SB3 model PATH.zip, or module:callable (called with the "
+                              "vector env, returns a batched policy)")
+    collect.add_argument("--only-success", action="store_true",
+                         help="keep only successful episodes (failed seeds are recorded in filtered_seeds)")
+    collect.add_argument("--report", default=None,
+                         help="report JSON path (default: OUT_report.json beside the dataset); a PNG goes beside it")
+    collect.add_argument("--commit-every", type=float, default=30.0,
+                         help="seconds between merges of finished episodes into the file (default: 30)")
+    collect.set_defaults(handler=_collect)
+
+    replay = sub.add_parser(
+        "replay", help="re-run a dataset's episodes and check that success and final states reproduce",
+        description="Restore each episode's initial state, apply its recorded actions on the same engine and check "
+                    "that it ends on the same step with the same success flag and final state.")
+    replay.add_argument("dataset", help="an HDF5 file written by tground collect")
+    replay.add_argument("--demos", nargs="+", default=None, metavar="DEMO", help="only these demos (e.g. demo_0)")
+    replay.add_argument("--episodes", type=int, default=None, help="only the first N demos")
+    replay.add_argument("--robots", type=int, default=16, help="episodes replayed side by side (default: 16)")
+    replay.add_argument("--atol", type=float, default=0.0,
+                        help="allowed final-state difference (default: 0, bit for bit)")
+    replay.add_argument("--json", default=None, help="write per-episode results to this JSON file")
+    replay.add_argument("--render", default=None, metavar="OUT.gif",
+                        help="write an animated GIF of one replayed demo instead of checking them all")
+    replay.add_argument("--render-demo", default=None, metavar="DEMO", help="the demo to render (default: demo_0)")
+    replay.add_argument("--frame-every", type=int, default=2, help="keep every k-th control step as a frame")
+    replay.add_argument("--check", action="store_true", help="with --render, also check the episodes")
+    replay.set_defaults(handler=_replay)
+
+    dataset = sub.add_parser("dataset", help="inspect datasets (dataset info FILE)",
+                             description="Inspect datasets written by tground collect.")
+    dataset_sub = dataset.add_subparsers(dest="dataset_command", metavar="COMMAND", required=True)
+    info = dataset_sub.add_parser("info", help="counts, success rate, lengths, action range of a dataset",
+                                  description="Counts, success rate, episode lengths, seeds and action range; "
+                                              "checks every demo's keys and sizes.")
+    info.add_argument("dataset", help="an HDF5 file written by tground collect")
+    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    info.set_defaults(handler=_dataset_info)
+
+
 def _bench_envs(args: argparse.Namespace) -> int:
     from .benchmarks import env_throughput
 
@@ -165,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=env_throughput.__doc__.split("\n\n")[0])
     env_throughput.add_arguments(envs)
     envs.set_defaults(handler=_bench_envs)
+    _add_data_commands(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ from gymnasium import spaces
 
 from .. import robots
 from ..physics import BACKENDS, EngineConfig, make_engine
+from ..physics.engine import StateLayout
 from ..scenes.base import ObjectParams, Scene
 from .controllers import ACTION_MODES, IKSettings, make_controller, validate_action
 
@@ -189,6 +190,50 @@ class BatchedTask(abc.ABC):
         truncated = (self.elapsed >= self.config.max_steps) | diverged
         info = {"is_success": evaluation["success"] & ~diverged, "diverged": diverged, "reward_terms": scaled}
         return observation, reward, terminated, truncated & ~terminated, info
+
+    # ------------------------------------------------------------------ saving and restoring state
+    def task_state_blocks(self) -> dict[str, np.ndarray]:
+        """Task-side state carried between steps, as named (N, ...) arrays: elapsed steps and the controller's.
+
+        A task that keeps more per-env state between steps (timers, a push schedule, a generator
+        drawn from while stepping) extends this and :meth:`load_task_state_blocks`.
+        """
+        blocks = {"elapsed": self.elapsed.astype(float)}
+        blocks.update({f"controller.{name}": value for name, value in self.controller.state_blocks().items()})
+        return blocks
+
+    def load_task_state_blocks(self, env_ids: np.ndarray, blocks: dict[str, np.ndarray]) -> None:
+        self.elapsed[env_ids] = np.rint(blocks["elapsed"]).astype(np.int64)
+        prefix = "controller."
+        self.controller.load_state_blocks(
+            env_ids, {name[len(prefix):]: value for name, value in blocks.items() if name.startswith(prefix)})
+
+    def _state_blocks(self) -> dict[str, np.ndarray]:
+        return {**{f"task.{name}": value for name, value in self.task_state_blocks().items()},
+                **{f"engine.{name}": value for name, value in self.engine.state_blocks().items()}}
+
+    def state_layout(self) -> StateLayout:
+        """Named column blocks of :meth:`get_state`: ``task.*`` (task and controller), then ``engine.*``."""
+        return StateLayout.of(self._state_blocks())
+
+    def get_state(self) -> np.ndarray:
+        """(num_envs, S) float64: everything needed to continue each env's episode exactly from here.
+
+        Restoring a row with :meth:`set_state` into an env that was reset into the same episode
+        (same seed, hence the same objects) makes it step on exactly as it would have.
+        """
+        blocks = self._state_blocks()
+        return StateLayout.of(blocks).pack(blocks)
+
+    def set_state(self, env_ids, states: np.ndarray) -> None:
+        """Restore environments ``env_ids`` to rows of :meth:`get_state`; the others are untouched."""
+        env_ids = self.engine._env_ids(env_ids)
+        blocks = self.state_layout().unpack(states, len(env_ids))
+        self.load_task_state_blocks(env_ids, {name[5:]: value for name, value in blocks.items()
+                                              if name.startswith("task.")})
+        self.engine.load_state_blocks(env_ids, {name[7:]: value for name, value in blocks.items()
+                                                if name.startswith("engine.")})
+        self._state_cache = {}
 
     def close(self) -> None:
         self.engine.close()

@@ -69,6 +69,13 @@ class JointPositionController:
     def reset(self, env_ids: np.ndarray, joint_pos: np.ndarray) -> None:
         pass
 
+    def state_blocks(self) -> dict[str, np.ndarray]:
+        """Nothing: each step's targets come from that step's action alone."""
+        return {}
+
+    def load_state_blocks(self, env_ids: np.ndarray, blocks: dict[str, np.ndarray]) -> None:
+        pass
+
     def to_action(self, joint_targets: np.ndarray) -> np.ndarray:
         return np.clip((joint_targets - self._center) / self._half_range, -1, 1)
 
@@ -105,6 +112,14 @@ class EndEffectorDeltaController:
     def reset(self, env_ids: np.ndarray, joint_pos: np.ndarray) -> None:
         self.joint_command[env_ids] = joint_pos
         self.rest_posture[env_ids] = joint_pos
+
+    def state_blocks(self) -> dict[str, np.ndarray]:
+        """The integrated joint command and the posture the null-space pull returns to, (N, 43) each."""
+        return {"joint_command": self.joint_command.copy(), "rest_posture": self.rest_posture.copy()}
+
+    def load_state_blocks(self, env_ids: np.ndarray, blocks: dict[str, np.ndarray]) -> None:
+        self.joint_command[env_ids] = blocks["joint_command"]
+        self.rest_posture[env_ids] = blocks["rest_posture"]
 
     def apply(self, action: np.ndarray) -> None:
         s = self.settings

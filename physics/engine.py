@@ -137,6 +137,34 @@ class Engine(abc.ABC):
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
         """RGB image (H, W, 3) uint8 of one environment from the scene camera."""
 
+    # ------------------------------------------------------------------ saving and restoring state
+    @abc.abstractmethod
+    def state_blocks(self) -> dict[str, np.ndarray]:
+        """Everything the engine carries from one step to the next, as named (num_envs, ...) arrays (copies).
+
+        Restoring these rows with :meth:`load_state_blocks` must make the environment step on
+        exactly as it would have. The objects' per-episode parameters (shape, mass, friction)
+        are not state: they come from the episode's reset.
+        """
+
+    @abc.abstractmethod
+    def load_state_blocks(self, env_ids: np.ndarray, blocks: dict[str, np.ndarray]) -> None:
+        """Write rows of :meth:`state_blocks` (each (len(env_ids), ...)) back into environments ``env_ids``."""
+
+    def state_layout(self) -> "StateLayout":
+        """The named blocks of :meth:`get_state`'s columns, in order."""
+        return StateLayout.of(self.state_blocks())
+
+    def get_state(self) -> np.ndarray:
+        """(num_envs, S) float64: the full simulator state, laid out as :meth:`state_layout` says."""
+        blocks = self.state_blocks()
+        return StateLayout.of(blocks).pack(blocks)
+
+    def set_state(self, env_idx, states: np.ndarray) -> None:
+        """Restore environments ``env_idx`` to rows of :meth:`get_state`; the others are untouched."""
+        env_ids = self._env_ids(env_idx)
+        self.load_state_blocks(env_ids, self.state_layout().unpack(states, len(env_ids)))
+
     def close(self) -> None:
         """Release native resources; safe to call twice."""
 
@@ -145,3 +173,63 @@ class Engine(abc.ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """Where each named block sits in a flat per-environment state vector (float64).
+
+    ``blocks`` is ``((name, shape), ...)`` in column order; a block of shape ``(a, b)``
+    takes ``a * b`` consecutive columns, row-major. Booleans and indices are stored as
+    0.0/1.0 and whole numbers. A state grows by appending blocks (cloth particles, a new
+    contact model's history), and readers find blocks by name, so adding one breaks no
+    reader that looks its blocks up by name.
+    """
+
+    blocks: tuple[tuple[str, tuple[int, ...]], ...]
+
+    @classmethod
+    def of(cls, arrays: dict[str, np.ndarray]) -> "StateLayout":
+        """The layout of named arrays that share a leading num_envs axis."""
+        return cls(tuple((name, tuple(int(d) for d in np.shape(value)[1:])) for name, value in arrays.items()))
+
+    @property
+    def size(self) -> int:
+        return sum(int(np.prod(shape, dtype=np.int64)) for _, shape in self.blocks)
+
+    def columns(self) -> dict[str, slice]:
+        """Each block's columns in the flat vector."""
+        spans, start = {}, 0
+        for name, shape in self.blocks:
+            width = int(np.prod(shape, dtype=np.int64))
+            spans[name] = slice(start, start + width)
+            start += width
+        return spans
+
+    def pack(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """(N, size) float64 from named (N, ...) arrays in this layout."""
+        if tuple(arrays) != tuple(name for name, _ in self.blocks):
+            raise ValueError(f"state blocks {list(arrays)} do not match the layout {[n for n, _ in self.blocks]}")
+        rows = [np.asarray(value, dtype=np.float64).reshape(np.shape(value)[0], -1) for value in arrays.values()]
+        return np.concatenate(rows, axis=1) if rows else np.zeros((0, 0))
+
+    def unpack(self, states: np.ndarray, rows: int | None = None) -> dict[str, np.ndarray]:
+        """Named (n, ...) arrays from (n, size) states; ``rows`` checks n."""
+        states = np.asarray(states, dtype=np.float64)
+        if states.ndim == 1:
+            states = states[None]
+        if states.ndim != 2 or states.shape[1] != self.size or (rows is not None and states.shape[0] != rows):
+            expected = f"({rows if rows is not None else 'n'}, {self.size})"
+            raise ValueError(f"states must have shape {expected} for this state layout, got {states.shape}")
+        return {name: states[:, span].reshape((states.shape[0], *shape)).copy()
+                for (name, shape), span in zip(self.blocks, self.columns().values())}
+
+    def prefixed(self, prefix: str) -> "StateLayout":
+        return StateLayout(tuple((prefix + name, shape) for name, shape in self.blocks))
+
+    def to_json(self) -> list:
+        return [[name, list(shape)] for name, shape in self.blocks]
+
+    @classmethod
+    def from_json(cls, blocks: list) -> "StateLayout":
+        return cls(tuple((str(name), tuple(int(d) for d in shape)) for name, shape in blocks))

@@ -600,6 +600,42 @@ class NumpyEngine(Engine):
             client.resetBasePositionAndOrientation(body, self.state.q[env_id, :3], self.state.q[env_id, 3:7])
         return self._viewer.render(0, width, height)
 
+    # ------------------------------------------------------------------ saving and restoring state
+    def state_blocks(self):
+        """q, v (generalised, floating base first), diverged, joint targets, grasp commands, held external
+        forces (one row per model link), object poses and velocities, which object each hand holds and its
+        pose in the palm frame, the static-friction springs of robot and object contacts (sphere, xyz), and
+        the last hand-object contact forces (observations read them)."""
+        return {
+            "q": self.state.q.copy(),
+            "v": self.state.v.copy(),
+            "diverged": self.state.diverged.astype(float),
+            "joint_targets": self.joint_targets.copy(),
+            "grasp_commands": self.grasp_commands.astype(float),
+            "object_pose": self.object_pose.copy(),
+            "object_vel": self.object_vel.copy(),
+            "grasped": self._grasped.astype(float),
+            "grasp_offset": self._grasp_offset.copy(),
+            "robot_slip": self._robot_slip.transpose(2, 1, 0).copy(),
+            "object_slip": self._object_slip.transpose(2, 1, 0).copy(),
+            "hand_forces": self._hand_forces.copy(),
+        }
+
+    def load_state_blocks(self, env_ids, blocks) -> None:
+        q, v, diverged = self.state.q.copy(), self.state.v.copy(), self.state.diverged.copy()
+        q[env_ids], v[env_ids], diverged[env_ids] = blocks["q"], blocks["v"], blocks["diverged"] > 0.5
+        self.state = State(q, v, diverged)
+        self.diverged = diverged.copy()
+        self.joint_targets[env_ids] = blocks["joint_targets"]
+        self.grasp_commands[env_ids] = blocks["grasp_commands"] > 0.5
+        self.object_pose[env_ids] = blocks["object_pose"]
+        self.object_vel[env_ids] = blocks["object_vel"]
+        self._grasped[env_ids] = np.rint(blocks["grasped"]).astype(np.int64)
+        self._grasp_offset[env_ids] = blocks["grasp_offset"]
+        self._robot_slip[..., env_ids] = blocks["robot_slip"].transpose(2, 1, 0)
+        self._object_slip[..., env_ids] = blocks["object_slip"].transpose(2, 1, 0)
+        self._hand_forces[env_ids] = blocks["hand_forces"]
+
     def close(self) -> None:
         if self._viewer is not None:
             self._viewer.close()

@@ -295,6 +295,77 @@ class PybulletEngine(Engine):
         _, _, rgba, _, _ = client.getCameraImage(width, height, view, projection, renderer=pybullet.ER_TINY_RENDERER)
         return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[..., :3].copy()
 
+    # ----------------------------------------------------------------- saving and restoring state
+    def _links_in_order(self) -> list[str]:
+        return sorted(self._link_index, key=self._link_index.get)
+
+    def state_blocks(self):
+        """Base pose and velocity, joint positions and velocities, diverged, joint targets, grasp commands,
+        held external forces (one row per link, base first), object poses and velocities, which object each
+        hand holds, and each weld's frame in the palm's centre-of-mass frame plus its force limit.
+
+        Bullet's contact manifolds (warm-start impulses) cannot be read or written through the API, so
+        a restore mid-contact resumes from cold contacts; a restore right after a reset is exact."""
+        n, hands = self.num_envs, len(self.hand_names)
+        base_pose, base_velocity = np.zeros((n, 7)), np.zeros((n, 6))
+        welds = np.zeros((n, hands, 8))
+        welds[..., 6] = 1.0
+        for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
+            position, orientation = client.getBasePositionAndOrientation(robot_id)
+            linear, angular = client.getBaseVelocity(robot_id)
+            base_pose[env_id] = (*position, *orientation)
+            base_velocity[env_id] = (*linear, *angular)
+            for hand in range(hands):
+                if self._welds[env_id, hand] >= 0:
+                    info = client.getConstraintInfo(int(self._welds[env_id, hand]))
+                    welds[env_id, hand] = (*info[6], *info[8], info[10])
+        joint_pos, joint_vel = self.joint_state()
+        return {
+            "base_pose": base_pose,
+            "base_velocity": base_velocity,
+            "joint_pos": joint_pos,
+            "joint_vel": joint_vel,
+            "diverged": self.diverged.astype(float),
+            "joint_targets": self.joint_targets.copy(),
+            "grasp_commands": self.grasp_commands.astype(float),
+            "object_pose": self.object_poses(),
+            "object_vel": self.object_velocities(),
+            "grasped": self._grasped.astype(float),
+            "welds": welds,
+        }
+
+    def load_state_blocks(self, env_ids, blocks) -> None:
+        for row, env_id in enumerate(env_ids):
+            client, robot_id = self.clients[env_id], self._robot_ids[env_id]
+            self._release(env_id, range(len(self.hand_names)))
+            pose, velocity = blocks["base_pose"][row], blocks["base_velocity"][row]
+            client.resetBasePositionAndOrientation(robot_id, pose[:3].tolist(), pose[3:].tolist())
+            client.resetBaseVelocity(robot_id, velocity[:3].tolist(), velocity[3:].tolist())
+            for joint_id, q, qd in zip(self._joint_ids, blocks["joint_pos"][row], blocks["joint_vel"][row]):
+                client.resetJointState(robot_id, joint_id, float(q), float(qd))
+            for k, body in enumerate(self._object_ids[env_id]):
+                if body < 0:
+                    continue
+                pose, velocity = blocks["object_pose"][row, k], blocks["object_vel"][row, k]
+                # Bullet stores orientation as a matrix, so re-setting an unchanged pose would still move
+                # the quaternion by rounding; leave a pose that is already exact alone.
+                if not np.array_equal(np.concatenate(client.getBasePositionAndOrientation(body)), pose):
+                    client.resetBasePositionAndOrientation(body, pose[:3].tolist(), pose[3:].tolist())
+                client.resetBaseVelocity(body, velocity[:3].tolist(), velocity[3:].tolist())
+            for hand, held in enumerate(np.rint(blocks["grasped"][row]).astype(int)):
+                if held < 0:
+                    continue
+                frame = blocks["welds"][row, hand]
+                weld = client.createConstraint(robot_id, self._palm_ids[hand], self._object_ids[env_id][held], -1,
+                                               pybullet.JOINT_FIXED, [0, 0, 0], frame[:3].tolist(), [0, 0, 0],
+                                               frame[3:7].tolist(), [0, 0, 0, 1])
+                client.changeConstraint(weld, maxForce=float(frame[7]))
+                self._welds[env_id, hand] = weld
+                self._grasped[env_id, hand] = held
+        self.diverged[env_ids] = blocks["diverged"] > 0.5
+        self.joint_targets[env_ids] = blocks["joint_targets"]
+        self.grasp_commands[env_ids] = blocks["grasp_commands"] > 0.5
+
     def close(self) -> None:
         for client in getattr(self, "clients", []):
             try:

@@ -1,0 +1,543 @@
+"""``tground collect``: a policy on N simulated robots at once, every episode into a crash-safe dataset,
+and a report that sets the rate against the real training field.
+
+All robots are one native VectorEnv (one engine call steps them all). Episode k of a run
+gets seed ``seed + k``: a robot that finishes is reset at once into the next seed still
+missing from the dataset (a masked ``reset(seed=[...], options={"reset_mask": ...})``, so
+no autoreset ever picks a seed), which is also how a rerun of the same command resumes.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+import json
+import math
+import os
+import signal
+import time
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import (DatasetError, DatasetWriter, Episode, check_output_location, check_resumable, config_from_dict,
+                      journal_seeds, make_env_args, stored_seeds)
+
+SECONDS_PER_DAY = 86_400.0
+REAL_ROBOT_PER_DAY = (300.0, 500.0)  # episodes one real robot records in a day
+FIELD_PER_DAY = 30_000.0  # episodes the whole real field records in a day
+FIELD_GOAL = 100_000_000.0  # the field's goal, in a year
+DAYS_PER_YEAR = 365.0
+
+
+# ---------------------------------------------------------------------------------------------- options
+@dataclass
+class CollectOptions:
+    """What ``tground collect`` takes; see ``tground collect --help``."""
+
+    task: str
+    episodes: int
+    out: str
+    robots: int = 64
+    backend: str = "numpy"
+    seed: int = 0
+    action_mode: str | None = None
+    reward_mode: str = "dense"
+    overrides: list[str] = field(default_factory=list)
+    policy: str = "expert"
+    only_success: bool = False
+    report: str | None = None
+    commit_every: float = 30.0
+    progress: bool = True
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["max_steps=40", "ik.damping=0.1", "randomization={...}"]`` -> a nested dict of parsed values.
+
+    A value is read as JSON, then as a Python literal (tuples), else kept as a string.
+    """
+    from ..envs.base import ConfigError
+
+    result: dict = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set takes KEY=VALUE, got {pair!r}")
+        value = _parse_value(text.strip())
+        parts = key.strip().split(".")
+        target = result
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {key}: {part} was already given a value")
+        if isinstance(target.get(parts[-1]), dict) and isinstance(value, dict):
+            target[parts[-1]].update(value)
+        else:
+            target[parts[-1]] = value
+    return result
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        value = ast.literal_eval(text)
+        return list(value) if isinstance(value, tuple) else value
+    except (ValueError, SyntaxError):
+        return text
+
+
+# ---------------------------------------------------------------------------------------------- policies
+class Policy:
+    """Batched observations -> batched actions, and ``reset(env_mask)`` when environments start episodes."""
+
+    def __init__(self, act, reset=None, name: str = "policy"):
+        self._act, self._reset, self.name = act, reset, name
+
+    def act(self, observation: dict) -> np.ndarray:
+        return self._act(observation)
+
+    def reset(self, env_mask: np.ndarray) -> None:
+        if self._reset is not None:
+            self._reset(env_mask)
+
+
+def load_policy(spec: str, env, task_id: str) -> Policy:
+    """``expert`` (the task's scripted expert), a saved SB3 model ``PATH.zip``, or ``module:callable``.
+
+    ``module:callable`` is called with the vector env and returns the policy: a callable from
+    batched observations to batched actions, or an object with ``act(observations)``; either
+    may have ``reset(env_mask)``. (``training_ground.agents.experts:make_expert`` is one.)
+    """
+    if spec == "expert":
+        from ..agents.experts import make_expert
+
+        return _wrap(make_expert(env, task_id), "expert")
+    if spec.endswith(".zip"):
+        return _sb3_policy(Path(spec), env)
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"--policy must be 'expert', a saved SB3 model PATH.zip, or module:callable; got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"--policy {spec}: cannot import {module_name!r} ({error})") from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise ValueError(f"--policy {spec}: {module_name} has no callable {attribute!r}")
+    return _wrap(factory(env), spec)
+
+
+def _wrap(policy, name: str) -> Policy:
+    act = getattr(policy, "act", None) or policy
+    if not callable(act):
+        raise ValueError(f"policy {name!r} is neither callable nor has an act() method")
+    return Policy(act, getattr(policy, "reset", None), name)
+
+
+def _sb3_policy(path: Path, env) -> Policy:
+    if not path.is_file():
+        raise ValueError(f"--policy {path}: no such file")
+    try:
+        import stable_baselines3 as sb3
+    except ImportError:
+        raise RuntimeError("--policy PATH.zip needs stable-baselines3 (pip install stable-baselines3)") from None
+    from gymnasium import spaces
+
+    model, errors = None, []
+    for name in ("PPO", "SAC", "TD3", "A2C", "DDPG"):  # the zip does not name its algorithm class
+        try:
+            model = getattr(sb3, name).load(str(path), device="cpu")
+            break
+        except Exception as error:  # noqa: BLE001 - a wrong class fails in many ways; the next is tried
+            errors.append(f"{name}: {error}")
+    if model is None:
+        raise ValueError(f"--policy {path}: not a loadable SB3 model ({'; '.join(errors)[:300]})")
+    if model.action_space.shape != env.single_action_space.shape:
+        raise ValueError(f"--policy {path}: the model acts in {model.action_space.shape}, the env takes "
+                         f"{env.single_action_space.shape} (another task or action mode?)")
+    keys = list(env.single_observation_space.spaces)
+    flat = not isinstance(model.observation_space, spaces.Dict)
+
+    def act(observation):
+        if flat:  # trained on FlattenObservation: the keys in the space's order
+            n = len(observation[keys[0]])
+            observation = np.concatenate([observation[key].reshape(n, -1) for key in keys], axis=1)
+        actions, _ = model.predict(observation, deterministic=True)
+        return actions
+
+    return Policy(act, None, str(path))
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+class _EpisodeBuffer:
+    def __init__(self, seed: int, robot_id: int, observation: dict):
+        self.seed, self.robot_id = seed, robot_id
+        self.observations = {key: [value] for key, value in observation.items()}
+        self.actions, self.rewards, self.dones, self.states = [], [], [], []
+
+    def add(self, state, action, reward, done, next_observation) -> None:
+        self.states.append(state)
+        self.actions.append(action)
+        self.rewards.append(reward)
+        self.dones.append(done)
+        for key, value in next_observation.items():
+            self.observations[key].append(value)
+
+    def finish(self, final_state, success: bool, diverged: bool, model: str) -> Episode:
+        return Episode(seed=self.seed, robot_id=self.robot_id, success=success, diverged=diverged,
+                       observations={key: np.stack(values) for key, values in self.observations.items()},
+                       actions=np.stack(self.actions), rewards=np.asarray(self.rewards, dtype=np.float64),
+                       dones=np.asarray(self.dones, dtype=np.int64), states=np.stack(self.states),
+                       final_state=np.asarray(final_state), model=model)
+
+
+def episode_model(params) -> str:
+    """The episode's objects as JSON (robomimic keeps the model file per demo in the same way)."""
+    return json.dumps([dataclasses.asdict(p) if dataclasses.is_dataclass(p) else repr(p) for p in params])
+
+
+def _row(observation: dict, i: int) -> dict:
+    return {key: value[i].copy() for key, value in observation.items()}
+
+
+@dataclass
+class RunStats:
+    """Episodes finished by this run: steps and success of each, and the clocks."""
+
+    control_dt: float
+    robots: int
+    steps: list[int] = field(default_factory=list)
+    successes: list[bool] = field(default_factory=list)
+    filtered: int = 0
+    wall_start: float = field(default_factory=time.perf_counter)
+    cpu_start: float = field(default_factory=time.process_time)
+
+    def wall(self) -> float:
+        return time.perf_counter() - self.wall_start
+
+    def cpu(self) -> float:
+        return time.process_time() - self.cpu_start
+
+    def postfix(self) -> dict:
+        if not self.steps:
+            return {}
+        sim_day = SECONDS_PER_DAY / (np.mean(self.steps) * self.control_dt)
+        core_day = len(self.steps) * SECONDS_PER_DAY / max(self.cpu(), 1e-9)
+        return {"success": f"{np.mean(self.successes):.0%}", "ep/robot/day(sim)": f"{sim_day:,.0f}",
+                "ep/core/day": f"{core_day:,.0f}"}
+
+
+def _act(policy: Policy, observation: dict, space) -> np.ndarray:
+    actions = np.asarray(policy.act(observation))
+    if actions.shape != space.shape:
+        raise ValueError(f"policy {policy.name!r} returned actions of shape {actions.shape}; the env takes {space.shape}")
+    if not np.all(np.isfinite(actions)):
+        raise ValueError(f"policy {policy.name!r} returned NaN or inf actions")
+    # Recorded exactly as applied: the env's dtype, clipped to the normalised range.
+    return np.clip(actions.astype(space.dtype), -1.0, 1.0)
+
+
+def run_episodes(env, policy: Policy, pending: deque, writer: DatasetWriter, stats: RunStats,
+                 only_success: bool = False, on_episode=None) -> None:
+    """Step all robots until ``pending`` seeds are done; each finished episode goes to ``writer`` at once.
+
+    KeyboardInterrupt propagates after the current step; episodes in flight are dropped.
+    """
+    task = env.unwrapped.task
+    n = env.num_envs
+    slot_seed = np.full(n, -1, dtype=np.int64)
+    buffers: list[_EpisodeBuffer | None] = [None] * n
+
+    def start(env_ids) -> dict | None:
+        seeds, mask = [0] * n, np.zeros(n, dtype=bool)
+        for i in env_ids:
+            slot_seed[i] = pending.popleft() if pending else -1
+            if slot_seed[i] >= 0:
+                seeds[i], mask[i] = int(slot_seed[i]), True
+        if not mask.any():
+            return None
+        observation, _ = env.reset(seed=seeds, options={"reset_mask": mask})
+        policy.reset(mask)
+        for i in np.flatnonzero(mask):
+            buffers[i] = _EpisodeBuffer(int(slot_seed[i]), int(i), _row(observation, i))
+        return observation
+
+    observation = start(range(n))
+    while observation is not None and (slot_seed >= 0).any():
+        active = np.flatnonzero(slot_seed >= 0)
+        states = task.get_state()
+        actions = _act(policy, observation, env.action_space)
+        next_observation, rewards, terminated, truncated, info = env.step(actions)
+        done = terminated | truncated
+        for i in active:
+            buffers[i].add(states[i], actions[i], rewards[i], done[i], _row(next_observation, i))
+        finished = [i for i in active if done[i]]
+        if finished:
+            final_states = task.get_state()
+            for i in finished:
+                success = bool(info["is_success"][i])
+                episode = buffers[i].finish(final_states[i], success, bool(info["diverged"][i]),
+                                            episode_model(task.episode_params[i]))
+                buffers[i] = None
+                if only_success and not success:
+                    writer.add_filtered(episode.seed)
+                    stats.filtered += 1
+                else:
+                    writer.add(episode)
+                stats.steps.append(episode.num_samples)
+                stats.successes.append(success)
+                if on_episode is not None:
+                    on_episode(episode)
+            fresh = start(finished)
+            if fresh is not None:
+                next_observation = fresh
+        observation = next_observation
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM stops a collection as Ctrl-C does: finished episodes are committed first."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass
+class CollectResult:
+    report: "FieldReport | None"
+    interrupted: bool
+    file_episodes: int
+    message: str = ""
+
+
+def collect(options: CollectOptions) -> CollectResult:
+    """Run a collection as ``tground collect`` does (report printing aside)."""
+    import gymnasium
+    from tqdm import tqdm
+
+    from ..envs import TASKS, resolve_task_id
+
+    if options.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {options.episodes}")
+    if options.robots < 1:
+        raise ValueError(f"--robots must be >= 1, got {options.robots}")
+    if options.seed < 0:
+        raise ValueError(f"--seed must be >= 0 (seeds are SEED..SEED+EPISODES-1), got {options.seed}")
+    task_id = resolve_task_id(options.task)
+    task_class = TASKS[task_id][1]
+    config = config_from_dict(task_class.config_class, parse_overrides(options.overrides))
+    action_mode = options.action_mode or getattr(task_class, "default_action_mode", "ee_delta")
+    env_args = make_env_args(task_id, options.backend, action_mode, options.reward_mode, config)
+    out = Path(options.out)
+    check_output_location(out)
+    done = set()
+    if out.exists():
+        check_resumable(out, env_args, options.policy)
+        done = stored_seeds(out)
+    done |= journal_seeds(out)
+    wanted = range(options.seed, options.seed + options.episodes)
+    missing = [seed for seed in wanted if seed not in done]
+    if not missing and out.exists():
+        with DatasetWriter(out, env_args, None, options.policy) as writer:  # merges a leftover journal
+            held = len(writer.done_seeds)
+        return CollectResult(None, False, held, f"{out} already holds all {options.episodes} requested episodes "
+                                                f"(seeds {wanted.start}..{wanted.stop - 1}); nothing to do")
+
+    robots = min(options.robots, max(len(missing), 1))
+    stats = RunStats(control_dt=config.control_dt, robots=robots)
+    env = gymnasium.make_vec(task_id, num_envs=robots, vectorization_mode="vector_entry_point",
+                             backend=options.backend, action_mode=action_mode, reward_mode=options.reward_mode,
+                             config=config)
+    interrupted = False
+    try:
+        task = env.unwrapped.task
+        policy = load_policy(options.policy, env, task_id)  # a bad policy fails before any file is made
+        writer = DatasetWriter(out, env_args, task.state_layout().to_json(), options.policy, options.commit_every)
+        try:
+            pending = deque(seed for seed in wanted if seed not in writer.done_seeds)
+            resumed = options.episodes - len(pending)
+            bar = tqdm(total=len(pending), desc=f"collect {task_id.split('/')[-1]} x{robots}", unit="ep",
+                       disable=None if options.progress else True, dynamic_ncols=True)  # None: off when not a terminal
+            if resumed:
+                bar.write(f"resuming {out}: {resumed} of the {options.episodes} requested episodes are already there")
+
+            def progress(episode):
+                bar.update(1)
+                bar.set_postfix(stats.postfix(), refresh=False)
+
+            with _terminate_as_interrupt():
+                try:
+                    run_episodes(env, policy, pending, writer, stats, options.only_success, progress)
+                except KeyboardInterrupt:
+                    interrupted = True
+            bar.close()
+        finally:
+            writer.close()
+        file_episodes = len(writer.done_seeds)
+    finally:
+        env.close()
+    report = FieldReport.from_run(task_id, options.backend, stats, str(out)) if stats.steps else None
+    message = ""
+    if interrupted:
+        message = (f"interrupted: {len(stats.steps)} finished episodes were written to {out}; "
+                   f"rerun the same command to collect the rest")
+    return CollectResult(report, interrupted, file_episodes, message)
+
+
+# ---------------------------------------------------------------------------------------------- the report
+@dataclass
+class FieldReport:
+    """This run's rate set against the real field (300-500 episodes per robot a day, 30,000 a day in all,
+    100 million in a year). CPU-time rates assume a machine runs one such worker per core, as the
+    throughput benchmarks do."""
+
+    task: str
+    backend: str
+    dataset: str
+    robots: int
+    episodes: int
+    successes: int
+    success_rate: float
+    wall_time_s: float
+    cpu_time_s: float
+    cpu_cores_used: float
+    machine_cores: int
+    mean_episode_steps: float
+    mean_episode_sim_s: float
+    episodes_per_sim_robot_day: float
+    episodes_per_core_day: float
+    real_robots_per_core_at_300: float
+    real_robots_per_core_at_500: float
+    episodes_per_machine_day: float
+    hours_for_machine_to_match_field_day: float
+    machines_for_100M_in_a_year: int
+    sim_speed_per_core: float  # simulated robot-seconds per CPU-second
+
+    @classmethod
+    def from_run(cls, task: str, backend: str, stats: RunStats, dataset: str) -> "FieldReport":
+        wall, cpu = stats.wall(), max(stats.cpu(), 1e-9)
+        episodes = len(stats.steps)
+        mean_steps = float(np.mean(stats.steps))
+        mean_sim = mean_steps * stats.control_dt
+        per_core_day = episodes * SECONDS_PER_DAY / cpu
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        per_machine_day = per_core_day * cores
+        return cls(
+            task=task, backend=backend, dataset=dataset, robots=stats.robots, episodes=episodes,
+            successes=int(np.sum(stats.successes)), success_rate=float(np.mean(stats.successes)),
+            wall_time_s=wall, cpu_time_s=cpu, cpu_cores_used=cpu / max(wall, 1e-9), machine_cores=cores,
+            mean_episode_steps=mean_steps, mean_episode_sim_s=mean_sim,
+            episodes_per_sim_robot_day=SECONDS_PER_DAY / mean_sim,
+            episodes_per_core_day=per_core_day,
+            real_robots_per_core_at_300=per_core_day / REAL_ROBOT_PER_DAY[0],
+            real_robots_per_core_at_500=per_core_day / REAL_ROBOT_PER_DAY[1],
+            episodes_per_machine_day=per_machine_day,
+            hours_for_machine_to_match_field_day=FIELD_PER_DAY / per_machine_day * 24.0,
+            machines_for_100M_in_a_year=int(math.ceil(FIELD_GOAL / (per_machine_day * DAYS_PER_YEAR))),
+            sim_speed_per_core=float(np.sum(stats.steps)) * stats.control_dt / cpu,
+        )
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [
+            ("task / engine", f"{self.task} / {self.backend}, {self.robots} simulated robots"),
+            ("episodes", f"{self.episodes:,} ({self.successes:,} succeeded, {self.success_rate:.1%})"),
+            ("wall time", f"{self.wall_time_s:,.1f} s"),
+            ("CPU time, cores used", f"{self.cpu_time_s:,.1f} s, {self.cpu_cores_used:.2f} of {self.machine_cores}"),
+            ("mean episode", f"{self.mean_episode_steps:.1f} steps = {self.mean_episode_sim_s:.2f} s simulated"),
+            ("episodes per simulated robot per day (sim time)", f"{self.episodes_per_sim_robot_day:,.0f}"),
+            ("episodes per CPU core per day (wall clock)", f"{self.episodes_per_core_day:,.0f}"),
+            ("  = real robots at 300 / 500 a day", f"{self.real_robots_per_core_at_300:,.1f} / "
+                                                    f"{self.real_robots_per_core_at_500:,.1f}"),
+            (f"this machine ({self.machine_cores} cores) per day", f"{self.episodes_per_machine_day:,.0f}"),
+            ("time to match the field's 30,000 a day", _duration(self.hours_for_machine_to_match_field_day * 3600)),
+            ("machines for 100 million in a year", f"{self.machines_for_100M_in_a_year:,}"),
+            ("simulated robot-time per CPU second", f"{self.sim_speed_per_core:.2f} s"),
+        ]
+
+    def table(self) -> str:
+        width = max(len(name) for name, _ in self.rows())
+        rule = "-" * (width + 2 + max(len(value) for _, value in self.rows()))
+        lines = [rule] + [f"{name:<{width}}  {value}" for name, value in self.rows()] + [rule]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "field": {
+            "real_robot_episodes_per_day": list(REAL_ROBOT_PER_DAY), "field_episodes_per_day": FIELD_PER_DAY,
+            "field_goal_episodes_per_year": FIELD_GOAL}}
+
+    def plot(self, path) -> None:
+        """Episodes a day: this run's rates against the real robot's 300-500 band and the field's 30,000."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(8.5, 4.2))
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        bars = [
+            ("one simulated robot\n(simulated time)", self.episodes_per_sim_robot_day, "#4c72b0"),
+            ("one CPU core\n(wall clock)", self.episodes_per_core_day, "#55a868"),
+            (f"this machine\n({self.machine_cores} cores)", self.episodes_per_machine_day, "#c44e52"),
+        ]
+        labels = [label for label, _, _ in bars]
+        values = [value for _, value, _ in bars]
+        axes.barh(labels, values, color=[color for _, _, color in bars], zorder=2)
+        axes.set_xscale("log")
+        axes.axvspan(*REAL_ROBOT_PER_DAY, color="#dd8452", alpha=0.6, zorder=1, label="real robot: 300-500 a day")
+        axes.axvline(FIELD_PER_DAY, color="black", linestyle="--", zorder=3, label="whole real field: 30,000 a day")
+        for y, value in enumerate(values):
+            axes.text(value, y, f" {value:,.0f}", va="center", fontsize=9)
+        low = min(values + [REAL_ROBOT_PER_DAY[0]]) / 3
+        axes.set_xlim(low, max(values + [FIELD_PER_DAY]) * 8)
+        axes.set_xlabel("episodes per day (log scale)")
+        axes.invert_yaxis()
+        axes.set_title(f"{self.task.split('/')[-1]} on the {self.backend} engine: {self.episodes} episodes, "
+                       f"{self.success_rate:.0%} success", fontsize=10)
+        axes.legend(loc="upper right", fontsize=8)
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:,.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:,.1f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:,.1f} h"
+    return f"{seconds / 86400:,.1f} days"
+
+
+def report_paths(options: CollectOptions) -> tuple[Path, Path]:
+    """The report JSON (``--report``, else beside the dataset) and the PNG beside it."""
+    if options.report:
+        json_path = Path(options.report)
+    else:
+        out = Path(options.out)
+        json_path = out.with_name(out.stem + "_report.json")
+    return json_path, json_path.with_suffix(".png")
+
+
+def write_report(report: FieldReport, options: CollectOptions) -> tuple[Path, Path]:
+    json_path, png_path = report_paths(options)
+    try:
+        json_path.write_text(json.dumps(report.to_json(), indent=2))
+        report.plot(png_path)
+    except OSError as error:
+        raise DatasetError(f"cannot write the report {json_path}: {error.strerror or error}") from None
+    return json_path, png_path

@@ -1,0 +1,578 @@
+"""The dataset format: robomimic-layout HDF5, written so that a crash loses no finished episode.
+
+Layout (robomimic's, so robomimic and tools written for it read it)::
+
+    data                    group. attrs: total (state-action samples in all demos), env_args (JSON,
+                            below), state_layout (JSON [[block, shape], ...]: the columns of states),
+                            policy (what acted), format
+    data/demo_K             one group per episode, K = 0, 1, ... in seed order
+        obs/<key>           (T, ...) float32 observation before each action
+        next_obs/<key>      (T, ...) float32 observation after it
+        actions             (T, A) float32 in [-1, 1]: exactly what the environment applied
+        rewards             (T,) float64
+        dones               (T,) int64, 1 on the step that ended the episode (success, failure or time)
+        states              (T, S) float64 full simulator state before each action (BatchedTask.get_state)
+        final_state         (S,) float64 state after the last action
+        attrs               num_samples, seed, success, robot_id (which simulated robot ran it), diverged,
+                            model (JSON: the episode's objects, as robomimic keeps its model file)
+    mask/successful, mask/failed   demo names (robomimic filter keys, for ``hdf5_filter_key``)
+    filtered_seeds          (n,) int64 seeds whose failed episodes ``--only-success`` left out
+
+``env_args`` is robomimic's environment metadata: ``env_name`` (the Gymnasium id), ``type``
+(2, robomimic's GYM_TYPE) and ``env_kwargs`` (backend, action_mode, reward_mode, config: what
+``gymnasium.make(env_name, **env_kwargs)`` takes), plus ``training_ground`` (project version, format).
+
+Crash safety: see :class:`DatasetWriter`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+FORMAT = "training_ground.dataset/1"
+GYM_TYPE = 2  # robomimic's EnvType.GYM_TYPE
+REQUIRED_DEMO_KEYS = ("obs", "next_obs", "actions", "rewards", "dones", "states")
+REQUIRED_DEMO_ATTRS = ("num_samples", "seed", "success", "robot_id")
+# Shuffle + gzip: the state columns are mostly slowly varying doubles and zeros (idle contact springs).
+_COMPRESSED = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+
+
+class DatasetError(RuntimeError):
+    """A dataset file that cannot be read, written or resumed, with the reason in words."""
+
+
+# ---------------------------------------------------------------------------------------------- config
+def config_to_dict(config) -> dict:
+    """A task config as plain JSON values (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_from_dict(config_class: type, values: dict | None):
+    """The config ``config_class`` with ``values`` (nested dicts, JSON lists) applied over its defaults.
+
+    Unknown keys at any depth and values of the wrong type raise ConfigError; lists become
+    tuples where the default is a tuple, so a config survives a JSON round trip unchanged.
+    """
+    from ..envs.base import ConfigError
+
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"config must be a JSON object, got {type(values).__name__}")
+    return _coerce(config_class.__name__, config_class(), values or {}, ConfigError)
+
+
+def _coerce(name: str, default, value, error: type[Exception]):
+    if dataclasses.is_dataclass(default):
+        if isinstance(value, type(default)):
+            return value
+        fields = {f.name for f in dataclasses.fields(default)}
+        if not isinstance(value, dict):
+            raise error(f"{name} takes a JSON object with keys {sorted(fields)}, got {value!r}")
+        unknown = sorted(set(value) - fields)
+        if unknown:
+            raise error(f"unknown config key(s) {unknown} in {name}; valid keys: {sorted(fields)}")
+        return dataclasses.replace(default, **{key: _coerce(f"{name}.{key}", getattr(default, key), item, error)
+                                               for key, item in value.items()})
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise error(f"{name} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise error(f"{name} must be a whole number, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise error(f"{name} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise error(f"{name} must be a string, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise error(f"{name} must be a list like {list(default)!r}, got {value!r}")
+        if not default:
+            return tuple(value)
+        return tuple(_coerce(f"{name}[{i}]", default[min(i, len(default) - 1)], item, error)
+                     for i, item in enumerate(value))
+    return value
+
+
+def make_env_args(task_id: str, backend: str, action_mode: str, reward_mode: str, config) -> dict:
+    from .. import __version__
+
+    return {
+        "env_name": task_id,
+        "type": GYM_TYPE,
+        "env_kwargs": {"backend": backend, "action_mode": action_mode, "reward_mode": reward_mode,
+                       "config": config_to_dict(config)},
+        "training_ground": {"version": __version__, "format": FORMAT},
+    }
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _differences(old, new, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new)):
+            found += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return found
+    return [] if _canonical(old) == _canonical(new) else [f"{prefix[:-1]}: {old!r} in the file, {new!r} now"]
+
+
+# ---------------------------------------------------------------------------------------------- episodes
+@dataclass
+class Episode:
+    """One finished episode. observations: (T + 1, ...) per key, the one before each action plus the last."""
+
+    seed: int
+    robot_id: int
+    success: bool
+    diverged: bool
+    observations: dict[str, np.ndarray]
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    states: np.ndarray
+    final_state: np.ndarray
+    model: str = "[]"
+
+    @property
+    def num_samples(self) -> int:
+        return int(len(self.actions))
+
+
+def write_demo(group: h5py.Group, episode: Episode) -> None:
+    for key, value in episode.observations.items():
+        group.create_dataset(f"obs/{key}", data=value[:-1], **_COMPRESSED)
+        group.create_dataset(f"next_obs/{key}", data=value[1:], **_COMPRESSED)
+    group.create_dataset("actions", data=np.asarray(episode.actions, dtype=np.float32), **_COMPRESSED)
+    group.create_dataset("rewards", data=np.asarray(episode.rewards, dtype=np.float64))
+    group.create_dataset("dones", data=np.asarray(episode.dones, dtype=np.int64))
+    group.create_dataset("states", data=np.asarray(episode.states, dtype=np.float64), **_COMPRESSED)
+    group.create_dataset("final_state", data=np.asarray(episode.final_state, dtype=np.float64))
+    group.attrs.update({"num_samples": episode.num_samples, "seed": int(episode.seed),
+                        "success": bool(episode.success), "robot_id": int(episode.robot_id),
+                        "diverged": bool(episode.diverged), "model": episode.model})
+
+
+def read_demo(group: h5py.Group) -> Episode:
+    first = {key: group[f"obs/{key}"][()] for key in group["obs"]}
+    last = {key: group[f"next_obs/{key}"][-1:] for key in group["next_obs"]}
+    return Episode(
+        seed=int(group.attrs["seed"]), robot_id=int(group.attrs["robot_id"]), success=bool(group.attrs["success"]),
+        diverged=bool(group.attrs.get("diverged", False)),
+        observations={key: np.concatenate([first[key], last[key]]) for key in first},
+        actions=group["actions"][()], rewards=group["rewards"][()], dones=group["dones"][()],
+        states=group["states"][()], final_state=group["final_state"][()], model=str(group.attrs.get("model", "[]")),
+    )
+
+
+def demo_names(data: h5py.Group) -> list[str]:
+    """Demo groups in robomimic's order (by the number after ``demo_``)."""
+    return sorted((name for name in data if name.startswith("demo_")), key=lambda name: int(name[5:]))
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def open_dataset(path) -> h5py.File:
+    """Open a Training Ground dataset read-only, or raise DatasetError saying why it is not one."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file")
+    if path.is_dir():
+        raise DatasetError(f"{path} is a directory, not a dataset file")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise DatasetError(f"{path} is not a readable HDF5 file ({_reason(error)})") from None
+    try:
+        dataset_env_args(handle, path)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error)
+    return text.split("(", 1)[-1].rstrip(")") if "(" in text else text
+
+
+def dataset_env_args(handle: h5py.File, path) -> dict:
+    if "data" not in handle or not isinstance(handle["data"], h5py.Group):
+        raise DatasetError(f"{path} is an HDF5 file but not a dataset in the robomimic layout (no 'data' group)")
+    raw = handle["data"].attrs.get("env_args")
+    try:
+        env_args = json.loads(raw)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{path} has no readable data/env_args; it was not written by tground collect") from None
+    if not isinstance(env_args, dict) or "training_ground" not in env_args:
+        name = env_args.get("env_name", "?") if isinstance(env_args, dict) else "?"
+        raise DatasetError(f"{path} is a robomimic-style dataset of {name!r} but was not written by tground collect")
+    return env_args
+
+
+def journal_dir(path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".journal")
+
+
+def journal_seeds(path) -> set[int]:
+    """Seeds of the whole episodes waiting in a dataset's journal (merged by the next collect)."""
+    folder = journal_dir(path)
+    if not folder.is_dir():
+        return set()
+    return {int(entry.name[5:-5]) for entry in folder.glob("seed_*.hdf5") if entry.name[5:-5].lstrip("-").isdigit()}
+
+
+def stored_seeds(path) -> set[int]:
+    """Seeds done in a dataset file: its demos and the episodes --only-success left out."""
+    with open_dataset(path) as handle:
+        data = handle["data"]
+        seeds = {int(data[name].attrs["seed"]) for name in demo_names(data)}
+        if "filtered_seeds" in handle:
+            seeds |= {int(s) for s in handle["filtered_seeds"][()]}
+    return seeds
+
+
+@dataclass
+class DatasetInfo:
+    """What ``tground dataset info`` prints."""
+
+    path: str
+    env_args: dict
+    policy: str
+    episodes: int
+    successes: int
+    filtered: int
+    lengths: list[int]
+    seeds: list[int]
+    action_min: list[float]
+    action_max: list[float]
+    total_samples: int
+    pending: int = 0
+    size_bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.episodes if self.episodes else 0.0
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "success_rate": self.success_rate}
+
+    def format(self) -> str:
+        kwargs = self.env_args.get("env_kwargs", {})
+        version = self.env_args.get("training_ground", {}).get("version", "?")
+        lengths = np.asarray(self.lengths) if self.lengths else np.zeros(1)
+        lines = [
+            ("dataset", f"{self.path} ({self.size_bytes / 2**20:.1f} MiB)"),
+            ("task", f"{self.env_args.get('env_name')} [{kwargs.get('backend')}, {kwargs.get('action_mode')}, "
+                     f"{kwargs.get('reward_mode')}], training-ground {version}"),
+            ("policy", self.policy),
+            ("episodes", f"{self.episodes}: {self.successes} succeeded ({self.success_rate:.1%}), "
+                         f"{self.episodes - self.successes} failed" + (
+                             f"; {self.filtered} failed ones left out (--only-success)" if self.filtered else "")),
+            ("samples", f"{self.total_samples:,} (episode length min {lengths.min():.0f} / mean {lengths.mean():.1f}"
+                        f" / max {lengths.max():.0f} steps)"),
+            ("seeds", _seed_ranges(self.seeds)),
+        ]
+        if self.action_min:
+            lines.append(("actions", f"{len(self.action_min)} dims, range [{min(self.action_min):.3f}, "
+                                     f"{max(self.action_max):.3f}]"))
+        if self.pending:
+            lines.append(("journal", f"{self.pending} finished episodes not yet merged; rerun the same "
+                                     f"collect command to merge them"))
+        for problem in self.problems:
+            lines.append(("PROBLEM", problem))
+        width = max(len(name) for name, _ in lines)
+        return "\n".join(f"{name:<{width}}  {text}" for name, text in lines)
+
+
+def _seed_ranges(seeds: list[int]) -> str:
+    if not seeds:
+        return "none"
+    runs, start, previous = [], seeds[0], seeds[0]
+    for seed in seeds[1:]:
+        if seed != previous + 1:
+            runs.append((start, previous))
+            start = seed
+        previous = seed
+    runs.append((start, previous))
+    text = ", ".join(f"{a}..{b}" if a != b else f"{a}" for a, b in runs[:8]) + (" ..." if len(runs) > 8 else "")
+    return f"{len(seeds)} seeds: {text}" + (" (no gaps)" if len(runs) == 1 else f" ({len(runs) - 1} gaps)")
+
+
+def inspect_dataset(path) -> DatasetInfo:
+    """Read and check every demo; a corrupt or foreign file raises DatasetError, layout problems are listed."""
+    path = Path(path)
+    with open_dataset(path) as handle:
+        env_args = dataset_env_args(handle, path)
+        data = handle["data"]
+        problems, lengths, seeds, successes = [], [], [], 0
+        low, high = None, None
+        for name in demo_names(data):
+            try:
+                demo = data[name]
+                missing = [key for key in REQUIRED_DEMO_KEYS if key not in demo]
+                missing += [f"attribute {attr}" for attr in REQUIRED_DEMO_ATTRS if attr not in demo.attrs]
+                if missing:
+                    problems.append(f"{name} lacks {', '.join(missing)}")
+                    continue
+                steps = int(demo.attrs["num_samples"])
+                actions = demo["actions"][()]
+                rows = {key: len(demo[key]) for key in ("actions", "rewards", "dones", "states")}
+                rows.update({f"obs/{key}": len(demo[f"obs/{key}"]) for key in demo["obs"]})
+                rows.update({f"next_obs/{key}": len(demo[f"next_obs/{key}"]) for key in demo["next_obs"]})
+            except (OSError, KeyError, ValueError, RuntimeError) as error:
+                raise DatasetError(f"{path} is corrupt: {name} cannot be read ({_reason(error)})") from None
+            wrong = sorted(key for key, count in rows.items() if count != steps)
+            if wrong:
+                problems.append(f"{name}: {', '.join(wrong)} do not have num_samples = {steps} rows")
+            if actions.size and (actions.min() < -1.0 or actions.max() > 1.0):
+                problems.append(f"{name}: actions outside [-1, 1]")
+            lengths.append(steps)
+            seeds.append(int(demo.attrs["seed"]))
+            successes += bool(demo.attrs["success"])
+            if actions.size:
+                low = actions.min(axis=0) if low is None else np.minimum(low, actions.min(axis=0))
+                high = actions.max(axis=0) if high is None else np.maximum(high, actions.max(axis=0))
+        total = int(data.attrs.get("total", -1))
+        if total != sum(lengths):
+            problems.append(f"data.attrs['total'] is {total}, but the demos hold {sum(lengths)} samples")
+        if len(set(seeds)) != len(seeds):
+            problems.append("some seeds appear in more than one demo")
+        filtered = len(handle["filtered_seeds"]) if "filtered_seeds" in handle else 0
+        return DatasetInfo(
+            path=str(path), env_args=env_args, policy=str(data.attrs.get("policy", "?")), episodes=len(lengths),
+            successes=successes, filtered=filtered, lengths=lengths, seeds=sorted(seeds),
+            action_min=[] if low is None else low.tolist(), action_max=[] if high is None else high.tolist(),
+            total_samples=sum(lengths), pending=len(journal_seeds(path)), size_bytes=path.stat().st_size,
+            problems=problems)
+
+
+def check_resumable(path, env_args: dict, policy: str) -> None:
+    """An existing output file may only be extended by the same task, engine, config and policy."""
+    with open_dataset(path) as handle:
+        existing = dataset_env_args(handle, path)
+        stored_policy = str(handle["data"].attrs.get("policy", ""))
+    old = {"task": existing.get("env_name"), **existing.get("env_kwargs", {})}
+    new = {"task": env_args["env_name"], **env_args["env_kwargs"]}
+    changes = _differences(old, new)
+    if changes:
+        shown = "; ".join(changes[:4]) + ("; ..." if len(changes) > 4 else "")
+        raise DatasetError(f"{path} already holds episodes collected differently ({shown}). Rerun with the "
+                           f"same arguments to resume it, or write to another --out; it was left untouched.")
+    if stored_policy != policy:
+        raise DatasetError(f"{path} was collected with policy {stored_policy!r}, not {policy!r}; "
+                           f"write to another --out (it was left untouched)")
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def check_output_location(path) -> None:
+    """The output's folder must exist and be writable: say so before any work is done."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.exists() and path.is_dir():
+        raise DatasetError(f"cannot write {path}: it is a directory")
+    if not folder.is_dir():
+        raise DatasetError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatasetError(f"cannot write {path}: folder {folder} is not writable")
+    if path.exists() and not os.access(path, os.R_OK):
+        raise DatasetError(f"cannot read {path} to resume it: permission denied")
+
+
+class DatasetWriter:
+    """Adds episodes to a dataset file so that killing the process at any moment loses only episodes in flight.
+
+    HDF5 cannot give that in place: a process killed while the library rewrites a file's
+    metadata can leave the whole file unreadable, and SWMR mode, which avoids that, cannot
+    create the new groups every episode needs. So the dataset file is only ever replaced
+    whole (a new copy written beside it, fsynced, renamed over it) and is always a complete
+    HDF5 file. Each finished episode is first written and fsynced on its own into the
+    journal, a folder beside the file (``FILE.journal/seed_<seed>.hdf5``, each made as a
+    temporary file and renamed). Every ``commit_every`` seconds and on close, the journal
+    is merged into a fresh copy of the dataset that replaces the old one, demos renumbered
+    in seed order, and the merged entries are deleted. After a kill the next writer merges
+    what the journal holds first; an entry that reached the file before the kill is known
+    by its seed and dropped, so no seed is ever stored twice. A lock in the journal keeps
+    two writers off one file.
+    """
+
+    def __init__(self, path, env_args: dict, state_layout: list | None, policy: str, commit_every: float = 30.0):
+        self.path = Path(path)
+        self.journal = journal_dir(self.path)
+        self.env_args = env_args
+        self.policy = policy
+        self.commit_every = float(commit_every)
+        self._lock = None
+        check_output_location(self.path)
+        if self.path.exists():
+            check_resumable(self.path, env_args, policy)
+            with open_dataset(self.path) as handle:
+                stored = json.loads(handle["data"].attrs.get("state_layout", "null"))
+            if state_layout is not None and stored != state_layout:
+                raise DatasetError(f"{self.path} stores states in another layout than this engine's (the engine "
+                                   f"changed since it was written); write to another --out")
+            state_layout = stored
+        elif state_layout is None:
+            raise ValueError("a new dataset needs the state layout")
+        self.state_layout = state_layout
+        try:
+            self.journal.mkdir(exist_ok=True)
+            self._lock = open(self.journal / "lock", "w")
+        except OSError as error:
+            raise DatasetError(f"cannot write beside {self.path}: {error.strerror} ({self.journal})") from None
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self._lock = None
+            raise DatasetError(f"another process is writing {self.path} (it holds {self.journal / 'lock'}); "
+                               f"wait for it or choose another --out") from None
+        for stale in self.journal.glob("*.tmp"):
+            stale.unlink()
+        if not self.path.exists():
+            self._replace_file(None, [])
+        self._last_commit = time.monotonic()
+        self.commit()
+        self.done_seeds = stored_seeds(self.path)
+
+    # ------------------------------------------------------------------ journal
+    def _write_entry(self, seed: int, fill) -> None:
+        final = self.journal / f"seed_{int(seed)}.hdf5"
+        temporary = final.with_name(final.name + ".tmp")
+        with h5py.File(temporary, "w") as handle:
+            handle.attrs["env_args"] = _canonical(self.env_args)
+            fill(handle)
+        _fsync(temporary)
+        os.replace(temporary, final)
+        _fsync(self.journal)
+        self.done_seeds.add(int(seed))
+        if time.monotonic() - self._last_commit >= self.commit_every:
+            self.commit()
+
+    def add(self, episode: Episode) -> None:
+        """Write one finished episode durably (into the journal; the file gets it at the next commit)."""
+        self._write_entry(episode.seed, lambda handle: write_demo(handle.create_group("demo"), episode))
+
+    def add_filtered(self, seed: int) -> None:
+        """Record that ``seed``'s episode ran and was left out (failed under --only-success)."""
+        self._write_entry(seed, lambda handle: handle.attrs.__setitem__("filtered_seed", int(seed)))
+
+    # ------------------------------------------------------------------ committing
+    def commit(self) -> int:
+        """Merge the journal into the dataset file (atomically); returns how many entries were merged."""
+        entries = sorted(self.journal.glob("seed_*.hdf5"))
+        self._last_commit = time.monotonic()
+        if not entries:
+            return 0
+        self._replace_file(self.path, entries)
+        for entry in entries:
+            entry.unlink(missing_ok=True)
+        _fsync(self.journal)
+        return len(entries)
+
+    def _replace_file(self, source: Path | None, entries: list[Path]) -> None:
+        temporary = self.path.with_name(self.path.name + ".commit.tmp")
+        try:
+            if source is not None:
+                shutil.copyfile(source, temporary)
+            with h5py.File(temporary, "a" if source is not None else "w") as handle:
+                if source is None:
+                    data = handle.create_group("data")
+                    data.attrs.update({"total": 0, "env_args": json.dumps(self.env_args),
+                                       "state_layout": json.dumps(self.state_layout), "policy": self.policy,
+                                       "format": FORMAT})
+                self._merge(handle, entries)
+            _fsync(temporary)
+            os.replace(temporary, self.path)
+            _fsync(self.path.parent if str(self.path.parent) else Path("."))
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise DatasetError(f"cannot write {self.path}: {error.strerror or error}") from None
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+    def _merge(self, handle: h5py.File, entries: list[Path]) -> None:
+        data = handle["data"]
+        seeds = {int(data[name].attrs["seed"]) for name in demo_names(data)}
+        filtered = set(handle["filtered_seeds"][()].tolist()) if "filtered_seeds" in handle else set()
+        for entry in entries:
+            try:
+                with h5py.File(entry, "r") as source:
+                    if source.attrs.get("env_args") != _canonical(self.env_args):
+                        raise DatasetError(f"journal entry {entry} belongs to another collection; move "
+                                           f"{self.journal} away or write to another --out")
+                    if "filtered_seed" in source.attrs:
+                        filtered.add(int(source.attrs["filtered_seed"]))
+                        continue
+                    seed = int(source["demo"].attrs["seed"])
+                    if seed not in seeds:
+                        source.copy(source["demo"], data, name=f"incoming_{seed}")
+                        seeds.add(seed)
+            except OSError:
+                # Entries are renamed into place only once complete, so this is damage from outside;
+                # the episode is simply collected again.
+                entry.rename(entry.with_name(entry.name + ".unreadable"))
+        # Demo numbers follow the seeds, so a resumed file equals one written in a single run.
+        names = sorted((name for name in data if name.startswith(("demo_", "incoming_"))),
+                       key=lambda name: int(data[name].attrs["seed"]))
+        moving = [(name, f"demo_{index}") for index, name in enumerate(names) if name != f"demo_{index}"]
+        for name, _ in moving:
+            data.move(name, f"renumbering_{name}")
+        for name, target in moving:
+            data.move(f"renumbering_{name}", target)
+        names = demo_names(data)
+        data.attrs["total"] = int(sum(int(data[name].attrs["num_samples"]) for name in names))
+        success = [bool(data[name].attrs["success"]) for name in names]
+        for key, wanted in (("successful", True), ("failed", False)):
+            if f"mask/{key}" in handle:
+                del handle[f"mask/{key}"]
+            handle.create_dataset(f"mask/{key}", data=np.array(
+                [name for name, ok in zip(names, success) if ok == wanted], dtype="S"))
+        if "filtered_seeds" in handle:
+            del handle["filtered_seeds"]
+        handle.create_dataset("filtered_seeds", data=np.array(sorted(filtered), dtype=np.int64))
+
+    def close(self) -> None:
+        """Commit what the journal holds and release the file."""
+        if self._lock is None:
+            return
+        self.commit()
+        (self.journal / "lock").unlink(missing_ok=True)
+        self._lock.close()
+        self._lock = None
+        try:
+            self.journal.rmdir()
+        except OSError:
+            pass  # entries that could not be read stay for inspection
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
