@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,9 @@ GYM_TYPE = 2  # robomimic's EnvType.GYM_TYPE
 REQUIRED_DEMO_KEYS = ("obs", "next_obs", "actions", "rewards", "dones", "states")
 REQUIRED_DEMO_ATTRS = ("num_samples", "seed", "success", "robot_id")
 # Shuffle + gzip: the state columns are mostly slowly varying doubles and zeros (idle contact springs).
-_COMPRESSED = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+# Fletcher-32 checksums on every dataset make damage inside the data an error on reading, not silent.
+_CHECKED = {"fletcher32": True}
+_COMPRESSED = {"compression": "gzip", "compression_opts": 4, "shuffle": True, **_CHECKED}
 
 
 class DatasetError(RuntimeError):
@@ -160,10 +163,10 @@ def write_demo(group: h5py.Group, episode: Episode) -> None:
         group.create_dataset(f"obs/{key}", data=value[:-1], **_COMPRESSED)
         group.create_dataset(f"next_obs/{key}", data=value[1:], **_COMPRESSED)
     group.create_dataset("actions", data=np.asarray(episode.actions, dtype=np.float32), **_COMPRESSED)
-    group.create_dataset("rewards", data=np.asarray(episode.rewards, dtype=np.float64))
-    group.create_dataset("dones", data=np.asarray(episode.dones, dtype=np.int64))
+    group.create_dataset("rewards", data=np.asarray(episode.rewards, dtype=np.float64), **_CHECKED)
+    group.create_dataset("dones", data=np.asarray(episode.dones, dtype=np.int64), **_CHECKED)
     group.create_dataset("states", data=np.asarray(episode.states, dtype=np.float64), **_COMPRESSED)
-    group.create_dataset("final_state", data=np.asarray(episode.final_state, dtype=np.float64))
+    group.create_dataset("final_state", data=np.asarray(episode.final_state, dtype=np.float64), **_CHECKED)
     group.attrs.update({"num_samples": episode.num_samples, "seed": int(episode.seed),
                         "success": bool(episode.success), "robot_id": int(episode.robot_id),
                         "diverged": bool(episode.diverged), "model": episode.model})
@@ -207,8 +210,20 @@ def open_dataset(path) -> h5py.File:
 
 
 def _reason(error: BaseException) -> str:
-    text = str(error)
+    """The library's own words: 'Unable to open object (bad object header version number)' -> the bracket."""
+    text = str(error.args[0]) if error.args else str(error)
     return text.split("(", 1)[-1].rstrip(")") if "(" in text else text
+
+
+@contextmanager
+def reading(path):
+    """Turn the library's errors while reading a damaged file into one DatasetError naming the file."""
+    try:
+        yield
+    except DatasetError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError) as error:
+        raise DatasetError(f"{path} is corrupt or incomplete: {_reason(error)}") from None
 
 
 def dataset_env_args(handle: h5py.File, path) -> dict:
@@ -240,7 +255,7 @@ def journal_seeds(path) -> set[int]:
 
 def stored_seeds(path) -> set[int]:
     """Seeds done in a dataset file: its demos and the episodes --only-success left out."""
-    with open_dataset(path) as handle:
+    with open_dataset(path) as handle, reading(path):
         data = handle["data"]
         seeds = {int(data[name].attrs["seed"]) for name in demo_names(data)}
         if "filtered_seeds" in handle:
@@ -319,7 +334,7 @@ def _seed_ranges(seeds: list[int]) -> str:
 def inspect_dataset(path) -> DatasetInfo:
     """Read and check every demo; a corrupt or foreign file raises DatasetError, layout problems are listed."""
     path = Path(path)
-    with open_dataset(path) as handle:
+    with open_dataset(path) as handle, reading(path):
         env_args = dataset_env_args(handle, path)
         data = handle["data"]
         problems, lengths, seeds, successes = [], [], [], 0
@@ -333,6 +348,7 @@ def inspect_dataset(path) -> DatasetInfo:
                     problems.append(f"{name} lacks {', '.join(missing)}")
                     continue
                 steps = int(demo.attrs["num_samples"])
+                demo.visititems(_read_fully)  # every chunk decompressed and its checksum checked
                 actions = demo["actions"][()]
                 rows = {key: len(demo[key]) for key in ("actions", "rewards", "dones", "states")}
                 rows.update({f"obs/{key}": len(demo[f"obs/{key}"]) for key in demo["obs"]})
@@ -364,9 +380,14 @@ def inspect_dataset(path) -> DatasetInfo:
             problems=problems)
 
 
+def _read_fully(name: str, item) -> None:
+    if isinstance(item, h5py.Dataset):
+        item[()]
+
+
 def check_resumable(path, env_args: dict, policy: str) -> None:
     """An existing output file may only be extended by the same task, engine, config and policy."""
-    with open_dataset(path) as handle:
+    with open_dataset(path) as handle, reading(path):
         existing = dataset_env_args(handle, path)
         stored_policy = str(handle["data"].attrs.get("policy", ""))
     old = {"task": existing.get("env_name"), **existing.get("env_kwargs", {})}
@@ -431,7 +452,7 @@ class DatasetWriter:
         check_output_location(self.path)
         if self.path.exists():
             check_resumable(self.path, env_args, policy)
-            with open_dataset(self.path) as handle:
+            with open_dataset(self.path) as handle, reading(self.path):
                 stored = json.loads(handle["data"].attrs.get("state_layout", "null"))
             if state_layout is not None and stored != state_layout:
                 raise DatasetError(f"{self.path} stores states in another layout than this engine's (the engine "

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from .collect import episode_model
-from .dataset import DatasetError, Episode, config_from_dict, dataset_env_args, demo_names, open_dataset, read_demo
+from .dataset import (DatasetError, Episode, config_from_dict, dataset_env_args, demo_names, open_dataset, read_demo,
+                      reading)
 
 
 @dataclass
@@ -94,7 +95,7 @@ def make_env_for(path, num_envs: int, render_mode: str | None = None):
 
     from ..envs import TASKS, resolve_task_id
 
-    with open_dataset(path) as handle:
+    with open_dataset(path) as handle, reading(path):
         env_args = dataset_env_args(handle, path)
         stored_layout = json.loads(handle["data"].attrs.get("state_layout", "null"))
     try:
@@ -114,7 +115,7 @@ def make_env_for(path, num_envs: int, render_mode: str | None = None):
 
 
 def _select(path, demos: list[str] | None) -> list[str]:
-    with open_dataset(path) as handle:
+    with open_dataset(path) as handle, reading(path):
         available = demo_names(handle["data"])
     if not demos:
         return available
@@ -155,7 +156,8 @@ def replay_dataset(path, demos: list[str] | None = None, robots: int = 16, atol:
             slots[i] = None
             if queue:
                 name = queue.popleft()
-                episode = read_demo(handle["data"][name])
+                with reading(path):
+                    episode = read_demo(handle["data"][name])
                 check = EpisodeCheck(name, episode.seed, episode.num_samples, episode.success)
                 slots[i], seeds[i], mask[i] = (episode, check), episode.seed, True
                 checks.append(check)
@@ -218,7 +220,7 @@ def render_demo(path, demo: str, out, frame_every: int = 2) -> int:
 
     path = Path(path)
     (name,) = _select(path, [demo])
-    with open_dataset(path) as handle:
+    with open_dataset(path) as handle, reading(path):
         episode = read_demo(handle["data"][name])
     env, _ = make_env_for(path, 1, render_mode="rgb_array")
     frames = []
