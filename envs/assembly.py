@@ -79,6 +79,15 @@ class Assembly3CTask(BatchedTask):
         self.chip_half[env_ids] = [self.episode_params[env_id][0].size for env_id in env_ids]
         self.held_before[env_ids] = False
 
+    def task_state_blocks(self):
+        # The target socket and the chip's size come back with the episode's reset (its seed); whether
+        # the chip was held a step ago is carried from step to step.
+        return {**super().task_state_blocks(), "held_before": self.held_before.astype(float)}
+
+    def load_task_state_blocks(self, env_ids, blocks) -> None:
+        super().load_task_state_blocks(env_ids, blocks)
+        self.held_before[env_ids] = blocks["held_before"] > 0.5
+
     def _chip_pose(self):
         return self.cached("chip", lambda: self.engine.object_poses()[:, 0])
 

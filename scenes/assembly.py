@@ -87,7 +87,8 @@ def assembly_scene() -> Scene:
         object_names=("chip",),
         robot_position=(0.0, 0.0, ROBOT_BASE_HEIGHT),
         fixed_base=True,
-        camera=Camera(target=(0.42, -0.13, 1.0), distance=0.75, yaw=70.0, pitch=-42.0, width=400, height=300),
+        # From the robot's right front, low enough to see the chip under the hand at the socket.
+        camera=Camera(target=(0.45, -0.15, 0.97), distance=0.55, yaw=150.0, pitch=-35.0, width=400, height=300),
     )
 
 
@@ -103,14 +104,14 @@ def socket_pose(index) -> np.ndarray:
 class ChipRandomization:
     """Ranges the chip and the target socket are drawn from at every reset (uniform).
 
-    The chip is square (``half_side``) so that it fits its socket at every quarter turn; the
-    largest half side leaves SOCKET_INNER_HALF - half_side of clearance per side.
+    The chip is square (``half_side``) so that it fits its socket at every quarter turn; its
+    socket leaves SOCKET_INNER_HALF - half_side of clearance per side (2 to 3 mm by default).
     """
 
     x_range: tuple[float, float] = (0.40, 0.48)
     y_range: tuple[float, float] = (-0.28, -0.22)
     yaw_range: tuple[float, float] = (-np.pi / 6, np.pi / 6)
-    half_side_range: tuple[float, float] = (0.013, 0.0155)
+    half_side_range: tuple[float, float] = (0.0145, 0.0155)
     half_height_range: tuple[float, float] = (0.003, 0.004)
     mass_range: tuple[float, float] = (0.004, 0.015)
     friction_range: tuple[float, float] = (0.5, 0.9)
