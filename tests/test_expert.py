@@ -81,3 +81,35 @@ def test_expert_on_a_gymnasium_made_env_uses_its_config():
         assert expert.num_envs == 1
     finally:
         env.close()
+
+
+def test_bread_and_assembly_experts_are_configurations_of_one_state_machine():
+    from training_ground.agents.experts import EXPERTS, Assembly3CExpert, TopDownPickPlaceExpert
+
+    assert EXPERTS["TrainingGround/Assembly3C-v0"] is Assembly3CExpert
+    for expert in (BreadPickPlaceExpert, Assembly3CExpert):
+        assert issubclass(expert, TopDownPickPlaceExpert) and "act" not in vars(expert)
+
+
+def test_assembly_expert_inserts_slowly_and_lets_go_without_moving_its_fingers():
+    from training_ground.agents.experts import Assembly3CExpert
+
+    env = gymnasium.make("TrainingGround/Assembly3C-v0", backend="numpy")
+    try:
+        observation, _ = env.reset(seed=0)
+        observation["grasped"][1] = 1.0  # as if the chip were in the hand, still over the tray: far from its seat
+        expert = make_expert(env)
+        assert isinstance(expert, Assembly3CExpert)
+        expert.reset()
+        expert.phase[:] = expert.INSERT
+        action = expert(observation).reshape(2, 7)
+        step = expert.insert_speed / expert.ik.translation_scale
+        assert np.abs(action[1, :3]).max() == pytest.approx(step)  # far away, yet no faster than insert_speed
+        assert 0 < action[1, 6] < 0.1  # still holding, fingers relaxed to just past half-closed
+        expert.phase[:] = expert.RELEASE
+        action = expert(observation).reshape(2, 7)
+        assert action[1, 6] == 0.0  # not closing (the weld lets go), but the fingers stay where they were
+        expert.phase[:] = expert.RETREAT
+        assert expert(observation).reshape(2, 7)[1, 6] == -1.0
+    finally:
+        env.close()
