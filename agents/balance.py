@@ -32,11 +32,15 @@ class StandBalanceExpert:
         self.ankle_roll = np.array([name[f"{s}_ankle_roll"] for s in ("left", "right")])
 
     @classmethod
-    def for_env(cls, env, num_envs: int | None = None) -> "StandBalanceExpert":
-        task = env.unwrapped.task
+    def for_task(cls, task, num_envs: int | None = None) -> "StandBalanceExpert":
+        """The expert for a batched task (envs/base.py BatchedTask); ``for_env`` takes a Gymnasium env."""
         if task.action_mode != "joint_pos":
             raise ValueError("the Stand expert commands joint targets; make the env with action_mode='joint_pos'")
         return cls(task.robot, num_envs or task.num_envs)
+
+    @classmethod
+    def for_env(cls, env, num_envs: int | None = None) -> "StandBalanceExpert":
+        return cls.for_task(env.unwrapped.task, num_envs)
 
     def reset(self, env_mask=None) -> None:
         """Stateless: nothing to clear (kept for the common expert interface)."""

@@ -93,9 +93,15 @@ class TopDownPickPlaceExpert:
         self.target_yaw = np.zeros(num_envs)
 
     @classmethod
-    def for_env(cls, env, num_envs: int | None = None) -> "TopDownPickPlaceExpert":
-        task = env.unwrapped.task
+    def for_task(cls, task, num_envs: int | None = None) -> "TopDownPickPlaceExpert":
+        """The expert for a batched task (envs/base.py BatchedTask); ``for_env`` takes a Gymnasium env."""
+        if task.action_mode != "ee_delta":
+            raise ValueError(f"the {cls.__name__} moves the hands; make the env with action_mode='ee_delta'")
         return cls(num_envs or task.num_envs, task.config.ik, task.scene.robot_position)
+
+    @classmethod
+    def for_env(cls, env, num_envs: int | None = None) -> "TopDownPickPlaceExpert":
+        return cls.for_task(env.unwrapped.task, num_envs)
 
     def reset(self, env_mask=None) -> None:
         mask = slice(None) if env_mask is None else np.asarray(env_mask)

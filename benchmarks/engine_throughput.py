@@ -258,6 +258,24 @@ def _mujoco(n: int, workers: int, seconds: float, model=None) -> float:
     return n * nstep / (time.perf_counter() - start)
 
 
+def contact_row(n: int, workers: int, seconds: float, engines=("numpy", "mujoco")) -> dict:
+    """Physics env-steps/s on the bread table with its roll, contacts on, numpy vs MuJoCo at N = n."""
+    row = {"num_envs": n, "scene": "bread table, contacts on", "env_steps_per_s": {}}
+    if "numpy" in engines:
+        row["env_steps_per_s"]["numpy"] = in_processes(_numpy_contact_worker, n, workers, seconds)
+    if "mujoco" in engines:
+        row["env_steps_per_s"]["mujoco"] = _mujoco_contacts(n, workers, seconds)
+    if len(row["env_steps_per_s"]) == 2:
+        row["numpy_over_mujoco"] = row["env_steps_per_s"]["numpy"] / row["env_steps_per_s"]["mujoco"]
+    return row
+
+
+def print_contact_row(row: dict) -> None:
+    rates = "  ".join(f"{engine} {rate:.0f}" for engine, rate in row["env_steps_per_s"].items())
+    print(f"contacts on (bread table, physics only), N = {row['num_envs']}: {rates} env-steps/s"
+          + (f", numpy/mujoco {row['numpy_over_mujoco']:.2f}" if "numpy_over_mujoco" in row else ""))
+
+
 def step_profile(n: int, repeats: int = 20) -> dict[str, float]:
     """Milliseconds per numpy physics step at batch size n on one core, stage by stage."""
     from ..physics import model as numpy_model
@@ -365,18 +383,9 @@ def main(args: argparse.Namespace) -> int:
     if any(row["extrapolated"] for row in results["rows"]):
         print(f"* pybullet above N = {args.pybullet_max}: its best measured rate (independent clients cost the same per env)")
     if args.contact_num_envs:
-        n = args.contact_num_envs
-        row = {"num_envs": n, "scene": "bread table, contacts on", "env_steps_per_s": {}}
-        if "numpy" in args.engines:
-            row["env_steps_per_s"]["numpy"] = in_processes(_numpy_contact_worker, n, args.workers, args.seconds)
-        if "mujoco" in args.engines:
-            row["env_steps_per_s"]["mujoco"] = _mujoco_contacts(n, args.workers, args.seconds)
-        if len(row["env_steps_per_s"]) == 2:
-            row["numpy_over_mujoco"] = row["env_steps_per_s"]["numpy"] / row["env_steps_per_s"]["mujoco"]
-        results["contact_row"] = row
-        rates = "  ".join(f"{engine} {rate:.0f}" for engine, rate in row["env_steps_per_s"].items())
-        print(f"contacts on (bread table), N = {n}: {rates} env-steps/s"
-              + (f", numpy/mujoco {row['numpy_over_mujoco']:.2f}" if "numpy_over_mujoco" in row else ""))
+        results["contact_row"] = contact_row(args.contact_num_envs, args.workers, args.seconds,
+                                             [e for e in ("numpy", "mujoco") if e in args.engines])
+        print_contact_row(results["contact_row"])
     if args.profile and "numpy" in args.engines:
         results["step_profile_ms"] = {"num_envs": args.profile, **step_profile(args.profile)}
         print(f"one numpy step at N = {args.profile}, one core:")

@@ -1,8 +1,9 @@
-"""Env-steps per second of a task, numpy vs pybullet, for several batch sizes, plus the pybullet layout choice.
+"""Env-steps per second of every task, numpy vs pybullet, for several batch sizes, plus the pybullet layout choice
+and the engine benchmark's contact-on row (numpy vs MuJoCo on the bread table).
 
-``tground bench envs --task bread --num-envs 1 64 1024 --json out.json --png out.png``
+``tground bench envs --num-envs 1 64 1024 --json out.json --png out.png`` (``--tasks bread stand`` for a subset)
 
-Two measurements, one run:
+Three measurements, one run:
 
 - *task*: full control steps of the task (scripted-expert actions, IK, rewards, observations,
   auto-reset) on each backend, N environments split over one worker process per core, each
@@ -11,7 +12,9 @@ Two measurements, one run:
   (marked ``extrapolated``), since each client costs the same at any N;
 - *layout* (pybullet only): the physics alone with the shared PD law, for the two ways of
   holding N environments: N DIRECT clients with one robot each (what the engine uses), or
-  one client with N robots side by side.
+  one client with N robots side by side;
+- *contacts on*: the bread table with its roll, physics only, numpy vs MuJoCo at one N
+  (benchmarks/engine_throughput.py, same robot and objects in both).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from .engine_throughput import in_processes, plot_throughput
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", default="bread", help="task id or alias (default: bread)")
+    parser.add_argument("--tasks", nargs="+", default=None, help="task ids or aliases (default: every registered task)")
     parser.add_argument("--backends", nargs="+", default=["numpy", "pybullet"], choices=["numpy", "pybullet"],
                         help="backends to measure (default: numpy pybullet)")
     parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 64, 1024], help="batch sizes (default: 1 64 1024)")
@@ -38,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pybullet-max", type=int, default=64,
                         help="largest N measured for pybullet; larger N reuse its best rate (default: 64)")
     parser.add_argument("--no-layout", action="store_true", help="skip the pybullet layout comparison")
+    parser.add_argument("--contact-num-envs", type=int, default=1024, metavar="N",
+                        help="also run the engine benchmark's contact-on row (bread table, numpy vs MuJoCo) at this N; "
+                             "0 skips it")
     parser.add_argument("--json", default="bench_envs.json", help="write results here (default: bench_envs.json)")
     parser.add_argument("--png", default="bench_envs.png", help="write the plot here (default: bench_envs.png)")
 
@@ -47,9 +53,9 @@ def task_worker(num_envs: int, task_id: str, backend: str, seconds: float, barri
     from ..agents.experts import EXPERTS
     from ..envs import TASKS
 
-    task = TASKS[task_id][1](backend=backend, num_envs=num_envs, action_mode="ee_delta")
+    task = TASKS[task_id][1](backend=backend, num_envs=num_envs)  # the task's default action mode: its expert's
     try:
-        expert = EXPERTS[task_id](num_envs, task.config.ik, task.scene.robot_position)
+        expert = EXPERTS[task_id].for_task(task)
         rngs = [np.random.default_rng(seed) for seed in range(num_envs)]
         observation = task.observe()
 
@@ -137,10 +143,17 @@ def plot(results: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2 if results.get("layout") else 1, figsize=(10, 4), squeeze=False)
-    plot_throughput(axes[0, 0], results["task"], "env-steps / s (control steps, 50 Hz)", results["task_id"])
+    tasks = results["tasks"]
+    panels = len(tasks) + bool(results.get("layout"))
+    columns = min(panels, 3)
+    rows = -(-panels // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[panels:]:
+        ax.set_visible(False)
+    for ax, (task_id, task_rows) in zip(axes.flat, tasks.items()):
+        plot_throughput(ax, task_rows, "env-steps / s (control steps, 50 Hz)", task_id.split("/")[-1])
     if results.get("layout"):
-        ax = axes[0, 1]
+        ax = axes.flat[len(tasks)]
         layout = results["layout"]
         ns = [r["num_envs"] for r in layout]
         for key, label in (("separate_clients", "N DIRECT clients"), ("one_client", "N robots in one client")):
@@ -156,16 +169,10 @@ def plot(results: dict, path: str) -> None:
     plt.close(figure)
 
 
-def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ..envs import resolve_task_id
-
-    task_id = resolve_task_id(args.task)
-    results = {"task_id": task_id, "machine": platform.platform(), "cpu_count": os.cpu_count(),
-               "workers": args.workers, "seconds_per_point": args.seconds, "task": [], "layout": []}
-    best_pybullet = 0.0
-    for n in tqdm(args.num_envs, desc="task throughput", unit="N"):
+def measure_task(task_id: str, args: argparse.Namespace, progress) -> list[dict]:
+    """Rows of env-steps/s for one task over args.num_envs, numpy and pybullet (extrapolated above --pybullet-max)."""
+    rows, best_pybullet = [], 0.0
+    for n in args.num_envs:
         row = {"num_envs": n, "env_steps_per_s": {}, "extrapolated": []}
         if "numpy" in args.backends:
             row["env_steps_per_s"]["numpy"] = in_processes(task_worker, n, args.workers, task_id, "numpy", args.seconds)
@@ -182,22 +189,50 @@ def main(args: argparse.Namespace) -> int:
             row["env_steps_per_s"]["pybullet"] = rate
         if len(row["env_steps_per_s"]) == 2:
             row["numpy_over_pybullet"] = row["env_steps_per_s"]["numpy"] / row["env_steps_per_s"]["pybullet"]
-        results["task"].append(row)
+        rows.append(row)
+        progress.update()
+    return rows
+
+
+def main(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..envs import TASKS, resolve_task_id
+    from . import engine_throughput
+
+    task_ids = [resolve_task_id(name) for name in args.tasks] if args.tasks else list(TASKS)
+    results = {"task_ids": task_ids, "machine": platform.platform(), "cpu_count": os.cpu_count(),
+               "workers": args.workers, "seconds_per_point": args.seconds, "tasks": {}, "layout": []}
+    with tqdm(total=len(task_ids) * len(args.num_envs), desc="task throughput", unit="point") as progress:
+        for task_id in task_ids:
+            results["tasks"][task_id] = measure_task(task_id, args, progress)
     if "pybullet" in args.backends and not args.no_layout:
         for n in tqdm([n for n in args.num_envs if n <= args.pybullet_max], desc="pybullet layout", unit="N"):
             results["layout"].append(measure_pybullet_layout(n))
-    print(f"{task_id}, env-steps/s on {args.workers} workers")
-    print(f"{'N':>6} " + " ".join(f"{b:>12}" for b in args.backends) + "  numpy/pybullet")
-    for row in results["task"]:
-        rates = row["env_steps_per_s"]
-        cells = " ".join(f"{rates[b]:>11.0f}{'*' if b in row['extrapolated'] else ' '}" for b in args.backends)
-        print(f"{row['num_envs']:>6} {cells} {row.get('numpy_over_pybullet', float('nan')):>15.2f}")
-    if any(row["extrapolated"] for row in results["task"]):
-        print(f"* pybullet above N = {args.pybullet_max}: its best measured rate")
+    if args.contact_num_envs:
+        try:
+            import mujoco  # noqa: F401
+            engines = ("numpy", "mujoco")
+        except ImportError:
+            print("MuJoCo is not installed (pip install 'training-ground[bench]'): the contact-on row runs numpy alone")
+            engines = ("numpy",)
+        results["contact_row"] = engine_throughput.contact_row(args.contact_num_envs, args.workers, args.seconds,
+                                                               engines)
+    print(f"env-steps/s on {args.workers} workers (control steps at 50 Hz, scripted expert acting)")
+    print(f"{'task':<34} {'N':>6} " + " ".join(f"{b:>12}" for b in args.backends) + "  numpy/pybullet")
+    for task_id, rows in results["tasks"].items():
+        for row in rows:
+            rates = row["env_steps_per_s"]
+            cells = " ".join(f"{rates[b]:>11.0f}{'*' if b in row['extrapolated'] else ' '}" for b in args.backends)
+            print(f"{task_id:<34} {row['num_envs']:>6} {cells} {row.get('numpy_over_pybullet', float('nan')):>15.2f}")
+    if any(row["extrapolated"] for rows in results["tasks"].values() for row in rows):
+        print(f"* pybullet above N = {args.pybullet_max}: its best measured rate (independent clients cost the same per env)")
     for row in results["layout"]:
         steps = row["physics_steps_per_s"]
         print(f"layout N={row['num_envs']}: separate clients {steps['separate_clients']:.0f}/s, "
               f"one client {steps['one_client']:.0f}/s (ratio {row['ratio_separate_over_shared']:.2f})")
+    if "contact_row" in results:
+        engine_throughput.print_contact_row(results["contact_row"])
     Path(args.json).write_text(json.dumps(results, indent=2))
     plot(results, args.png)
     print(f"wrote {args.json} and {args.png}")

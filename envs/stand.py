@@ -78,6 +78,14 @@ class StandTask(BatchedTask):
         for env_id, rng in zip(env_ids, rngs):
             self.pushes[env_id] = stand_scene.sample_pushes(rng, self.config.pushes)
 
+    def task_state_blocks(self):
+        # The push schedule is drawn at reset; a restored state must push the same way.
+        return {**super().task_state_blocks(), "pushes": self.pushes.reshape(self.num_envs, -1).copy()}
+
+    def load_task_state_blocks(self, env_ids, blocks):
+        super().load_task_state_blocks(env_ids, blocks)
+        self.pushes[env_ids] = blocks["pushes"].reshape(len(env_ids), *self.pushes.shape[1:])
+
     def step(self, actions):
         time = self.elapsed * self.config.control_dt
         self.engine.apply_force(stand_scene.PUSH_LINK, stand_scene.push_force(self.pushes, time))

@@ -33,16 +33,20 @@ def test_engine_benchmark_without_mujoco_says_how_to_install_it(tmp_path):
     assert "training-ground[bench]" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_envs_benchmark_compares_backends(tmp_path):
+def test_envs_benchmark_compares_backends_for_each_task(tmp_path):
     out, png = tmp_path / "envs.json", tmp_path / "envs.png"
     result = subprocess.run(
-        [sys.executable, "-m", "training_ground.cli", "bench", "envs", "--task", "bread", "--num-envs", "1", "2",
-         "--seconds", "0.2", "--workers", "1", "--pybullet-max", "1", "--json", str(out), "--png", str(png)],
+        [sys.executable, "-m", "training_ground.cli", "bench", "envs", "--tasks", "bread", "stand", "--num-envs", "1",
+         "2", "--seconds", "0.2", "--workers", "1", "--pybullet-max", "1", "--contact-num-envs", "2",
+         "--json", str(out), "--png", str(png)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
-    rows = data["task"]
-    assert [row["num_envs"] for row in rows] == [1, 2]
-    assert all(row["env_steps_per_s"]["numpy"] > 0 and row["env_steps_per_s"]["pybullet"] > 0 for row in rows)
-    assert rows[1]["extrapolated"] == ["pybullet"]
+    assert list(data["tasks"]) == ["TrainingGround/BreadPickPlace-v0", "TrainingGround/Stand-v0"]
+    for rows in data["tasks"].values():
+        assert [row["num_envs"] for row in rows] == [1, 2]
+        assert all(row["env_steps_per_s"]["numpy"] > 0 and row["env_steps_per_s"]["pybullet"] > 0 for row in rows)
+        assert rows[1]["extrapolated"] == ["pybullet"]
+    contact = data["contact_row"]
+    assert contact["num_envs"] == 2 and contact["env_steps_per_s"]["numpy"] > 0
     assert data["layout"] and png.read_bytes()[:4] == b"\x89PNG"
