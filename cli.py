@@ -70,31 +70,13 @@ def _demo_episodes(task_id: str, args: argparse.Namespace, render: bool):
 
 def _demo_batch(task_id: str, args: argparse.Namespace):
     """All episodes at once in the native VectorEnv; env i gets seed+i, as a single env would."""
-    import gymnasium
-    import numpy as np
     from tqdm import tqdm
 
-    from .agents.experts import make_expert
+    from .benchmarks.expert_success import run_expert_batch
 
-    n = args.episodes
-    env = gymnasium.make_vec(task_id, num_envs=n, vectorization_mode="vector_entry_point", backend=args.backend)
-    try:
-        expert = make_expert(env, task_id)
-        observation, _ = env.reset(seed=args.seed)
-        expert.reset()
-        finished, succeeded = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-        lengths = np.zeros(n, dtype=np.int64)
-        with tqdm(total=n, desc="episodes", unit="ep") as bar:
-            while not finished.all():
-                observation, _, terminated, truncated, info = env.step(expert.act(observation))
-                lengths += ~finished
-                newly = (terminated | truncated) & ~finished
-                succeeded |= info["is_success"] & newly
-                finished |= newly
-                bar.update(int(newly.sum()))
-    finally:
-        env.close()
-    for i in range(n):
+    with tqdm(total=args.episodes, desc="episodes", unit="ep") as bar:
+        succeeded, lengths = run_expert_batch(task_id, args.backend, args.episodes, args.seed, bar.update)
+    for i in range(args.episodes):
         print(f"episode {i} seed {args.seed + i}: {'success' if succeeded[i] else 'failure'} after {lengths[i]} steps")
     return succeeded.tolist(), lengths.tolist()
 
@@ -230,6 +212,12 @@ def _bench_envs(args: argparse.Namespace) -> int:
     return env_throughput.main(args)
 
 
+def _bench_experts(args: argparse.Namespace) -> int:
+    from .benchmarks import expert_success
+
+    return expert_success.main(args)
+
+
 def _bench_engine(args: argparse.Namespace) -> int:
     from .benchmarks import engine_throughput
 
@@ -254,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run all episodes at once in the native VectorEnv (env i gets seed+i; no rendering)")
     demo.set_defaults(handler=_demo)
 
-    from .benchmarks import engine_throughput, env_throughput
+    from .benchmarks import engine_throughput, env_throughput, expert_success
 
     bench = sub.add_parser("bench", help="throughput benchmarks (engine, envs) with JSON + PNG",
                            description="Throughput benchmarks; each writes a table, JSON and a PNG.")
@@ -267,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=env_throughput.__doc__.split("\n\n")[0])
     env_throughput.add_arguments(envs)
     envs.set_defaults(handler=_bench_envs)
+    experts = bench_sub.add_parser("experts", help="every task's scripted expert on every engine: the success table",
+                                   description=expert_success.__doc__.split("\n\n")[0])
+    expert_success.add_arguments(experts)
+    experts.set_defaults(handler=_bench_experts)
     _add_data_commands(sub)
     return parser
 

@@ -1,0 +1,133 @@
+"""Success rates of every task's scripted expert on every engine: the task x engine table.
+
+``tground bench experts --episodes 50`` runs seeds 0..49 of each task in one native
+VectorEnv per engine (environment i gets seed i, so each engine sees the same episodes),
+prints the table with 95 % Wilson intervals, and writes JSON and a PNG. The acceptance
+rule of the scenes issue is checked per task: at least 80 % on each engine, and the
+engines within 10 points of each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+MIN_SUCCESS = 0.8
+MAX_GAP = 0.10
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tasks", nargs="+", default=None, help="task ids or aliases (default: every task with an expert)")
+    parser.add_argument("--backends", nargs="+", default=["numpy", "pybullet"], choices=["numpy", "pybullet"])
+    parser.add_argument("--episodes", type=int, default=50, help="episodes (seeds seed..seed+K-1) per task and engine")
+    parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
+    parser.add_argument("--json", default="bench_experts.json", help="write results here")
+    parser.add_argument("--png", default="bench_experts.png", help="write the bar chart here")
+
+
+def run_expert_batch(task_id: str, backend: str, episodes: int, seed: int = 0, progress=None):
+    """One episode per environment of a VectorEnv, env i seeded seed + i; returns success (K,) and lengths (K,)."""
+    import gymnasium
+
+    from ..agents.experts import make_expert
+
+    env = gymnasium.make_vec(task_id, num_envs=episodes, vectorization_mode="vector_entry_point", backend=backend)
+    try:
+        expert = make_expert(env, task_id)
+        observation, _ = env.reset(seed=seed)
+        expert.reset()
+        finished = np.zeros(episodes, dtype=bool)
+        succeeded = np.zeros(episodes, dtype=bool)
+        lengths = np.zeros(episodes, dtype=np.int64)
+        while not finished.all():
+            observation, _, terminated, truncated, info = env.step(expert.act(observation))
+            lengths += ~finished
+            newly = (terminated | truncated) & ~finished
+            succeeded |= info["is_success"] & newly
+            finished |= newly
+            if progress is not None and newly.any():
+                progress(int(newly.sum()))
+    finally:
+        env.close()
+    return succeeded, lengths
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a success rate."""
+    if trials == 0:
+        return 0.0, 1.0
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(results["tasks"])
+    backends = results["backends"]
+    width = 0.8 / len(backends)
+    figure, ax = plt.subplots(figsize=(1.9 * len(tasks) + 2, 4))
+    for b, backend in enumerate(backends):
+        rates = [results["tasks"][t][backend]["success_rate"] * 100 for t in tasks]
+        low = [rates[i] - results["tasks"][t][backend]["ci95"][0] * 100 for i, t in enumerate(tasks)]
+        high = [results["tasks"][t][backend]["ci95"][1] * 100 - rates[i] for i, t in enumerate(tasks)]
+        x = np.arange(len(tasks)) + (b - (len(backends) - 1) / 2) * width
+        ax.bar(x, rates, width, yerr=[low, high], capsize=3, label=backend)
+    ax.axhline(MIN_SUCCESS * 100, color="k", linestyle="--", linewidth=1, label="80 % bar")
+    ax.set_xticks(np.arange(len(tasks)), [t.split("/")[-1] for t in tasks])
+    ax.set_ylabel(f"expert success, % of {results['episodes']} seeds (95 % CI)")
+    ax.set_ylim(0, 105)
+    ax.legend(loc="lower right")
+    ax.grid(True, axis="y", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..agents.experts import EXPERTS
+    from ..envs import resolve_task_id
+
+    task_ids = [resolve_task_id(name) for name in args.tasks] if args.tasks else list(EXPERTS)
+    missing = [t for t in task_ids if t not in EXPERTS]
+    if missing:
+        raise SystemExit(f"no scripted expert for {missing}; experts exist for {sorted(EXPERTS)}")
+    results = {"machine": platform.platform(), "episodes": args.episodes, "first_seed": args.seed,
+               "backends": args.backends, "tasks": {}}
+    with tqdm(total=len(task_ids) * len(args.backends) * args.episodes, desc="expert episodes", unit="ep") as bar:
+        for task_id in task_ids:
+            row = {}
+            for backend in args.backends:
+                start = time.perf_counter()
+                success, lengths = run_expert_batch(task_id, backend, args.episodes, args.seed, bar.update)
+                row[backend] = {"successes": int(success.sum()), "success_rate": float(success.mean()),
+                                "ci95": wilson_interval(int(success.sum()), args.episodes),
+                                "mean_length": float(lengths.mean()), "wall_s": time.perf_counter() - start,
+                                "failed_seeds": [args.seed + i for i in np.flatnonzero(~success)]}
+            rates = [row[b]["success_rate"] for b in args.backends]
+            row["gap_points"] = 100 * (max(rates) - min(rates))
+            row["meets_bar"] = min(rates) >= MIN_SUCCESS and max(rates) - min(rates) <= MAX_GAP + 1e-12
+            results["tasks"][task_id] = row
+    print(f"scripted experts, seeds {args.seed}..{args.seed + args.episodes - 1}")
+    print(f"{'task':<34} " + " ".join(f"{b:>22}" for b in args.backends) + "   gap  >=80% & <=10 pts")
+    for task_id, row in results["tasks"].items():
+        cells = " ".join(f"{row[b]['successes']:>3}/{args.episodes} ({100 * row[b]['success_rate']:5.1f} %)     "
+                         for b in args.backends)
+        print(f"{task_id:<34} {cells} {row['gap_points']:5.1f}  {'yes' if row['meets_bar'] else 'NO'}")
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    plot(results, args.png)
+    print(f"wrote {args.json} and {args.png}")
+    return 0 if all(row["meets_bar"] for row in results["tasks"].values()) else 1
