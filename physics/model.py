@@ -274,6 +274,20 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
 
 
+def ordered_sum(array: np.ndarray, axis: int) -> np.ndarray:
+    """Sum along ``axis`` strictly in index order.
+
+    ``ndarray.sum`` switches to pairwise summation when the summed axis is effectively the
+    innermost one, as it is for a batch-last array with a single environment, so its rounding
+    would depend on the batch size; env i of a batch must match a single env bit for bit.
+    """
+    array = np.moveaxis(array, axis, 0)
+    total = array[0].copy()
+    for row in array[1:]:
+        total += row
+    return total
+
+
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
