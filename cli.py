@@ -206,6 +206,24 @@ def _add_data_commands(sub) -> None:
     info.set_defaults(handler=_dataset_info)
 
 
+def _add_learning_commands(sub) -> None:
+    """train, bc and eval: their options live beside the code in agents/ (dataclasses with one doc line a field)."""
+    from .agents import bc, evaluate, train
+
+    learn = sub.add_parser("train", help="train PPO or SAC (stable-baselines3, rl extra) on a task's batched env",
+                           description=train.__doc__.split("\n\n")[0])
+    train.add_arguments(learn)
+    learn.set_defaults(handler=train.main)
+    clone = sub.add_parser("bc", help="behaviour cloning: an MLP policy (torch, rl extra) from a collected dataset",
+                           description=bc.__doc__.split("\n\n")[0])
+    bc.add_arguments(clone)
+    clone.set_defaults(handler=bc.main)
+    assess = sub.add_parser("eval", help="evaluate policies on many metrics; table, JSON and a comparison PNG",
+                            description=evaluate.__doc__.split("\n\n")[0])
+    evaluate.add_arguments(assess)
+    assess.set_defaults(handler=evaluate.main)
+
+
 def _bench_envs(args: argparse.Namespace) -> int:
     from .benchmarks import env_throughput
 
@@ -260,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     expert_success.add_arguments(experts)
     experts.set_defaults(handler=_bench_experts)
     _add_data_commands(sub)
+    _add_learning_commands(sub)
     return parser
 
 
