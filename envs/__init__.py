@@ -12,16 +12,19 @@ from .assembly import Assembly3CConfig, Assembly3CEnv, Assembly3CTask, Assembly3
 from .base import BatchedTask, ConfigError, TaskConfig, TrainingGroundEnv, make_config
 from .bread import BreadPickPlaceConfig, BreadPickPlaceEnv, BreadPickPlaceTask, BreadPickPlaceVectorEnv
 from .vector import TrainingGroundVectorEnv
+from .wardrobe import WardrobeFoldConfig, WardrobeFoldEnv, WardrobeFoldTask, WardrobeFoldVectorEnv
 
 #: id -> (single-env entry point, task class, vector entry point)
 TASKS = {
     "TrainingGround/BreadPickPlace-v0": ("training_ground.envs.bread:BreadPickPlaceEnv", BreadPickPlaceTask,
                                          "training_ground.envs.bread:BreadPickPlaceVectorEnv"),
+    "TrainingGround/WardrobeFold-v0": ("training_ground.envs.wardrobe:WardrobeFoldEnv", WardrobeFoldTask,
+                                       "training_ground.envs.wardrobe:WardrobeFoldVectorEnv"),
     "TrainingGround/Assembly3C-v0": ("training_ground.envs.assembly:Assembly3CEnv", Assembly3CTask,
                                      "training_ground.envs.assembly:Assembly3CVectorEnv"),
 }
 #: Short names accepted by the command line.
-ALIASES = {"bread": "TrainingGround/BreadPickPlace-v0", "assembly": "TrainingGround/Assembly3C-v0"}
+ALIASES = {"bread": "TrainingGround/BreadPickPlace-v0", "wardrobe": "TrainingGround/WardrobeFold-v0", "assembly": "TrainingGround/Assembly3C-v0"}
 
 
 def resolve_task_id(name: str) -> str:
@@ -44,5 +47,6 @@ __all__ = [
     "Assembly3CConfig", "Assembly3CEnv", "Assembly3CTask", "Assembly3CVectorEnv",
     "ALIASES", "TASKS", "BatchedTask", "BreadPickPlaceConfig", "BreadPickPlaceEnv", "BreadPickPlaceTask",
     "BreadPickPlaceVectorEnv", "TrainingGroundVectorEnv",
+    "WardrobeFoldConfig", "WardrobeFoldEnv", "WardrobeFoldTask", "WardrobeFoldVectorEnv",
     "ConfigError", "TaskConfig", "TrainingGroundEnv", "make_config", "register_all", "resolve_task_id",
 ]

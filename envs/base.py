@@ -118,7 +118,10 @@ class BatchedTask(abc.ABC):
 
     @abc.abstractmethod
     def sample_episode(self, rng: np.random.Generator) -> tuple[np.ndarray, list[ObjectParams], np.ndarray]:
-        """Initial joint positions (43,), object parameters and object poses (K, 7) for one env."""
+        """Initial joint positions (43,), object parameters and object poses (K, 7) for one env.
+
+        A scene with a cloth returns a fourth item: the garment's ClothParams and flat pose (7,).
+        """
 
     @abc.abstractmethod
     def observe(self) -> dict[str, np.ndarray]:
@@ -144,15 +147,17 @@ class BatchedTask(abc.ABC):
     # ------------------------------------------------------------------ batched API
     def reset(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> None:
         """Start new episodes in ``env_ids``, each drawn from its own generator."""
-        joint_pos, objects, poses = [], [], []
+        joint_pos, objects, poses, garments = [], [], [], []
         for env_id, rng in zip(env_ids, rngs):
-            q, params, object_poses = self.sample_episode(rng)
+            q, params, object_poses, *garment = self.sample_episode(rng)
             joint_pos.append(q)
             objects.append(params)
             poses.append(object_poses)
+            garments.extend(garment)
             self.episode_params[env_id] = params
         joint_pos = np.array(joint_pos)
-        self.engine.reset(env_ids, joint_pos, objects, np.array(poses))
+        cloth = {"cloth": [c[0] for c in garments], "cloth_poses": np.array([c[1] for c in garments])} if garments else {}
+        self.engine.reset(env_ids, joint_pos, objects, np.array(poses), **cloth)
         self._state_cache = {}
         self.controller.reset(env_ids, joint_pos)
         self.elapsed[env_ids] = 0

@@ -24,7 +24,10 @@ Coulomb's in position form: the tangential displacement of a substep is cancelle
 ``mu`` times the penetration depth that was resolved (static friction), beyond that it is
 reduced by that much (sliding). ``mu`` is the product of the cloth's and the surface's
 coefficients, as in Bullet. Hand contacts are frictionless; hands move the cloth by pushing
-it and by pins. Pinned particles (a grasp) have infinite mass and follow given targets.
+it and by pins. Pinned particles (a grasp) have infinite mass and follow given targets. A
+released particle starts out inside the fingers that held it (a particle cannot be pinched
+between them), so it passes through that hand's spheres until it is clear of them
+(:func:`update_passthrough`) instead of being flung out.
 
 The cloth does not push back on the robot (its weight, a few hundred grams, is far below
 what the arm's PD loop notices), and it does not collide with itself.
@@ -238,12 +241,14 @@ def cloth_init(topology: ClothTopology, params: Sequence[ClothParams], poses: np
 class MovingSpheres:
     """Colliders that move during a step: centres at its start and end (N, S, 3), radii (S,).
 
-    Within the step the centres move linearly from start to end.
+    Within the step the centres move linearly from start to end. owner: (S,) int, the hand each
+    sphere belongs to (for pass-through after a release); None: all zero.
     """
 
     start: np.ndarray
     end: np.ndarray
     radius: np.ndarray
+    owner: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -269,8 +274,11 @@ def _to_first(a: np.ndarray) -> np.ndarray:
 
 def cloth_step(state: ClothState, topology: ClothTopology, material: ClothMaterial, static: StaticGeometry,
                dt: float, substeps: int, gravity: float = -9.81, spheres: MovingSpheres | None = None,
-               pins: ClothPins | None = None) -> ClothState:
-    """Advance every environment's cloth by ``dt`` in ``substeps`` XPBD substeps; returns a new state."""
+               pins: ClothPins | None = None, passthrough: np.ndarray | None = None) -> ClothState:
+    """Advance every environment's cloth by ``dt`` in ``substeps`` XPBD substeps; returns a new state.
+
+    passthrough: (N, P) int, the owner whose spheres each particle ignores, -1 for none.
+    """
     if substeps < 1:
         raise ValueError(f"substeps must be >= 1, got {substeps}")
     h = dt / substeps
@@ -299,7 +307,11 @@ def cloth_step(state: ClothState, topology: ClothTopology, material: ClothMateri
         sphere_start, sphere_end = _to_last(spheres.start), _to_last(spheres.end)
         envs = _near_spheres(x, sphere_start, sphere_end, spheres.radius + spec.thickness + 0.05)
         if len(envs):
-            hand = (envs, sphere_start[..., envs], sphere_end[..., envs], spheres.radius)
+            ignored = None
+            if passthrough is not None and (passthrough[envs] >= 0).any():
+                owner = np.zeros(len(spheres.radius), dtype=np.int64) if spheres.owner is None else spheres.owner
+                ignored = owner[None, :, None] == np.ascontiguousarray(passthrough[envs].T)[:, None, :]  # (P, S, M)
+            hand = (envs, sphere_start[..., envs], sphere_end[..., envs], spheres.radius, ignored)
     for k in range(substeps):
         fraction = (k + 1) / substeps
         previous = x
@@ -316,10 +328,12 @@ def cloth_step(state: ClothState, topology: ClothTopology, material: ClothMateri
             x[:, i] -= gain_i * violation * direction
             x[:, j] += gain_j * violation * direction
         if hand is not None:
-            envs, start, end, sphere_radius = hand
+            envs, start, end, sphere_radius, ignored = hand
             centres = start + fraction * (end - start)
             sub = x[..., envs]
             depth, normal = sphere_pair_contacts(sub, radius, centres, sphere_radius)  # (P, S, M)
+            if ignored is not None:
+                depth = np.where(ignored, -np.inf, depth)
             deepest = np.argmax(depth, axis=1)  # the hand sphere each particle penetrates most
             depth = np.take_along_axis(depth, deepest[:, None], axis=1)[:, 0]
             normal = np.take_along_axis(normal, deepest[None, :, None], axis=2)[:, :, 0]
@@ -338,6 +352,22 @@ def cloth_step(state: ClothState, topology: ClothTopology, material: ClothMateri
         x = x - np.where(touching, 1.0 - keep, 0.0) * tangential
         v = (x - previous) / h
     return ClothState(_to_first(x), _to_first(v))
+
+
+def update_passthrough(positions: np.ndarray, spheres: MovingSpheres, thickness: float, passthrough: np.ndarray,
+                       released: np.ndarray, released_by: np.ndarray) -> np.ndarray:
+    """The new pass-through owners (N, P): particles just ``released`` (N, P) bool by ``released_by`` (N, P)
+    start passing through that owner's spheres; each keeps doing so while it overlaps one of them."""
+    passthrough = np.where(released, released_by, passthrough)
+    env, particle = np.nonzero(passthrough >= 0)
+    if not len(env):
+        return passthrough
+    owner = np.zeros(len(spheres.radius), dtype=np.int64) if spheres.owner is None else spheres.owner
+    gap = positions[env, particle][:, None, :] - spheres.end[env]  # (M, S, 3)
+    inside = ((gap**2).sum(-1) < (spheres.radius + thickness) ** 2) & (owner[None, :] == passthrough[env, particle][:, None])
+    passthrough = passthrough.copy()
+    passthrough[env[~inside.any(axis=1)], particle[~inside.any(axis=1)]] = -1
+    return passthrough
 
 
 def _near_spheres(x: np.ndarray, start: np.ndarray, end: np.ndarray, reach: np.ndarray) -> np.ndarray:
@@ -362,5 +392,5 @@ def cloth_edge_strain(topology: ClothTopology, material: ClothMaterial, position
 __all__ = [
     "BEND", "CONSTRAINT_KINDS", "ClothMaterial", "ClothParams", "ClothPins", "ClothSpec", "ClothState", "ClothTopology",
     "MovingSpheres", "SHEAR", "STRETCH", "cloth_edge_strain", "cloth_init", "cloth_material", "cloth_step",
-    "cloth_topology", "grid_positions",
+    "cloth_topology", "grid_positions", "update_passthrough",
 ]

@@ -94,11 +94,14 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def reset(self, env_idx, joint_pos: np.ndarray, objects: list[list[ObjectParams]], object_poses: np.ndarray,
-              joint_vel: np.ndarray | None = None) -> None:
+              joint_vel: np.ndarray | None = None, cloth: list | None = None,
+              cloth_poses: np.ndarray | None = None) -> None:
         """Put environments ``env_idx`` into the given state; others are untouched.
 
         joint_pos, joint_vel: (n, 43). objects: per env, one ObjectParams per scene object.
         object_poses: (n, num_objects, 7). Grasps are released and targets set to joint_pos.
+        cloth: per env, the garment's ClothParams (physics/cloth.py), laid flat at cloth_poses
+        (n, 7); only for scenes with a cloth, whose spec's defaults stand in when omitted.
         """
 
     @abc.abstractmethod
@@ -132,6 +135,19 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def hand_contact_forces(self) -> np.ndarray:
         """Total normal contact force (N) between each hand and each object, (num_envs, num_hands, num_objects)."""
+
+    # Cloth: scenes without one keep these defaults (no particles, nothing pinned).
+    def cloth_positions(self) -> np.ndarray:
+        """World positions of the cloth's particles, (num_envs, P, 3) in the grid's row-major order; P = 0 without cloth."""
+        return np.zeros((self.num_envs, 0, 3))
+
+    def cloth_velocities(self) -> np.ndarray:
+        """The particles' mean velocity over the last control period (displacement / control_dt), (num_envs, P, 3)."""
+        return np.zeros((self.num_envs, 0, 3))
+
+    def cloth_grasped(self) -> np.ndarray:
+        """Whether each hand pins cloth particles (the rule in physics/grasp.py), (num_envs, num_hands) bool."""
+        return np.zeros((self.num_envs, len(self.hand_names)), dtype=bool)
 
     @abc.abstractmethod
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:

@@ -26,6 +26,34 @@ def should_attach(closing: np.ndarray, holding: np.ndarray, site_distance: np.nd
     return closing & ~holding & (site_distance <= GRASP_RADIUS) & touching
 
 
+#: Cloth particles within this distance (m) of a closing hand's grasp site are pinned to the palm.
+CLOTH_PIN_RADIUS = 0.02
+
+
+def update_cloth_pins(closing: np.ndarray, pinned_by: np.ndarray, sites: np.ndarray, particles: np.ndarray) -> np.ndarray:
+    """The assisted grasp for cloth, shared by both engines; returns the new ``pinned_by``.
+
+    closing: (N, H) bool. pinned_by: (N, P) int, the hand pinning each particle or -1.
+    sites: (N, H, 3) grasp-site positions. particles: (N, P, 3) positions.
+
+    A hand that opens releases its particles. A closing hand that pins nothing pins every free
+    particle within ``CLOTH_PIN_RADIUS`` of its grasp site, at the particle's current position
+    relative to the palm, until it opens; while nothing is in reach it tries again at the next
+    control step (as the weld rule does). Cloth is thin, so nearness to the site stands in for
+    the rigid rule's touch test. Hands are served in order, so a particle in both reaches goes
+    to the first.
+    """
+    pinned_by = np.where(np.take_along_axis(closing, np.maximum(pinned_by, 0), axis=1) & (pinned_by >= 0),
+                         pinned_by, -1)
+    for hand in range(closing.shape[1]):
+        holding = (pinned_by == hand).any(axis=1)
+        gap = particles - sites[:, hand, None, :]
+        reach = (gap**2).sum(-1) <= CLOTH_PIN_RADIUS**2
+        take = (closing[:, hand] & ~holding)[:, None] & reach & (pinned_by < 0)
+        pinned_by = np.where(take, hand, pinned_by)
+    return pinned_by
+
+
 def check_grasp_mode(mode: str) -> str:
     if mode not in GRASP_MODES:
         raise ValueError(f"unknown grasp mode {mode!r}; use one of {GRASP_MODES}")

@@ -31,6 +31,8 @@ from ..scenes.base import ObjectParams, Scene
 from . import grasp as grasp_rule
 from .contacts import (SphereSet, StaticGeometry, penalty_forces, robot_spheres, sphere_pair_contacts, static_contacts,
                        sticky_forces)
+from .cloth import (ClothPins, MovingSpheres, cloth_init, cloth_material, cloth_step, cloth_topology,
+                    update_passthrough)
 from .engine import Engine, EngineConfig
 from .model import (Kinematics, Model, _bias_forces, _cross, _dot, _kinematics, _ltdl_factor, _ltdl_solve, _mass_pairs,
                     generalized_forces, jacobian, kinematics, link_velocities, load_model)
@@ -285,6 +287,7 @@ class NumpyEngine(Engine):
         self.state = init(self.model, q)
         self._viewer = None
         self._build_contacts()
+        self._build_cloth()
 
     def _build_contacts(self) -> None:
         model, robot = self.model, self.robot
@@ -356,7 +359,8 @@ class NumpyEngine(Engine):
     def _joint_slice(self) -> slice:
         return slice(self.model.nq - self.model.num_joints, None)
 
-    def reset(self, env_idx, joint_pos, objects=None, object_poses=None, joint_vel=None) -> None:
+    def reset(self, env_idx, joint_pos, objects=None, object_poses=None, joint_vel=None, cloth=None,
+              cloth_poses=None) -> None:
         env_ids = self._env_ids(env_idx)
         joint_pos = np.asarray(joint_pos, float).reshape(len(env_ids), self.robot.num_joints)
         joint_vel = np.zeros_like(joint_pos) if joint_vel is None else np.asarray(joint_vel, float).reshape(joint_pos.shape)
@@ -390,14 +394,17 @@ class NumpyEngine(Engine):
         self.joint_targets[env_ids] = joint_pos
         self.grasp_commands[env_ids] = False
         self.diverged = diverged.copy()
+        self._reset_cloth(env_ids, cloth, cloth_poses)
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
+        cloth_start = self._cloth_frames()  # the hands' poses at the start of the control period
         for _ in range(self.config.substeps):
             self._substep(self.config.physics_dt)
         if self.scene.num_objects:
             self._follow_palms(self.config.control_dt)
         self._update_grasps()
+        self._step_cloth(cloth_start)
         self.diverged = self.state.diverged.copy()
 
     def _robot_spheres_world(self, kin, v_last):
@@ -587,6 +594,125 @@ class NumpyEngine(Engine):
     def hand_contact_forces(self):
         return self._hand_forces.copy()
 
+    # ------------------------------------------------------------------ cloth
+    #: XPBD substeps per control period (1 kHz at 50 Hz control). The cloth runs once per control
+    #: step rather than inside the robot's substeps: it is one-way coupled (it does not load the
+    #: arm), so it needs only the hands' path over the period, interpolated linearly; 1 ms substeps
+    #: keep a 500 N/m garment within a few per cent of its rest lengths when it hangs from a hand.
+    cloth_substeps = 20
+
+    def _build_cloth(self) -> None:
+        spec = self.scene.cloth
+        self._cloth_topology = None
+        if spec is None:
+            return
+        n = self.num_envs
+        self._cloth_topology = cloth_topology(spec)
+        self._cloth_static = StaticGeometry.from_scene(self.scene)
+        self._cloth_params = [spec.default_params] * n
+        self._cloth_material = cloth_material(self._cloth_topology, self._cloth_params)
+        self.cloth_state = cloth_init(self._cloth_topology, self._cloth_params, np.tile(spec.default_pose, (n, 1)))
+        self._cloth_previous = self.cloth_state.positions.copy()
+        self._cloth_pinned_by = -np.ones((n, spec.num_particles), dtype=np.int64)
+        self._cloth_pin_offset = np.zeros((n, spec.num_particles, 3))  # in the pinning palm's frame
+        # The cloth collides with the hands' spheres (palms and fingers).
+        hand_spheres = np.concatenate(self._hand_spheres)
+        self._cloth_sphere_body = self.spheres.body[hand_spheres]
+        self._cloth_sphere_center = np.ascontiguousarray(self.spheres.center[hand_spheres].T)  # (3, S)
+        self._cloth_sphere_radius = self.spheres.radius[hand_spheres]
+        self._cloth_sphere_owner = np.concatenate([np.full(len(s), h) for h, s in enumerate(self._hand_spheres)])
+        self._cloth_passthrough = -np.ones((n, spec.num_particles), dtype=np.int64)  # see cloth.update_passthrough
+        self._cloth_palms = [self.model.link_index(self.robot.hands[h].palm_link) for h in self.hand_names]
+
+    def _reset_cloth(self, env_ids: np.ndarray, cloth, cloth_poses) -> None:
+        spec = self.scene.cloth
+        if spec is None:
+            if cloth is not None:
+                raise ValueError(f"scene {self.scene.name!r} has no cloth; reset without cloth parameters")
+            return
+        params = [spec.default_params] * len(env_ids) if cloth is None else list(cloth)
+        poses = np.tile(spec.default_pose, (len(env_ids), 1)) if cloth_poses is None else np.asarray(cloth_poses, float)
+        if len(params) != len(env_ids) or poses.shape != (len(env_ids), 7) or not np.isfinite(poses).all():
+            raise ValueError(f"cloth needs one ClothParams and one finite pose (7,) per reset env ({len(env_ids)}), "
+                             f"got {len(params)} and poses of shape {poses.shape}")
+        fresh = cloth_init(self._cloth_topology, params, poses)
+        self.cloth_state.positions[env_ids] = fresh.positions
+        self.cloth_state.velocities[env_ids] = 0.0
+        self._cloth_previous[env_ids] = fresh.positions
+        self._cloth_material.assign(env_ids, cloth_material(self._cloth_topology, params))
+        for row, env_id in enumerate(env_ids):
+            self._cloth_params[env_id] = params[row]
+        self._cloth_pinned_by[env_ids] = -1
+        self._cloth_passthrough[env_ids] = -1
+
+    def _cloth_frames(self):
+        """Hand-sphere centres (N, S, 3), palm positions (N, H, 3) and rotations (N, H, 3, 3) now; None without cloth."""
+        if self._cloth_topology is None:
+            return None
+        kin = _kinematics(self.model, np.ascontiguousarray(self.state.q.T))
+        body = self._cloth_sphere_body
+        rotation = kin.rotation[:, :, body]
+        spheres = kin.origin[:, body] + (rotation * self._cloth_sphere_center[None, :, :, None]).sum(axis=1)
+        spheres = spheres + kin.base_position[:, None]
+        palms = self._cloth_palms
+        palm_position = (kin.origin[:, palms] + kin.base_position[:, None]).transpose(2, 1, 0)
+        palm_rotation = kin.rotation[:, :, palms].transpose(3, 2, 0, 1)
+        return spheres.transpose(2, 1, 0), palm_position, palm_rotation
+
+    def _cloth_pin_targets(self, frames) -> np.ndarray:
+        """Where the pinned particles' palm-frame offsets put them for the given frames, (N, P, 3)."""
+        _, palm_position, palm_rotation = frames
+        hand = np.maximum(self._cloth_pinned_by, 0)
+        position = np.take_along_axis(palm_position, hand[..., None], axis=1)
+        rotation = np.take_along_axis(palm_rotation, hand[..., None, None], axis=1)
+        return position + (rotation * self._cloth_pin_offset[..., None, :]).sum(-1)
+
+    def _step_cloth(self, start) -> None:
+        if self._cloth_topology is None:
+            return
+        end = self._cloth_frames()
+        pinned = self._cloth_pinned_by >= 0
+        pins = ClothPins(pinned, self._cloth_pin_targets(start), self._cloth_pin_targets(end)) if pinned.any() else None
+        spheres = MovingSpheres(start[0], end[0], self._cloth_sphere_radius, self._cloth_sphere_owner)
+        previous = self.cloth_state.positions
+        state = cloth_step(self.cloth_state, self._cloth_topology, self._cloth_material, self._cloth_static,
+                           self.config.control_dt, self.cloth_substeps, self.config.gravity, spheres=spheres, pins=pins,
+                           passthrough=self._cloth_passthrough)
+        bad = ~(np.isfinite(state.positions).all(axis=(1, 2)) & np.isfinite(state.velocities).all(axis=(1, 2)))
+        if bad.any():  # keep the last good cloth, as the robot keeps its last good state
+            state.positions[bad], state.velocities[bad] = previous[bad], 0.0
+            self.state.diverged |= bad
+        self.cloth_state, self._cloth_previous = state, previous
+        if self.config.grasp != "assisted":
+            return
+        _, palm_position, palm_rotation = end
+        sites = palm_position + (palm_rotation * self._grasp_site[None, :, None, :]).sum(-1)
+        pinned_by = grasp_rule.update_cloth_pins(self.grasp_commands, self._cloth_pinned_by, sites, state.positions)
+        env, particle = np.nonzero((pinned_by >= 0) & (self._cloth_pinned_by < 0))
+        if len(env):
+            hand = pinned_by[env, particle]
+            offset = state.positions[env, particle] - palm_position[env, hand]
+            self._cloth_pin_offset[env, particle] = (palm_rotation[env, hand] * offset[:, :, None]).sum(axis=1)
+        released = (self._cloth_pinned_by >= 0) & (pinned_by < 0)
+        self._cloth_passthrough = update_passthrough(state.positions, spheres, self.scene.cloth.thickness,
+                                                     self._cloth_passthrough, released, self._cloth_pinned_by)
+        self._cloth_pinned_by = pinned_by
+
+    def cloth_positions(self):
+        if self._cloth_topology is None:
+            return super().cloth_positions()
+        return self.cloth_state.positions.copy()
+
+    def cloth_velocities(self):
+        if self._cloth_topology is None:
+            return super().cloth_velocities()
+        return (self.cloth_state.positions - self._cloth_previous) / self.config.control_dt
+
+    def cloth_grasped(self):
+        if self._cloth_topology is None:
+            return super().cloth_grasped()
+        return (self._cloth_pinned_by[:, None, :] == np.arange(len(self.hand_names))[None, :, None]).any(axis=2)
+
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
         """Copy one environment's poses into a pybullet viewer and take the scene camera's picture."""
         from .pybullet_engine import PybulletEngine
@@ -595,6 +721,8 @@ class NumpyEngine(Engine):
             self._viewer = PybulletEngine(self.robot, self.scene, 1, self.config)
         joint_pos, _ = self.joint_state()
         self._viewer.reset([0], joint_pos[env_id:env_id + 1], [self._objects[env_id]], self.object_pose[env_id:env_id + 1])
+        if self._cloth_topology is not None:
+            self._viewer._show_cloth(0, self.cloth_state.positions[env_id])
         if self.model.floating:
             client, body = self._viewer.clients[0], self._viewer._robot_ids[0]
             client.resetBasePositionAndOrientation(body, self.state.q[env_id, :3], self.state.q[env_id, 3:7])

@@ -6,6 +6,10 @@ Poses are ``(x, y, z, qx, qy, qz, qw)`` in the world frame (pybullet's quaternio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # physics imports scenes, so only for the annotation
+    from ..physics.cloth import ClothSpec
 
 
 IDENTITY_QUAT = (0.0, 0.0, 0.0, 1.0)
@@ -75,6 +79,7 @@ class Scene:
     fixed_base: bool = True
     floor_friction: float = 0.9
     camera: Camera = field(default_factory=lambda: Camera((0.4, 0.0, 0.9), 2.2, 50.0, -25.0))
+    cloth: ClothSpec | None = None  # a garment (physics/cloth.py), or none
 
     @property
     def num_objects(self) -> int:
