@@ -277,7 +277,7 @@ def plot_results(results: list[dict], path, task: str) -> None:
     rate = np.array([100 * r["success_rate"] for r in results])
     low = np.array([100 * r["success_ci95"][0] for r in results])
     high = np.array([100 * r["success_ci95"][1] for r in results])
-    axes.errorbar(demos, rate, yerr=[rate - low, high - rate], fmt="o-", capsize=4)
+    axes.errorbar(demos, rate, yerr=np.maximum([rate - low, high - rate], 0.0), fmt="o-", capsize=4)
     axes.set_xscale("log")
     axes.set_xlabel("successful demos used")
     axes.set_ylabel("success rate (%), 95% Wilson interval")

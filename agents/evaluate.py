@@ -45,7 +45,8 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The interval always holds p (exactly 0 or 1 at the ends); rounding must not push it out.
+    return min(max(0.0, centre - half), p), max(min(1.0, centre + half), p)
 
 
 def path_length(positions: np.ndarray) -> float:
@@ -291,6 +292,7 @@ def plot_comparison(summaries: list[dict], path, title: str) -> None:
             values = [100 * s["success_rate"] for s in summaries]
             errors = np.array([[100 * (s["success_rate"] - s["success_ci95"][0]),
                                 100 * (s["success_ci95"][1] - s["success_rate"])] for s in summaries]).T
+            errors = np.maximum(errors, 0.0)  # an interval's end may sit a rounding error inside the rate
             axes.set_ylim(0, 105)
         else:
             values = [s[key]["mean"] if s[key]["mean"] is not None else 0.0 for s in summaries]

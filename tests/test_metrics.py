@@ -30,6 +30,8 @@ def test_wilson_interval_contains_the_rate_and_narrows_with_more_trials():
         low, high = wilson_interval(successes, trials)
         assert 0 <= low <= successes / trials <= high <= 1
     assert np.diff(wilson_interval(80, 100)) < np.diff(wilson_interval(8, 10))
+    for trials in (3, 4, 7, 100):  # exactly, not a rounding error away
+        assert wilson_interval(0, trials)[0] == 0.0 and wilson_interval(trials, trials)[1] == 1.0
 
 
 @pytest.mark.parametrize("successes, trials", [(1, 0), (-1, 5), (6, 5)])
