@@ -111,7 +111,18 @@ def _collect(args: argparse.Namespace) -> int:
         task=args.task, episodes=args.episodes, out=args.out, robots=args.robots, backend=args.backend,
         seed=args.seed, action_mode=args.action_mode, overrides=args.set, policy=args.policy,
         only_success=args.only_success, report=args.report, commit_every=args.commit_every)
-    result = collecting.collect(options)
+    if args.ray is None:
+        given = [flag for flag, value in (("--workers", args.workers), ("--retries", args.retries),
+                                          ("--scaling", args.scaling or None)) if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply with --ray auto|ADDRESS")
+        result = collecting.collect(options)
+    else:  # Ray is imported only here
+        from .data import distributed
+
+        result = distributed.collect_distributed(
+            options, args.ray, workers=2 if args.workers is None else args.workers,
+            retries=3 if args.retries is None else args.retries, measure_scaling=args.scaling)
     if result.report is not None:
         print(result.report.table())
         json_path, png_path = collecting.write_report(result.report, options)
@@ -151,6 +162,16 @@ def _dataset_info(args: argparse.Namespace) -> int:
     return 1 if info.problems else 0
 
 
+def _dataset_merge(args: argparse.Namespace) -> int:
+    from .data.dataset import merge_datasets
+
+    if (args.seed is None) != (args.episodes is None):
+        raise ValueError("--seed and --episodes go together (the seeds SEED..SEED+EPISODES-1)")
+    seeds = None if args.seed is None else range(args.seed, args.seed + args.episodes)
+    print(merge_datasets(args.shards, args.out, seeds).summary())
+    return 0
+
+
 def _add_data_commands(sub) -> None:
     collect = sub.add_parser(
         "collect", help="run a policy on N simulated robots and write every episode to an HDF5 dataset",
@@ -175,6 +196,17 @@ def _add_data_commands(sub) -> None:
                          help="report JSON path (default: OUT_report.json beside the dataset); a PNG goes beside it")
     collect.add_argument("--commit-every", type=float, default=30.0,
                          help="seconds between merges of finished episodes into the file (default: 30)")
+    collect.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                         help="collect on Ray workers (the dist extra): auto = the cluster this machine is in, else a "
+                              "local one; or a head node's HOST:PORT. Each worker writes a shard beside OUT; the "
+                              "shards are merged into OUT at the end")
+    collect.add_argument("--workers", type=int, default=None,
+                         help="with --ray: worker processes, one CPU and --robots robots each (default: 2)")
+    collect.add_argument("--retries", type=int, default=None,
+                         help="with --ray: restarts of a lost worker, which resumes its shard (default: 3)")
+    collect.add_argument("--scaling", action="store_true",
+                         help="with --ray: first time one worker alone on one worker's share of the seeds and "
+                              "report the scaling efficiency (the share is collected twice)")
     collect.set_defaults(handler=_collect)
 
     replay = sub.add_parser(
@@ -195,8 +227,8 @@ def _add_data_commands(sub) -> None:
     replay.add_argument("--check", action="store_true", help="with --render, also check the episodes")
     replay.set_defaults(handler=_replay)
 
-    dataset = sub.add_parser("dataset", help="inspect datasets (dataset info FILE)",
-                             description="Inspect datasets written by tground collect.")
+    dataset = sub.add_parser("dataset", help="inspect and merge datasets (dataset info FILE, dataset merge ...)",
+                             description="Inspect and merge datasets written by tground collect.")
     dataset_sub = dataset.add_subparsers(dest="dataset_command", metavar="COMMAND", required=True)
     info = dataset_sub.add_parser("info", help="counts, success rate, lengths, action range of a dataset",
                                   description="Counts, success rate, episode lengths, seeds and action range; "
@@ -204,6 +236,16 @@ def _add_data_commands(sub) -> None:
     info.add_argument("dataset", help="an HDF5 file written by tground collect")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(handler=_dataset_info)
+    merge = dataset_sub.add_parser(
+        "merge", help="merge datasets of one collection (the shards of a --ray run) into one file",
+        description="Merge datasets of one collection (same task, engine, config and policy; the shards of "
+                    "tground collect --ray) into one robomimic-layout file, demos in seed order. A seed in two "
+                    "inputs is an error. With --seed/--episodes the output must hold exactly those seeds.")
+    merge.add_argument("shards", nargs="+", metavar="SHARD", help="HDF5 files written by tground collect")
+    merge.add_argument("--out", required=True, help="the merged file (may be one of the inputs: replaced atomically)")
+    merge.add_argument("--seed", type=int, default=None, help="with --episodes: require exactly seeds SEED..SEED+N-1")
+    merge.add_argument("--episodes", type=int, default=None, help="with --seed: how many seeds")
+    merge.set_defaults(handler=_dataset_merge)
 
 
 def _add_learning_commands(sub) -> None:

@@ -18,7 +18,7 @@ import os
 import signal
 import time
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,9 @@ class CollectOptions:
     report: str | None = None
     commit_every: float = 30.0
     progress: bool = True
+    # False in a Ray worker: there SIGTERM must end the process, so that Ray restarts the work,
+    # which resumes from the journal, instead of returning as if the shard were finished.
+    stop_on_sigterm: bool = True
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -302,7 +305,7 @@ def run_episodes(env, policy: Policy, pending: deque, writer: DatasetWriter, sta
 
 
 @contextmanager
-def _terminate_as_interrupt():
+def terminate_as_interrupt():
     """SIGTERM stops a collection as Ctrl-C does: finished episodes are committed first."""
     def handler(signum, frame):
         raise KeyboardInterrupt
@@ -324,13 +327,22 @@ class CollectResult:
     interrupted: bool
     file_episodes: int
     message: str = ""
+    stats: RunStats | None = None  # the episodes this run finished (None: nothing was left to do)
+    resumed: int = 0  # requested episodes the file already held when the run began
 
 
-def collect(options: CollectOptions) -> CollectResult:
-    """Run a collection as ``tground collect`` does (report printing aside)."""
-    import gymnasium
-    from tqdm import tqdm
+@dataclass
+class CollectPlan:
+    """What a collection's options resolve to, before any env is made or file touched."""
 
+    task_id: str
+    config: object
+    action_mode: str
+    env_args: dict  # as stored in the dataset (``data.attrs['env_args']``)
+
+
+def plan_collection(options: CollectOptions) -> CollectPlan:
+    """Check the options and resolve task, config and action mode; bad input raises with the reason."""
     from ..envs import TASKS, resolve_task_id
 
     if options.episodes < 1:
@@ -344,6 +356,24 @@ def collect(options: CollectOptions) -> CollectResult:
     config = config_from_dict(task_class.config_class, parse_overrides(options.overrides))
     action_mode = options.action_mode or getattr(task_class, "default_action_mode", "ee_delta")
     env_args = make_env_args(task_id, options.backend, action_mode, options.reward_mode, config)
+    return CollectPlan(task_id, config, action_mode, env_args)
+
+
+def make_env(plan: CollectPlan, options: CollectOptions, robots: int):
+    """The native VectorEnv of ``robots`` robots that a collection steps."""
+    import gymnasium
+
+    return gymnasium.make_vec(plan.task_id, num_envs=robots, vectorization_mode="vector_entry_point",
+                              backend=options.backend, action_mode=plan.action_mode,
+                              reward_mode=options.reward_mode, config=plan.config)
+
+
+def collect(options: CollectOptions) -> CollectResult:
+    """Run a collection as ``tground collect`` does (report printing aside)."""
+    from tqdm import tqdm
+
+    plan = plan_collection(options)
+    task_id, config, env_args = plan.task_id, plan.config, plan.env_args
     out = Path(options.out)
     check_output_location(out)
     done = set()
@@ -357,13 +387,12 @@ def collect(options: CollectOptions) -> CollectResult:
         with DatasetWriter(out, env_args, None, options.policy) as writer:  # merges a leftover journal
             held = len(writer.done_seeds)
         return CollectResult(None, False, held, f"{out} already holds all {options.episodes} requested episodes "
-                                                f"(seeds {wanted.start}..{wanted.stop - 1}); nothing to do")
+                                                f"(seeds {wanted.start}..{wanted.stop - 1}); nothing to do",
+                             resumed=options.episodes)
 
     robots = min(options.robots, max(len(missing), 1))
     stats = RunStats(control_dt=config.control_dt, robots=robots)
-    env = gymnasium.make_vec(task_id, num_envs=robots, vectorization_mode="vector_entry_point",
-                             backend=options.backend, action_mode=action_mode, reward_mode=options.reward_mode,
-                             config=config)
+    env = make_env(plan, options, robots)
     interrupted = False
     try:
         task = env.unwrapped.task
@@ -381,7 +410,7 @@ def collect(options: CollectOptions) -> CollectResult:
                 bar.update(1)
                 bar.set_postfix(stats.postfix(), refresh=False)
 
-            with _terminate_as_interrupt():
+            with terminate_as_interrupt() if options.stop_on_sigterm else nullcontext():
                 try:
                     run_episodes(env, policy, pending, writer, stats, options.only_success, progress)
                 except KeyboardInterrupt:
@@ -397,7 +426,7 @@ def collect(options: CollectOptions) -> CollectResult:
     if interrupted:
         message = (f"interrupted: {len(stats.steps)} finished episodes were written to {out}; "
                    f"rerun the same command to collect the rest")
-    return CollectResult(report, interrupted, file_episodes, message)
+    return CollectResult(report, interrupted, file_episodes, message, stats, resumed)
 
 
 # ---------------------------------------------------------------------------------------------- the report
@@ -405,7 +434,14 @@ def collect(options: CollectOptions) -> CollectResult:
 class FieldReport:
     """This run's rate set against the real field (300-500 episodes per robot a day, 30,000 a day in all,
     100 million in a year). CPU-time rates assume a machine runs one such worker per core, as the
-    throughput benchmarks do."""
+    throughput benchmarks do.
+
+    A run over Ray counts every worker: ``robots`` is all workers' robots, ``episodes`` and
+    ``cpu_time_s`` are summed over the workers, ``machine_cores`` is the cores of one node and
+    ``cluster_cores`` those of all. ``episodes_per_run_day`` is what the run achieved on the wall
+    clock, all workers together; with ``--scaling`` the same was first measured for one worker
+    alone, and ``scaling_efficiency`` is the K-worker rate over K times that.
+    """
 
     task: str
     backend: str
@@ -428,20 +464,43 @@ class FieldReport:
     hours_for_machine_to_match_field_day: float
     machines_for_100M_in_a_year: int
     sim_speed_per_core: float  # simulated robot-seconds per CPU-second
+    workers: int = 1  # processes that collected (Ray workers; 1 for a local run)
+    nodes: int = 1  # machines they ran on
+    cluster_cores: int = 0  # CPU cores of those machines
+    episodes_per_run_day: float = 0.0  # episodes this run added per day of its wall time, all workers together
+    one_worker_episodes_per_day: float | None = None  # the same rate with one worker alone (--scaling)
+    scaling_efficiency: float | None = None  # episodes_per_run_day / (workers * one_worker_episodes_per_day)
 
     @classmethod
     def from_run(cls, task: str, backend: str, stats: RunStats, dataset: str) -> "FieldReport":
-        wall, cpu = stats.wall(), max(stats.cpu(), 1e-9)
-        episodes = len(stats.steps)
-        mean_steps = float(np.mean(stats.steps))
-        mean_sim = mean_steps * stats.control_dt
-        per_core_day = episodes * SECONDS_PER_DAY / cpu
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        per_machine_day = per_core_day * cores
+        return cls.from_totals(task, backend, dataset, robots=stats.robots, steps=stats.steps,
+                               successes=stats.successes, wall_time_s=stats.wall(), cpu_time_s=stats.cpu(),
+                               control_dt=stats.control_dt, machine_cores=cores)
+
+    @classmethod
+    def from_totals(cls, task: str, backend: str, dataset: str, *, robots: int, steps: list[int],
+                    successes: list[bool], wall_time_s: float, cpu_time_s: float, control_dt: float,
+                    machine_cores: int, workers: int = 1, nodes: int = 1, cluster_cores: int | None = None,
+                    run_episodes: int | None = None, one_worker_episodes_per_day: float | None = None
+                    ) -> "FieldReport":
+        """The report from totals over all workers: every finished episode's steps and success, the
+        summed CPU time, and the run's wall time. ``run_episodes`` (default: the episodes counted) is what
+        the run added to the dataset, including episodes of a worker that was lost after finishing them."""
+        wall, cpu = max(wall_time_s, 1e-9), max(cpu_time_s, 1e-9)
+        episodes = len(steps)
+        mean_steps = float(np.mean(steps))
+        mean_sim = mean_steps * control_dt
+        per_core_day = episodes * SECONDS_PER_DAY / cpu
+        per_machine_day = per_core_day * machine_cores
+        per_run_day = (episodes if run_episodes is None else run_episodes) * SECONDS_PER_DAY / wall
+        efficiency = None
+        if one_worker_episodes_per_day:
+            efficiency = per_run_day / (workers * one_worker_episodes_per_day)
         return cls(
-            task=task, backend=backend, dataset=dataset, robots=stats.robots, episodes=episodes,
-            successes=int(np.sum(stats.successes)), success_rate=float(np.mean(stats.successes)),
-            wall_time_s=wall, cpu_time_s=cpu, cpu_cores_used=cpu / max(wall, 1e-9), machine_cores=cores,
+            task=task, backend=backend, dataset=dataset, robots=robots, episodes=episodes,
+            successes=int(np.sum(successes)), success_rate=float(np.mean(successes)),
+            wall_time_s=wall, cpu_time_s=cpu, cpu_cores_used=cpu / wall, machine_cores=machine_cores,
             mean_episode_steps=mean_steps, mean_episode_sim_s=mean_sim,
             episodes_per_sim_robot_day=SECONDS_PER_DAY / mean_sim,
             episodes_per_core_day=per_core_day,
@@ -450,12 +509,19 @@ class FieldReport:
             episodes_per_machine_day=per_machine_day,
             hours_for_machine_to_match_field_day=FIELD_PER_DAY / per_machine_day * 24.0,
             machines_for_100M_in_a_year=int(math.ceil(FIELD_GOAL / (per_machine_day * DAYS_PER_YEAR))),
-            sim_speed_per_core=float(np.sum(stats.steps)) * stats.control_dt / cpu,
+            sim_speed_per_core=float(np.sum(steps)) * control_dt / cpu,
+            workers=workers, nodes=nodes, cluster_cores=cluster_cores or machine_cores,
+            episodes_per_run_day=per_run_day, one_worker_episodes_per_day=one_worker_episodes_per_day,
+            scaling_efficiency=efficiency,
         )
 
     def rows(self) -> list[tuple[str, str]]:
         return [
-            ("task / engine", f"{self.task} / {self.backend}, {self.robots} simulated robots"),
+            ("task / engine", f"{self.task} / {self.backend}, {self.robots} simulated robots"
+                              + (f" ({self.workers} workers x {self.robots // self.workers})" if self.workers > 1
+                                 else "")),
+            *([("Ray workers", f"{self.workers} on {self.nodes} node{'s' if self.nodes > 1 else ''}, "
+                               f"{self.cluster_cores} cores in all")] if self.workers > 1 or self.nodes > 1 else []),
             ("episodes", f"{self.episodes:,} ({self.successes:,} succeeded, {self.success_rate:.1%})"),
             ("wall time", f"{self.wall_time_s:,.1f} s"),
             ("CPU time, cores used", f"{self.cpu_time_s:,.1f} s, {self.cpu_cores_used:.2f} of {self.machine_cores}"),
@@ -468,7 +534,17 @@ class FieldReport:
             ("time to match the field's 30,000 a day", _duration(self.hours_for_machine_to_match_field_day * 3600)),
             ("machines for 100 million in a year", f"{self.machines_for_100M_in_a_year:,}"),
             ("simulated robot-time per CPU second", f"{self.sim_speed_per_core:.2f} s"),
+            (f"this run, {self.workers} worker{'s' if self.workers > 1 else ''} (wall clock) per day",
+             f"{self.episodes_per_run_day:,.0f}"),
+            *self._scaling_rows(),
         ]
+
+    def _scaling_rows(self) -> list[tuple[str, str]]:
+        if self.one_worker_episodes_per_day is None:
+            return []
+        return [("one worker alone (wall clock) per day", f"{self.one_worker_episodes_per_day:,.0f}"),
+                (f"scaling efficiency ({self.workers} workers / {self.workers} x one)",
+                 f"{self.scaling_efficiency:.0%}")]
 
     def table(self) -> str:
         width = max(len(name) for name, _ in self.rows())
@@ -486,7 +562,7 @@ class FieldReport:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        figure = Figure(figsize=(8.5, 4.2))
+        figure = Figure(figsize=(8.5, 4.2 if self.workers == 1 else 5.2))
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
         bars = [
@@ -494,6 +570,12 @@ class FieldReport:
             ("one CPU core\n(wall clock)", self.episodes_per_core_day, "#55a868"),
             (f"this machine\n({self.machine_cores} cores)", self.episodes_per_machine_day, "#c44e52"),
         ]
+        if self.one_worker_episodes_per_day is not None:
+            bars.append(("one Ray worker alone\n(measured)", self.one_worker_episodes_per_day, "#8172b3"))
+        if self.workers > 1:
+            efficiency = f", {self.scaling_efficiency:.0%} efficient" if self.scaling_efficiency is not None else ""
+            bars.append((f"this run: {self.workers} workers\n(measured{efficiency})", self.episodes_per_run_day,
+                         "#937860"))
         labels = [label for label, _, _ in bars]
         values = [value for _, value, _ in bars]
         axes.barh(labels, values, color=[color for _, _, color in bars], zorder=2)

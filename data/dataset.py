@@ -32,6 +32,7 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -411,6 +412,43 @@ def _fsync(path: Path) -> None:
         os.close(descriptor)
 
 
+def write_atomically(path: Path, fill, source: Path | None = None) -> None:
+    """Replace ``path`` whole: a copy of ``source`` (or a new file) beside it is filled by ``fill(handle)``,
+    fsynced and renamed over it, so a kill at any moment leaves the old file or the new one, never a broken one."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".commit.tmp")
+    try:
+        if source is not None:
+            shutil.copyfile(source, temporary)
+        with h5py.File(temporary, "a" if source is not None else "w") as handle:
+            fill(handle)
+        _fsync(temporary)
+        os.replace(temporary, path)
+        _fsync(path.parent if str(path.parent) else Path("."))
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise DatasetError(f"cannot write {path}: {error.strerror or error}") from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_index(handle: h5py.File, filtered: set[int]) -> None:
+    """The file-level index over ``data/demo_*``: sample total, robomimic's success masks, the filtered seeds."""
+    data = handle["data"]
+    names = demo_names(data)
+    data.attrs["total"] = int(sum(int(data[name].attrs["num_samples"]) for name in names))
+    success = [bool(data[name].attrs["success"]) for name in names]
+    for key, wanted in (("successful", True), ("failed", False)):
+        if f"mask/{key}" in handle:
+            del handle[f"mask/{key}"]
+        handle.create_dataset(f"mask/{key}", data=np.array(
+            [name for name, ok in zip(names, success) if ok == wanted], dtype="S"))
+    if "filtered_seeds" in handle:
+        del handle["filtered_seeds"]
+    handle.create_dataset("filtered_seeds", data=np.array(sorted(filtered), dtype=np.int64))
+
+
 def check_output_location(path) -> None:
     """The output's folder must exist and be writable: say so before any work is done."""
     path = Path(path)
@@ -463,16 +501,23 @@ class DatasetWriter:
         self.state_layout = state_layout
         try:
             self.journal.mkdir(exist_ok=True)
-            self._lock = open(self.journal / "lock", "w")
+            # "a+", not "w": a second writer must not wipe the holder's name before finding the lock taken.
+            self._lock = open(self.journal / "lock", "a+")
         except OSError as error:
             raise DatasetError(f"cannot write beside {self.path}: {error.strerror} ({self.journal})") from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or "unknown"
             self._lock.close()
             self._lock = None
-            raise DatasetError(f"another process is writing {self.path} (it holds {self.journal / 'lock'}); "
+            raise DatasetError(f"another process is writing {self.path} ({holder} holds {self.journal / 'lock'}); "
                                f"wait for it or choose another --out") from None
+        # Who writes: a distributed run's shards are written by worker processes on other machines.
+        self._lock.truncate(0)
+        self._lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        self._lock.flush()
         for stale in self.journal.glob("*.tmp"):
             stale.unlink()
         if not self.path.exists():
@@ -517,26 +562,15 @@ class DatasetWriter:
         return len(entries)
 
     def _replace_file(self, source: Path | None, entries: list[Path]) -> None:
-        temporary = self.path.with_name(self.path.name + ".commit.tmp")
-        try:
-            if source is not None:
-                shutil.copyfile(source, temporary)
-            with h5py.File(temporary, "a" if source is not None else "w") as handle:
-                if source is None:
-                    data = handle.create_group("data")
-                    data.attrs.update({"total": 0, "env_args": json.dumps(self.env_args),
-                                       "state_layout": json.dumps(self.state_layout), "policy": self.policy,
-                                       "format": FORMAT})
-                self._merge(handle, entries)
-            _fsync(temporary)
-            os.replace(temporary, self.path)
-            _fsync(self.path.parent if str(self.path.parent) else Path("."))
-        except OSError as error:
-            temporary.unlink(missing_ok=True)
-            raise DatasetError(f"cannot write {self.path}: {error.strerror or error}") from None
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        def fill(handle: h5py.File) -> None:
+            if source is None:
+                data = handle.create_group("data")
+                data.attrs.update({"total": 0, "env_args": json.dumps(self.env_args),
+                                   "state_layout": json.dumps(self.state_layout), "policy": self.policy,
+                                   "format": FORMAT})
+            self._merge(handle, entries)
+
+        write_atomically(self.path, fill, source)
 
     def _merge(self, handle: h5py.File, entries: list[Path]) -> None:
         data = handle["data"]
@@ -567,17 +601,7 @@ class DatasetWriter:
             data.move(name, f"renumbering_{name}")
         for name, target in moving:
             data.move(f"renumbering_{name}", target)
-        names = demo_names(data)
-        data.attrs["total"] = int(sum(int(data[name].attrs["num_samples"]) for name in names))
-        success = [bool(data[name].attrs["success"]) for name in names]
-        for key, wanted in (("successful", True), ("failed", False)):
-            if f"mask/{key}" in handle:
-                del handle[f"mask/{key}"]
-            handle.create_dataset(f"mask/{key}", data=np.array(
-                [name for name, ok in zip(names, success) if ok == wanted], dtype="S"))
-        if "filtered_seeds" in handle:
-            del handle["filtered_seeds"]
-        handle.create_dataset("filtered_seeds", data=np.array(sorted(filtered), dtype=np.int64))
+        write_index(handle, filtered)
 
     def close(self) -> None:
         """Commit what the journal holds and release the file."""
@@ -597,3 +621,137 @@ class DatasetWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# ---------------------------------------------------------------------------------------------- merging
+def finish_journal(path) -> None:
+    """Merge what a killed writer left in ``path``'s journal into the file (a live writer's file is refused)."""
+    path = Path(path)
+    if not journal_dir(path).is_dir() or not path.exists():
+        return
+    with open_dataset(path) as handle, reading(path):
+        env_args = dataset_env_args(handle, path)
+        policy = str(handle["data"].attrs.get("policy", ""))
+    DatasetWriter(path, env_args, None, policy).close()
+
+
+@dataclass
+class _Header:
+    path: Path
+    env_args: dict
+    raw_env_args: str
+    state_layout: str
+    policy: str
+    demos: dict[int, str]  # seed -> demo name
+    filtered: set[int]
+
+
+def _read_header(path: Path) -> _Header:
+    with open_dataset(path) as handle, reading(path):
+        data = handle["data"]
+        return _Header(path=path, env_args=dataset_env_args(handle, path), raw_env_args=str(data.attrs["env_args"]),
+                       state_layout=str(data.attrs.get("state_layout", "null")),
+                       policy=str(data.attrs.get("policy", "")),
+                       demos={int(data[name].attrs["seed"]): name for name in demo_names(data)},
+                       filtered={int(seed) for seed in handle["filtered_seeds"][()]}
+                       if "filtered_seeds" in handle else set())
+
+
+@dataclass
+class MergeResult:
+    """What ``merge_datasets`` wrote."""
+
+    path: str
+    inputs: list[str]
+    episodes: int  # demos in the merged file
+    filtered: int  # seeds whose failed episodes --only-success left out
+    left_out: int  # seeds in the inputs outside the requested set
+
+    def summary(self) -> str:
+        text = (f"merged {len(self.inputs)} files into {self.path}: {self.episodes} episodes"
+                + (f", {self.filtered} failed seeds left out by --only-success" if self.filtered else ""))
+        return text + (f"; {self.left_out} episodes outside the requested seeds were not copied" if self.left_out
+                       else "")
+
+
+def merge_datasets(inputs, out, seeds=None) -> MergeResult:
+    """One robomimic-layout file from datasets of one collection (the shards of a distributed run).
+
+    Every input must come from the same task, engine, config, state layout, policy and project
+    version. A seed found in two inputs is an error: shards of one run never share one, so a
+    duplicate means files of different runs. With ``seeds`` the output holds exactly those
+    (demos and --only-success filtered seeds together): a missing seed is an error that names
+    it, and seeds outside the set are not copied. Demos are numbered in seed order, so the
+    result equals a file written by one ``tground collect`` of the same seeds. ``out`` may be
+    one of the inputs: it is replaced atomically, never half written. An input whose writer
+    was killed has its journal merged first; one still being written is refused.
+    """
+    paths = [Path(path) for path in inputs]
+    out = Path(out)
+    if not paths:
+        raise DatasetError("nothing to merge: name one or more dataset files")
+    resolved = [path.resolve() for path in paths]
+    repeated = sorted({str(path) for path, key in zip(paths, resolved) if resolved.count(key) > 1})
+    if repeated:
+        raise DatasetError(f"{', '.join(repeated)} given more than once")
+    check_output_location(out)
+    if out.exists() and out.resolve() not in resolved:
+        raise DatasetError(f"{out} already exists and is not one of the inputs; name it as an input to add to it, "
+                           f"or choose another --out (it was left untouched)")
+    for path in paths:
+        finish_journal(path)
+    headers = [_read_header(path) for path in paths]
+    first = headers[0]
+    for header in headers[1:]:
+        changes = _differences(first.env_args, header.env_args)
+        if header.policy != first.policy:
+            changes.append(f"policy: {first.policy!r} in {first.path}, {header.policy!r} here")
+        if header.state_layout != first.state_layout:
+            changes.append("the state layout differs (another engine version)")
+        if changes:
+            shown = "; ".join(changes[:4]) + ("; ..." if len(changes) > 4 else "")
+            raise DatasetError(f"{header.path} is not from the same collection as {first.path} ({shown}); "
+                               f"nothing was written")
+
+    owner: dict[int, Path] = {}
+    duplicates: dict[tuple[Path, Path], list[int]] = {}
+    for header in headers:
+        for seed in [*header.demos, *header.filtered]:
+            if seed in owner:
+                duplicates.setdefault((owner[seed], header.path), []).append(seed)
+            else:
+                owner[seed] = header.path
+    if duplicates:
+        (a, b), found = next(iter(duplicates.items()))
+        raise DatasetError(f"{a} and {b} both hold {_seed_ranges(sorted(found))}; shards of one run never share a "
+                           f"seed, so these are files of different runs. Nothing was written.")
+    selected = set(owner) if seeds is None else {int(seed) for seed in seeds}
+    missing = sorted(selected - set(owner))
+    if missing:
+        raise DatasetError(f"the inputs lack {len(missing)} of the {len(selected)} requested episodes "
+                           f"({_seed_ranges(missing)}); nothing was written")
+
+    filtered = {seed for header in headers for seed in header.filtered if seed in selected}
+    order = sorted(((seed, header) for header in headers for seed in header.demos if seed in selected),
+                   key=lambda item: item[0])
+
+    def fill(handle: h5py.File) -> None:
+        data = handle.create_group("data")
+        data.attrs.update({"total": 0, "env_args": first.raw_env_args, "state_layout": first.state_layout,
+                           "policy": first.policy, "format": FORMAT})
+        sources = {}
+        try:
+            for index, (seed, header) in enumerate(order):
+                if header.path not in sources:
+                    sources[header.path] = h5py.File(header.path, "r")
+                # A raw object copy: chunks, filters and checksums move over without being decoded.
+                sources[header.path].copy(sources[header.path]["data"][header.demos[seed]], data,
+                                          name=f"demo_{index}")
+        finally:
+            for source in sources.values():
+                source.close()
+        write_index(handle, filtered)
+
+    write_atomically(out, fill)
+    return MergeResult(path=str(out), inputs=[str(path) for path in paths], episodes=len(order),
+                       filtered=len(filtered), left_out=len(set(owner) - selected))
