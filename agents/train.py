@@ -54,6 +54,7 @@ class TrainArgs:
     net_arch: tuple[int, ...] = (256, 256)  # hidden layers of the policy and value (or Q) networks
     log_std_init: float = -0.5  # initial log standard deviation of the Gaussian policy
     success_bonus: float = 0.0  # reward added on the step an episode succeeds, training only (see module doc)
+    init_posture: str = ""  # PPO, joint_pos mode: start the policy's mean action at this robot keyframe (e.g. standing)
     normalize_reward: bool = True  # scale rewards by a running estimate of the return's spread (VecNormalize)
     # PPO
     n_steps: int = 64  # PPO: steps per environment in each rollout
@@ -87,6 +88,8 @@ class TrainArgs:
         for name in ("eval_every", "checkpoint_every", "seed", "eval_seed", "learning_starts"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.init_posture and self.algo != "ppo":
+            raise ValueError("--init-posture applies to --algo ppo (SAC's squashed mean starts at zero)")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"--gamma must be in (0, 1], got {self.gamma}")
 
@@ -132,6 +135,23 @@ def make_model(args: TrainArgs, env):
                    gamma=args.gamma, train_freq=1, gradient_steps=args.gradient_steps, seed=args.seed,
                    device=args.device, tensorboard_log=tensorboard, verbose=0,
                    policy_kwargs={"net_arch": list(args.net_arch), "log_std_init": args.log_std_init})
+
+
+def start_at_posture(model, env, keyframe: str) -> None:
+    """Set the PPO policy's mean action to a keyframe's joint_pos action.
+
+    SB3 initialises the action layer's weights near zero, so the mean is then that posture in
+    every state, and exploration starts around it: a floating robot that starts by commanding
+    mid-range joints falls before it learns anything.
+    """
+    import torch
+
+    controller = env.task.controller
+    if not hasattr(controller, "to_action"):
+        raise ValueError(f"--init-posture needs the joint_pos action mode, not {env.task.action_mode}")
+    action = controller.to_action(env.task.robot.keyframe(keyframe))
+    with torch.no_grad():
+        model.policy.action_net.bias.copy_(torch.as_tensor(action, dtype=model.policy.action_net.bias.dtype))
 
 
 def wrap_for_training(env, args: TrainArgs):
@@ -323,6 +343,8 @@ def train(args: TrainArgs) -> dict:
     started = time.perf_counter()
     try:
         model = make_model(args, wrap_for_training(env, args))
+        if args.init_posture:
+            start_at_posture(model, env, args.init_posture)
         callback = make_callback(args, eval_env, rows, started)
         model.learn(total_timesteps=args.total_steps, callback=callback, tb_log_name=args.algo)
         model.save(out / "model.zip")
