@@ -11,6 +11,7 @@ import gymnasium
 from .assembly import Assembly3CConfig, Assembly3CEnv, Assembly3CTask, Assembly3CVectorEnv
 from .base import BatchedTask, ConfigError, TaskConfig, TrainingGroundEnv, make_config
 from .bread import BreadPickPlaceConfig, BreadPickPlaceEnv, BreadPickPlaceTask, BreadPickPlaceVectorEnv
+from .stand import StandConfig, StandEnv, StandTask, StandVectorEnv
 from .vector import TrainingGroundVectorEnv
 from .wardrobe import WardrobeFoldConfig, WardrobeFoldEnv, WardrobeFoldTask, WardrobeFoldVectorEnv
 
@@ -22,9 +23,11 @@ TASKS = {
                                        "training_ground.envs.wardrobe:WardrobeFoldVectorEnv"),
     "TrainingGround/Assembly3C-v0": ("training_ground.envs.assembly:Assembly3CEnv", Assembly3CTask,
                                      "training_ground.envs.assembly:Assembly3CVectorEnv"),
+    "TrainingGround/Stand-v0": ("training_ground.envs.stand:StandEnv", StandTask,
+                                "training_ground.envs.stand:StandVectorEnv"),
 }
 #: Short names accepted by the command line.
-ALIASES = {"bread": "TrainingGround/BreadPickPlace-v0", "wardrobe": "TrainingGround/WardrobeFold-v0", "assembly": "TrainingGround/Assembly3C-v0"}
+ALIASES = {"bread": "TrainingGround/BreadPickPlace-v0", "wardrobe": "TrainingGround/WardrobeFold-v0", "stand": "TrainingGround/Stand-v0", "assembly": "TrainingGround/Assembly3C-v0"}
 
 
 def resolve_task_id(name: str) -> str:
@@ -44,6 +47,7 @@ def register_all() -> None:
 register_all()
 
 __all__ = [
+    "StandConfig", "StandEnv", "StandTask", "StandVectorEnv",
     "Assembly3CConfig", "Assembly3CEnv", "Assembly3CTask", "Assembly3CVectorEnv",
     "ALIASES", "TASKS", "BatchedTask", "BreadPickPlaceConfig", "BreadPickPlaceEnv", "BreadPickPlaceTask",
     "BreadPickPlaceVectorEnv", "TrainingGroundVectorEnv",

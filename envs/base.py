@@ -80,9 +80,12 @@ class BatchedTask(abc.ABC):
     config_class: type[TaskConfig] = TaskConfig
     #: Named reward terms; the dense reward is their sum times the config's scales.
     reward_names: tuple[str, ...] = ()
+    #: The action mode an env gets when none is named (its scripted expert's).
+    default_action_mode: str = "ee_delta"
 
-    def __init__(self, backend: str = "pybullet", num_envs: int = 1, action_mode: str = "ee_delta",
+    def __init__(self, backend: str = "pybullet", num_envs: int = 1, action_mode: str | None = None,
                  reward_mode: str = "dense", config: TaskConfig | None = None, gui: bool = False):
+        action_mode = action_mode or self.default_action_mode
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         if action_mode not in ACTION_MODES:
@@ -252,7 +255,8 @@ def sanitize(value: np.ndarray) -> np.ndarray:
 class TrainingGroundEnv(gymnasium.Env):
     """One environment of a task as a ``gymnasium.Env``.
 
-    Keyword arguments: backend ("pybullet" | "numpy"), action_mode ("joint_pos" | "ee_delta"),
+    Keyword arguments: backend ("pybullet" | "numpy"), action_mode ("joint_pos" | "ee_delta";
+    default: the task's ``default_action_mode``),
     reward_mode ("dense" | "sparse"), render_mode (None | "rgb_array" | "human"), config
     (a config dataclass or dict); any other keyword overrides one config field and an
     unknown one raises ConfigError.
@@ -261,7 +265,7 @@ class TrainingGroundEnv(gymnasium.Env):
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 25}
     task_class: type[BatchedTask]
 
-    def __init__(self, backend: str = "pybullet", action_mode: str = "ee_delta", reward_mode: str = "dense",
+    def __init__(self, backend: str = "pybullet", action_mode: str | None = None, reward_mode: str = "dense",
                  render_mode: str | None = None, config=None, **overrides):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; choose one of {self.metadata['render_modes']}")

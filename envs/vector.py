@@ -29,7 +29,7 @@ class TrainingGroundVectorEnv(gymnasium.vector.VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["rgb_array"], "render_fps": 25}
     task_class: type[BatchedTask]
 
-    def __init__(self, num_envs: int = 1, backend: str = "numpy", action_mode: str = "ee_delta",
+    def __init__(self, num_envs: int = 1, backend: str = "numpy", action_mode: str | None = None,
                  reward_mode: str = "dense", render_mode: str | None = None, config=None, **overrides):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r} for the vector env; choose one of "

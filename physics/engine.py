@@ -68,6 +68,8 @@ class Engine(abc.ABC):
         self.joint_targets = np.tile(robot.keyframe("standing"), (self.num_envs, 1))
         self.grasp_commands = np.zeros((self.num_envs, len(self.hand_names)), dtype=bool)
         self.diverged = np.zeros(self.num_envs, dtype=bool)
+        #: External forces held on robot links: link name -> (num_envs, 3), see apply_force.
+        self.external_forces: dict[str, np.ndarray] = {}
 
     def _env_ids(self, env_idx) -> np.ndarray:
         if env_idx is None:
@@ -87,6 +89,26 @@ class Engine(abc.ABC):
         if not np.all(np.isfinite(targets)):
             raise ValueError("joint targets contain NaN or inf")
         self.joint_targets = np.clip(targets, self.robot.joint_lower, self.robot.joint_upper)
+
+    def apply_force(self, link: str, force: np.ndarray) -> None:
+        """Hold a force (num_envs, 3) in N, world frame, at the origin of ``link``'s frame.
+
+        It acts on every physics step until replaced (a push lasts as long as the caller keeps
+        it); zeros remove it, and reset clears it for the environments it resets.
+        """
+        force = np.asarray(force, dtype=float)
+        if force.shape != (self.num_envs, 3) or not np.all(np.isfinite(force)):
+            raise ValueError(f"force must be a finite array of shape {(self.num_envs, 3)}, got {force.shape}")
+        self.link_index(link)  # an unknown link raises KeyError here, not mid-step
+        self.external_forces[link] = force.copy()
+
+    @abc.abstractmethod
+    def link_index(self, link: str) -> int:
+        """The engine's index of a robot link; KeyError naming the robot for an unknown one."""
+
+    def _clear_forces(self, env_ids: np.ndarray) -> None:
+        for force in self.external_forces.values():
+            force[env_ids] = 0.0
 
     def set_grasp_commands(self, closing: np.ndarray) -> None:
         """Whether each hand is closing, shape (num_envs, num_hands), bool."""
@@ -150,6 +172,14 @@ class Engine(abc.ABC):
         return np.zeros((self.num_envs, len(self.hand_names)), dtype=bool)
 
     @abc.abstractmethod
+    def center_of_mass(self) -> tuple[np.ndarray, np.ndarray]:
+        """The whole robot's centre of mass and its velocity, (num_envs, 3) each, world frame."""
+
+    @abc.abstractmethod
+    def base_velocity(self) -> np.ndarray:
+        """Linear velocity of the base link's centre of mass, then its angular velocity; world frame, (num_envs, 6)."""
+
+    @abc.abstractmethod
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
         """RGB image (H, W, 3) uint8 of one environment from the scene camera."""
 
@@ -180,6 +210,19 @@ class Engine(abc.ABC):
         """Restore environments ``env_idx`` to rows of :meth:`get_state`; the others are untouched."""
         env_ids = self._env_ids(env_idx)
         self.load_state_blocks(env_ids, self.state_layout().unpack(states, len(env_ids)))
+
+    def _external_force_rows(self, links: list[str]) -> np.ndarray:
+        """(num_envs, len(links), 3): the held external forces, zero where none, so the state layout is fixed."""
+        rows = np.zeros((self.num_envs, len(links), 3))
+        for j, link in enumerate(links):
+            if link in self.external_forces:
+                rows[:, j] = self.external_forces[link]
+        return rows
+
+    def _load_external_forces(self, env_ids: np.ndarray, links: list[str], rows: np.ndarray) -> None:
+        for j, link in enumerate(links):
+            if link in self.external_forces or np.any(rows[:, j]):
+                self.external_forces.setdefault(link, np.zeros((self.num_envs, 3)))[env_ids] = rows[:, j]
 
     def close(self) -> None:
         """Release native resources; safe to call twice."""

@@ -35,7 +35,7 @@ from .cloth import (ClothPins, MovingSpheres, cloth_init, cloth_material, cloth_
                     update_passthrough)
 from .engine import Engine, EngineConfig
 from .model import (Kinematics, Model, _bias_forces, _cross, _dot, _kinematics, _ltdl_factor, _ltdl_solve, _mass_pairs,
-                    generalized_forces, jacobian, kinematics, link_velocities, load_model)
+                    generalized_forces, jacobian, kinematics, link_velocities, load_model, ordered_sum)
 from .rotations import axis_angle_to_quat, matrix_to_quat, quat_conjugate, quat_multiply, quat_to_matrix
 
 
@@ -307,6 +307,10 @@ class NumpyEngine(Engine):
         per_link = np.bincount(spheres.body, minlength=model.num_links)
         self._sphere_mass = subtree_mass[spheres.body] / per_link[spheres.body]
         self._implicit = ImplicitContacts(model, spheres.body)
+        starts = np.flatnonzero(np.diff(spheres.body, prepend=-1))
+        if len(np.unique(spheres.body)) != len(starts):
+            raise ValueError("robot spheres must be grouped link by link")
+        self._sphere_segments = (spheres.body[starts], starts)
         self._sphere_center = np.ascontiguousarray(spheres.center.T)  # (3, S)
         self._static = StaticGeometry.from_scene(self.scene)
         hand_links = []
@@ -391,6 +395,7 @@ class NumpyEngine(Engine):
             self._object_slip[..., env_ids] = 0.0
         self._grasped[env_ids] = -1
         self._robot_slip[..., env_ids] = 0.0
+        self._clear_forces(env_ids)
         self.joint_targets[env_ids] = joint_pos
         self.grasp_commands[env_ids] = False
         self.diverged = diverged.copy()
@@ -447,8 +452,14 @@ class NumpyEngine(Engine):
         links = model.num_links
         link_force = np.zeros((3, links, self.num_envs))
         link_moment = np.zeros((3, links, self.num_envs))
-        np.add.at(link_force, (slice(None), self.spheres.body), robot_force)
-        np.add.at(link_moment, (slice(None), self.spheres.body), _cross(relative, robot_force))
+        # Spheres are stored link by link: one sequential segment sum per link.
+        bodies, starts = self._sphere_segments
+        link_force[:, bodies] = np.add.reduceat(robot_force, starts, axis=1)
+        link_moment[:, bodies] = np.add.reduceat(_cross(relative, robot_force), starts, axis=1)
+        for link, force in self.external_forces.items():
+            index = self.model.link_index(link)
+            link_force[:, index] += force.T
+            link_moment[:, index] += _cross(kin.origin[:, index], force.T)
         external = generalized_forces(model, kin, link_force, link_moment) + contact_force
         self.state = step(model, self.params, self.state, self.joint_targets, dt, self.config.divergence_speed,
                           external=external.T, implicit_damping=self.implicit_damping, kin=kin,
@@ -482,16 +493,23 @@ class NumpyEngine(Engine):
                                                            robot_world[:, hand][:, :, envs], self.spheres.radius[hand])
             # A welded object does not collide with the hand that holds it.
             held = self._grasped[envs, h][None, :] == owner[:, None]  # (K*Ks, M)
-            pair_depth = np.where(held[:, None, :], -1.0, pair_depth)
-            relative_velocity = velocity[:, :, None, envs] - robot_velocity[:, None, hand][..., envs]
-            mass = np.minimum(sphere_mass[:, None, envs], self._sphere_mass[hand][None, :, None])
-            pair_force = penalty_forces(pair_depth, pair_normal, relative_velocity,
-                                        np.broadcast_to(sphere_friction[:, None, envs], pair_depth.shape), mass,
+            touching = (pair_depth > 0) & ~held[:, None, :]
+            # Narrow phase on the touching pairs only: a handful per env out of K*Ks x hand spheres.
+            a, b, m = np.nonzero(touching)
+            if not len(a):
+                continue
+            env = envs[m]
+            sphere = hand[b]
+            normal = pair_normal[:, a, b, m]
+            relative_velocity = velocity[:, a, env] - robot_velocity[:, sphere, env]
+            mass = np.minimum(sphere_mass[a, env], self._sphere_mass[sphere])
+            pair_force = penalty_forces(pair_depth[a, b, m], normal, relative_velocity, sphere_friction[a, env], mass,
                                         self.contact_frequency)
-            force[..., envs] += pair_force.sum(axis=2)
-            robot_force[:, hand[:, None], envs] -= pair_force.sum(axis=1)
-            magnitude = np.abs(_dot(pair_force, pair_normal)).sum(axis=1)  # normal force per object sphere, (K*Ks, M)
-            self._hand_forces[envs, h] = magnitude.reshape(k, OBJECT_SPHERES, len(envs)).sum(axis=1).T
+            # np.add.at sums each env's contacts in the same order whatever the batch: env i of a
+            # batch stays bit-identical to a single env.
+            np.add.at(force, (slice(None), a, env), pair_force)
+            np.add.at(robot_force, (slice(None), sphere, env), -pair_force)
+            np.add.at(self._hand_forces, (env, h, owner[a]), np.abs(_dot(pair_force, normal)))
         return force, offset
 
     def _integrate_objects(self, sphere_force, offset, dt: float) -> None:
@@ -590,6 +608,28 @@ class NumpyEngine(Engine):
 
     def grasped_objects(self):
         return self._grasped.copy()
+
+    def link_index(self, link: str) -> int:
+        return self.model.link_index(link)
+
+    def _link_velocities(self):
+        """Kinematics, link angular velocities and link-origin velocities (3, L, N) of the current state."""
+        kin = _kinematics(self.model, np.ascontiguousarray(self.state.q.T))
+        omega, velocity = link_velocities(self.model, kin, np.ascontiguousarray(self.state.v.T))
+        return kin, omega, velocity
+
+    def center_of_mass(self):
+        kin, omega, velocity = self._link_velocities()
+        mass = self.model.mass[None, :, None]
+        com_velocity = velocity + _cross(omega, kin.com - kin.origin)
+        total = self.model.mass.sum()
+        position = ordered_sum(kin.com * mass, axis=1) / total + kin.base_position
+        return position.T.copy(), (ordered_sum(com_velocity * mass, axis=1) / total).T.copy()
+
+    def base_velocity(self):
+        kin, omega, velocity = self._link_velocities()
+        linear = velocity[:, 0] + _cross(omega[:, 0], kin.com[:, 0] - kin.origin[:, 0])
+        return np.concatenate([linear, omega[:, 0]]).T.copy()
 
     def hand_contact_forces(self):
         return self._hand_forces.copy()
@@ -740,6 +780,7 @@ class NumpyEngine(Engine):
             "diverged": self.state.diverged.astype(float),
             "joint_targets": self.joint_targets.copy(),
             "grasp_commands": self.grasp_commands.astype(float),
+            "external_forces": self._external_force_rows(list(self.model.link_names)),
             "object_pose": self.object_pose.copy(),
             "object_vel": self.object_vel.copy(),
             "grasped": self._grasped.astype(float),
@@ -756,6 +797,7 @@ class NumpyEngine(Engine):
         self.diverged = diverged.copy()
         self.joint_targets[env_ids] = blocks["joint_targets"]
         self.grasp_commands[env_ids] = blocks["grasp_commands"] > 0.5
+        self._load_external_forces(env_ids, list(self.model.link_names), blocks["external_forces"])
         self.object_pose[env_ids] = blocks["object_pose"]
         self.object_vel[env_ids] = blocks["object_vel"]
         self._grasped[env_ids] = np.rint(blocks["grasped"]).astype(np.int64)

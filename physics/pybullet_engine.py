@@ -100,6 +100,9 @@ class PybulletEngine(Engine):
                     subtree.add(j)
             self._hand_links.append(sorted(subtree))
         self._palm_ids = [link_index[h.palm_link] for h in self.robot.hands.values()]
+        # Masses of the base (-1) and links 0..J-1, for the centre of mass.
+        self._link_masses = np.array([client.getDynamicsInfo(robot_id, j)[0]
+                                      for j in range(-1, client.getNumJoints(robot_id))])
         self._grasp_sites = np.array([h.grasp_site for h in self.robot.hands.values()])
 
     def link_index(self, link: str) -> int:
@@ -143,6 +146,7 @@ class PybulletEngine(Engine):
                 if self._object_ids[env_id][k] >= 0:
                     client.removeBody(self._object_ids[env_id][k])
                 self._object_ids[env_id][k] = self._make_object(client, objects[row][k], object_poses[row, k])
+        self._clear_forces(env_ids)
         self.joint_targets[env_ids] = joint_pos
         self.grasp_commands[env_ids] = False
         self.diverged[env_ids] = False
@@ -208,6 +212,49 @@ class PybulletEngine(Engine):
     def grasped_objects(self):
         return self._grasped.copy()
 
+    def _apply_external_forces(self, env_id: int) -> None:
+        # pybullet clears external forces after every stepSimulation, so they are set each step.
+        client, robot_id = self.clients[env_id], self._robot_ids[env_id]
+        for link, force in self.external_forces.items():
+            if not force[env_id].any():
+                continue
+            index = self.link_index(link)
+            if index == -1:
+                position = self._base_frame_position(env_id)
+            else:
+                position = client.getLinkState(robot_id, index, computeForwardKinematics=True)[4]
+            client.applyExternalForce(robot_id, index, force[env_id].tolist(), list(position), pybullet.WORLD_FRAME)
+
+    def _base_frame_position(self, env_id: int):
+        # getBasePositionAndOrientation reports the base's inertial frame; go back to the link frame.
+        client, robot_id = self.clients[env_id], self._robot_ids[env_id]
+        position, orientation = client.getBasePositionAndOrientation(robot_id)
+        inertial = np.asarray(client.getDynamicsInfo(robot_id, -1)[3])
+        rotation = np.asarray(client.getMatrixFromQuaternion(orientation)).reshape(3, 3)
+        return np.asarray(position) - rotation @ inertial
+
+    def center_of_mass(self):
+        position = np.zeros((self.num_envs, 3))
+        velocity = np.zeros((self.num_envs, 3))
+        links = list(range(len(self._link_masses) - 1))
+        for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
+            base_position, _ = client.getBasePositionAndOrientation(robot_id)
+            base_velocity, _ = client.getBaseVelocity(robot_id)
+            # getLinkStates' first entry and velocity are those of each link's centre of mass.
+            states = client.getLinkStates(robot_id, links, computeLinkVelocity=1, computeForwardKinematics=1)
+            positions = np.array([base_position] + [state[0] for state in states])
+            velocities = np.array([base_velocity] + [state[6] for state in states])
+            position[env_id] = self._link_masses @ positions / self._link_masses.sum()
+            velocity[env_id] = self._link_masses @ velocities / self._link_masses.sum()
+        return position, velocity
+
+    def base_velocity(self):
+        velocity = np.zeros((self.num_envs, 6))
+        for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
+            linear, angular = client.getBaseVelocity(robot_id)
+            velocity[env_id] = (*linear, *angular)
+        return velocity
+
     def hand_contact_forces(self):
         forces = np.zeros((self.num_envs, len(self.hand_names), self.scene.num_objects))
         for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
@@ -230,6 +277,7 @@ class PybulletEngine(Engine):
                     continue
                 client.setJointMotorControlArray(robot_id, self._joint_ids, pybullet.TORQUE_CONTROL,
                                                  forces=torques[env_id].tolist())
+                self._apply_external_forces(env_id)
                 client.stepSimulation()
         self._update_grasps()
         self._update_cloth()
@@ -465,6 +513,7 @@ class PybulletEngine(Engine):
             "diverged": self.diverged.astype(float),
             "joint_targets": self.joint_targets.copy(),
             "grasp_commands": self.grasp_commands.astype(float),
+            "external_forces": self._external_force_rows(self._links_in_order()),
             "object_pose": self.object_poses(),
             "object_vel": self.object_velocities(),
             "grasped": self._grasped.astype(float),
@@ -502,6 +551,7 @@ class PybulletEngine(Engine):
         self.diverged[env_ids] = blocks["diverged"] > 0.5
         self.joint_targets[env_ids] = blocks["joint_targets"]
         self.grasp_commands[env_ids] = blocks["grasp_commands"] > 0.5
+        self._load_external_forces(env_ids, self._links_in_order(), blocks["external_forces"])
 
     def close(self) -> None:
         for client in getattr(self, "clients", []):
