@@ -61,3 +61,17 @@ def test_check_env_on_the_pybullet_backend(task_id):
         check_env(env.unwrapped, skip_render_check=True)
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("task_id, backend", CASES)
+def test_a_robot_that_breaks_the_43_dof_contract_is_refused_by_every_task(task_id, backend, tmp_path):
+    from training_ground import robots
+    from training_ground.robots import RobotContractError
+
+    with pytest.raises(KeyError, match="unknown robot"):
+        gymnasium.make(task_id, backend=backend, robot="no_such_robot")
+    text = robots.load("humanoid43").urdf_path.read_text()
+    broken = tmp_path / "broken.urdf"
+    broken.write_text(text.replace('<joint name="right_elbow" type="revolute">', '<joint name="right_elbow" type="fixed">'))
+    with pytest.raises(RobotContractError):
+        gymnasium.make(task_id, backend=backend, robot=str(broken))
