@@ -111,18 +111,13 @@ def _collect(args: argparse.Namespace) -> int:
         task=args.task, episodes=args.episodes, out=args.out, robots=args.robots, backend=args.backend,
         seed=args.seed, action_mode=args.action_mode, overrides=args.set, policy=args.policy,
         only_success=args.only_success, report=args.report, commit_every=args.commit_every)
-    if args.ray is None:
-        given = [flag for flag, value in (("--workers", args.workers), ("--retries", args.retries),
-                                          ("--scaling", args.scaling or None)) if value is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)} only apply with --ray auto|ADDRESS")
-        result = collecting.collect(options)
-    else:  # Ray is imported only here
-        from .data import distributed
+    if _ray_wanted(args, scaling=args.scaling):
+        from .data import distributed  # Ray is imported only here
 
-        result = distributed.collect_distributed(
-            options, args.ray, workers=2 if args.workers is None else args.workers,
-            retries=3 if args.retries is None else args.retries, measure_scaling=args.scaling)
+        result = distributed.collect_distributed(options, args.ray, workers=args.workers, retries=args.retries,
+                                                 measure_scaling=args.scaling)
+    else:
+        result = collecting.collect(options)
     if result.report is not None:
         print(result.report.table())
         json_path, png_path = collecting.write_report(result.report, options)
@@ -162,6 +157,46 @@ def _dataset_info(args: argparse.Namespace) -> int:
     return 1 if info.problems else 0
 
 
+def _add_ray_arguments(parser, what: str) -> None:
+    parser.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                        help=f"{what} (the dist extra). auto: the Ray cluster this machine is in, else a new local "
+                             f"one; or the head node's HOST:PORT (ray start --head prints it)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="with --ray: worker processes, one CPU each (default: 2)")
+    parser.add_argument("--retries", type=int, default=None,
+                        help="with --ray: how often a lost worker is restarted to take up its work again "
+                             "(default: 3)")
+
+
+def _ray_wanted(args: argparse.Namespace, **more) -> bool:
+    """Whether to run over Ray; options that only mean something with --ray are an error without it."""
+    if args.ray is not None:
+        args.workers = 2 if args.workers is None else args.workers
+        args.retries = 3 if args.retries is None else args.retries
+        return True
+    given = [f"--{name}" for name, value in (("workers", args.workers), ("retries", args.retries), *more.items())
+             if value not in (None, False)]
+    if given:
+        raise ValueError(f"{', '.join(given)} only apply with --ray auto|ADDRESS")
+    return False
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .agents import evaluate
+
+    if not _ray_wanted(args):
+        return evaluate.main(args)
+    from .agents.train import args_from_namespace
+    from .data import distributed  # Ray is imported only here
+
+    eval_args = args_from_namespace(evaluate.EvalArgs, args)
+    summaries = distributed.evaluate_distributed(eval_args, args.ray, workers=args.workers, retries=args.retries)
+    print(evaluate.format_table(summaries))
+    out = Path(eval_args.out)
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    return 0
+
+
 def _dataset_merge(args: argparse.Namespace) -> int:
     from .data.dataset import merge_datasets
 
@@ -196,14 +231,8 @@ def _add_data_commands(sub) -> None:
                          help="report JSON path (default: OUT_report.json beside the dataset); a PNG goes beside it")
     collect.add_argument("--commit-every", type=float, default=30.0,
                          help="seconds between merges of finished episodes into the file (default: 30)")
-    collect.add_argument("--ray", default=None, metavar="auto|ADDRESS",
-                         help="collect on Ray workers (the dist extra): auto = the cluster this machine is in, else a "
-                              "local one; or a head node's HOST:PORT. Each worker writes a shard beside OUT; the "
-                              "shards are merged into OUT at the end")
-    collect.add_argument("--workers", type=int, default=None,
-                         help="with --ray: worker processes, one CPU and --robots robots each (default: 2)")
-    collect.add_argument("--retries", type=int, default=None,
-                         help="with --ray: restarts of a lost worker, which resumes its shard (default: 3)")
+    _add_ray_arguments(collect, "collect on Ray workers, each writing a shard beside OUT; the shards are merged "
+                                "into OUT at the end")
     collect.add_argument("--scaling", action="store_true",
                          help="with --ray: first time one worker alone on one worker's share of the seeds and "
                               "report the scaling efficiency (the share is collected twice)")
@@ -263,7 +292,8 @@ def _add_learning_commands(sub) -> None:
     assess = sub.add_parser("eval", help="evaluate policies on many metrics; table, JSON and a comparison PNG",
                             description=evaluate.__doc__.split("\n\n")[0])
     evaluate.add_arguments(assess)
-    assess.set_defaults(handler=evaluate.main)
+    _add_ray_arguments(assess, "evaluate on Ray workers, each running chunks of the seeds")
+    assess.set_defaults(handler=_eval)
 
 
 def _bench_envs(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ imports this module.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -38,6 +39,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from .collect import (CollectOptions, CollectResult, FieldReport, collect, load_policy, make_env, plan_collection,
                       terminate_as_interrupt)
@@ -132,10 +135,12 @@ class WorkerPool:
     def nodes(self) -> int:
         return len({worker["node"] for worker in self.workers})
 
-    def run(self, method: str, jobs: list[tuple], on_wait=None, wait_s: float = 2.0, actors=None) -> list:
+    def run(self, method: str, jobs: list[tuple], on_wait=None, wait_s: float = 2.0, actors=None,
+            on_result=None) -> list:
         """``method(*job)`` for every job on the next free worker; results in job order.
 
-        ``on_wait()`` is called every ``wait_s`` seconds while jobs run (progress).
+        ``on_result(index, result)`` is called as each job finishes and ``on_wait()`` every ``wait_s``
+        seconds while jobs run (progress).
         """
         idle = list(actors if actors is not None else self.actors)
         queue, running, results = deque(enumerate(jobs)), {}, [None] * len(jobs)
@@ -149,6 +154,8 @@ class WorkerPool:
                 index, worker = running.pop(ref)
                 results[index] = self._get(ref)
                 idle.append(worker)
+                if on_result is not None:
+                    on_result(index, results[index])
             if on_wait is not None:
                 on_wait()
         return results
@@ -434,32 +441,19 @@ def _remove_folder(folder: Path, everything: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
-def run_over_seeds(run_seeds, seeds, *, address: str = "auto", workers: int = 2, chunk_size: int | None = None,
-                   retries: int = 3, ray=None) -> list:
-    """``run_seeds(chunk) -> [one result per seed of chunk]`` over all ``seeds`` on K Ray workers; the
-    results in the order of ``seeds``.
-
-    The seeds are cut into chunks in their given order (by default about four per worker, so the
-    load evens out and a lost worker costs one chunk, which Ray reruns on the restarted worker).
-    ``run_seeds`` must be picklable by reference or by value (a module-level function, or a
-    ``functools.partial`` of one) and importable on every node; it should depend on nothing but its
-    seeds, so that a chunk rerun gives the same results.
-    """
+def seed_chunks(seeds, workers: int, chunk_size: int | None = None) -> list[list[int]]:
+    """``seeds`` in their order, cut into chunks: by default about four per worker, so the load evens
+    out and a lost worker costs one chunk."""
     seeds = [int(seed) for seed in seeds]
-    if not seeds:
-        return []
     if len(set(seeds)) != len(seeds):
-        raise ValueError("run_over_seeds: every seed must appear once")
-    chunk_size = chunk_size or max(1, math.ceil(len(seeds) / (4 * workers)))
-    if chunk_size < 1:
+        raise ValueError("every seed must appear once")
+    if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    chunks = [seeds[start:start + chunk_size] for start in range(0, len(seeds), chunk_size)]
-    ray = ray or connect(address)
-    pool = WorkerPool(ray, min(workers, len(chunks)), retries)
-    try:
-        results = pool.run("call", [(run_seeds, chunk) for chunk in chunks])
-    finally:
-        pool.close()
+    size = chunk_size or max(1, math.ceil(len(seeds) / (4 * max(workers, 1))))
+    return [seeds[start:start + size] for start in range(0, len(seeds), size)]
+
+
+def _flatten(chunks: list[list[int]], results: list) -> list:
     flat = []
     for chunk, result in zip(chunks, results):
         result = list(result)
@@ -468,3 +462,113 @@ def run_over_seeds(run_seeds, seeds, *, address: str = "auto", workers: int = 2,
                              f"{chunk[0]}..{chunk[-1]}; it must return one per seed")
         flat.extend(result)
     return flat
+
+
+def run_over_seeds(run_seeds, seeds, *, address: str = "auto", workers: int = 2, chunk_size: int | None = None,
+                   retries: int = 3, ray=None) -> list:
+    """``run_seeds(chunk) -> [one result per seed of chunk]`` over all ``seeds`` on K Ray workers; the
+    results in the order of ``seeds``.
+
+    The seeds are cut into chunks in their given order (:func:`seed_chunks`); a chunk whose worker
+    dies is rerun by Ray on the restarted worker. ``run_seeds`` must be picklable (a module-level
+    function, or a ``functools.partial`` of one) and importable on every node; it should depend on
+    nothing but its seeds, so that a rerun chunk gives the same results.
+    """
+    chunks = seed_chunks(seeds, workers, chunk_size)
+    if not chunks:
+        return []
+    ray = ray or connect(address)
+    pool = WorkerPool(ray, min(workers, len(chunks)), retries)
+    try:
+        return _flatten(chunks, pool.run("call", [(run_seeds, chunk) for chunk in chunks]))
+    finally:
+        pool.close()
+
+
+def _eval_env(args, num_envs: int):
+    """The native VectorEnv ``tground eval`` runs, and its task id and action mode."""
+    import gymnasium
+
+    from ..agents.train import task_config
+    from ..envs import TASKS, resolve_task_id
+
+    task_id = resolve_task_id(args.task)
+    action_mode = args.action_mode or TASKS[task_id][1].default_action_mode
+    env = gymnasium.make_vec(task_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                             backend=args.backend, action_mode=action_mode, config=task_config(task_id, args.set))
+    return env, task_id, action_mode
+
+
+def evaluate_episodes(args, spec: str, seeds: list[int]) -> list:
+    """``tground eval``'s per-episode metrics of policy ``spec`` on a contiguous block of seeds, as
+    :func:`training_ground.agents.evaluate.evaluate` computes them (one chunk, in a worker)."""
+    from ..agents import evaluate
+
+    if list(seeds) != list(range(seeds[0], seeds[0] + len(seeds))):
+        raise ValueError("evaluate_episodes takes a contiguous block of seeds")
+    env, task_id, _ = _eval_env(args, min(args.num_envs, len(seeds)))
+    try:
+        task, robot = env.unwrapped.task, env.unwrapped.task.robot
+        hands = {robot.joint_names[j] for j in robot.joint_indices("hands")}
+        limit_joints = np.array([i for i, name in enumerate(robot.joint_names) if name not in hands])
+        # The random policy draws from the chunk's first seed: a chunk rerun after a lost worker repeats itself.
+        policy = evaluate.load_policy(spec, env, task_id, seeds[0])
+        records = evaluate.rollout(env, policy, len(seeds), seeds[0])
+        return [evaluate.episode_metrics(record, task.config.control_dt, robot.joint_lower, robot.joint_upper,
+                                         limit_joints) for record in records]
+    finally:
+        env.close()
+
+
+def evaluate_distributed(args, address: str = "auto", workers: int = 2, retries: int = 3, chunk_size=None,
+                         ray=None) -> list[dict]:
+    """``tground eval ... --ray``: every policy's episodes in chunks on K Ray workers; the same
+    summaries, JSON and PNG as a local ``tground eval``."""
+    import json
+
+    from tqdm import tqdm
+
+    from ..agents import evaluate
+
+    if args.episodes < 1 or args.num_envs < 1:
+        raise ValueError(f"--episodes and --num-envs must be >= 1, got {args.episodes} and {args.num_envs}")
+    if args.names and len(args.names) != len(args.policy):
+        raise ValueError(f"--names gives {len(args.names)} names for {len(args.policy)} policies")
+    specs = args.policy
+    # Files are read by the workers, whose working directory is not this one.
+    args = dataclasses.replace(args, policy=tuple(str(Path(spec).absolute()) if spec.endswith((".zip", ".pt"))
+                                                  else spec for spec in args.policy),
+                               names=args.names or tuple(Path(spec).stem if spec.endswith((".zip", ".pt")) else spec
+                                                         for spec in args.policy))
+    env, task_id, action_mode = _eval_env(args, 1)
+    try:  # a bad policy fails here, with eval's own message, before any worker starts
+        for spec in args.policy:
+            evaluate.load_policy(spec, env, task_id, args.seed)
+    finally:
+        env.close()
+    chunks = seed_chunks(range(args.seed, args.seed + args.episodes), workers, chunk_size)
+    jobs = [(functools.partial(evaluate_episodes, args, spec), chunk) for spec in args.policy for chunk in chunks]
+    ray = ray or connect(address)
+    pool = WorkerPool(ray, min(workers, len(jobs)), retries)
+    bar = tqdm(total=args.episodes * len(args.policy), desc=f"eval on {workers} Ray workers", unit="ep",
+               disable=None if args.progress else True)
+    try:
+        results = pool.run("call", jobs, on_result=lambda index, result: bar.update(len(result)))
+    finally:
+        bar.close()
+        pool.close()
+    summaries = []
+    for k, spec in enumerate(specs):
+        metrics = _flatten(chunks, results[k * len(chunks):(k + 1) * len(chunks)])
+        summary = evaluate.summarize(args.names[k], metrics)
+        summary.update(spec=spec, episodes_detail=[evaluate._finite_or_none(dataclasses.asdict(m)) for m in metrics])
+        summaries.append(summary)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"task": task_id, "backend": args.backend, "action_mode": action_mode,
+              "config_overrides": list(args.set), "seed": args.seed, "episodes": args.episodes, "policies": summaries,
+              "ray": {"workers": workers, "chunks_per_policy": len(chunks)}}
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2, allow_nan=False))
+    evaluate.plot_comparison(summaries, out.with_suffix(".png"), f"{task_id.split('/')[-1]}: {args.episodes} "
+                             f"episodes per policy, seeds {args.seed}+, on {workers} Ray workers")
+    return summaries

@@ -9,6 +9,7 @@ Ray is not installed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -109,11 +110,13 @@ assert cli.main(["collect", "--task", "bread", "--episodes", "1", "--robots", "1
                  "--out", {str(tmp_path / "one.hdf5")!r}]) == 0
 assert cli.main(["collect", "--task", "bread", "--episodes", "1", "--workers", "2",
                  "--out", {str(tmp_path / "two.hdf5")!r}]) == 2
+assert cli.main(["eval", "--policy", "expert", "--episodes", "1", "--retries", "1",
+                 "--out", {str(tmp_path / "eval")!r}]) == 2
 assert "ray" not in sys.modules, sorted(name for name in sys.modules if name.startswith("ray"))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "--workers only apply with --ray" in done.stderr
+    assert "--workers only apply with --ray" in done.stderr and "--retries only apply with --ray" in done.stderr
     assert not (tmp_path / "two.hdf5").exists()
 
 
@@ -315,3 +318,20 @@ def test_run_over_seeds_returns_every_seed_once_in_order(ray_local):
     with pytest.raises(ValueError, match="the Ray cluster has 2 CPUs"):
         run_over_seeds(_refuse, list(range(10)), workers=3, ray=ray_local)
 
+
+
+@ray_test
+def test_eval_over_ray_measures_every_episode_as_a_local_eval(ray_local, tmp_path):
+    from training_ground.agents.evaluate import EvalArgs, evaluate
+    from training_ground.data.distributed import evaluate_distributed
+
+    args = EvalArgs(task="bread", policy=("expert",), episodes=5, seed=40, num_envs=3, set=("max_steps=30",),
+                    out=str(tmp_path / "local"), progress=False)
+    (local,) = evaluate(args)
+    (spread,) = evaluate_distributed(dataclasses.replace(args, out=str(tmp_path / "ray")), workers=2, chunk_size=2,
+                                     ray=ray_local)
+    assert [episode["seed"] for episode in spread["episodes_detail"]] == list(range(40, 45))
+    assert spread["episodes_detail"] == local["episodes_detail"]
+    assert spread["success_ci95"] == local["success_ci95"]
+    report = json.loads((tmp_path / "ray.json").read_text())
+    assert report["ray"] == {"workers": 2, "chunks_per_policy": 3} and (tmp_path / "ray.png").exists()
