@@ -26,19 +26,22 @@ _TOP_DOWN = np.array([
 
 
 class WardrobeFoldExpert:
-    (APPROACH, DESCEND, CLOSE, LIFT, ARC, OVER, LOWER, REGRASP, CARRY_UP, CARRY, LAY, LAY_OUT, LET_GO, WITHDRAW,
-     STUCK) = range(15)
+    (APPROACH, DESCEND, CLOSE, LIFT, ARC, OVER, LOWER, RELEASE, REGRASP, CARRY_UP, CARRY, LAY, LAY_OUT, LET_GO,
+     WITHDRAW, STUCK) = range(16)
     grasp_height = 0.015  # grasp site above the corner particle when closing (m)
+    regrasp_height = 0.01  # above the pair of corners: lower, so both lie well inside the grasp radius
     hover_height = 0.06
     carry_clearance = 0.035  # of the hanging fold above the shelf top (m)
     shelf_margin = 0.045  # of the fold inside the shelf's near edge (m)
     grasp_wait = 12
-    # Grasp command while holding: just past half-closed, enough for the grasp rule, so that the
-    # fingers do not curl down and rake the cloth under them.
+    # Grasp commands: holding is just past half-closed (enough for the grasp rule) and letting go
+    # just short of it, so that the fingers neither curl down and rake the cloth under them nor
+    # sweep it aside as they open.
     grip = 0.1
+    loosen = -0.1
     gain = 0.3
     # Largest hand displacement per control step (m) in each phase: slow enough for the cloth to follow.
-    speed = {APPROACH: 0.015, DESCEND: 0.01, LIFT: 0.006, ARC: 0.006, OVER: 0.006, LOWER: 0.005, REGRASP: 0.005,
+    speed = {APPROACH: 0.015, DESCEND: 0.01, LIFT: 0.006, ARC: 0.006, OVER: 0.006, LOWER: 0.005, RELEASE: 0.005, REGRASP: 0.005,
              CARRY_UP: 0.008, CARRY: 0.008, LAY: 0.006, LAY_OUT: 0.004, WITHDRAW: 0.01}
 
     def __init__(self, num_envs: int = 1, ik: IKSettings | None = None, base_position=(0.0, 0.0, 0.0)):
@@ -119,7 +122,7 @@ class WardrobeFoldExpert:
         target = np.where(self._in(phase, self.OVER), over + held_offset, target)
         target = np.where(self._in(phase, self.LOWER), self.fold_onto + held_offset + 0.008 * up, target)
         pair = (near + far) / 2  # after the fold both layers' corners lie together
-        target = np.where(self._in(phase, self.REGRASP), pair + self.grasp_height * up, target)
+        target = np.where(self._in(phase, self.RELEASE, self.REGRASP), pair + self.regrasp_height * up, target)
         # Carrying: the hands keep the garment's width between them and hold its folded edge.
         centre_y = shelf_centre[1]
         self.separation = np.where(phase == self.REGRASP, np.abs(hand[:, 0, 1] - hand[:, 1, 1]), self.separation)
@@ -147,7 +150,6 @@ class WardrobeFoldExpert:
         worst = distance.max(axis=1)
         closed = self._in(phase, self.CLOSE, self.LIFT, self.ARC, self.OVER, self.LOWER, self.REGRASP, self.CARRY_UP,
                           self.CARRY, self.LAY, self.LAY_OUT)[:, 0, 0]
-        closed = closed & ~((phase == self.REGRASP) & (timer <= 4))  # open first, then close on both layers
 
         desired = matrix_to_quat(_TOP_DOWN)
         rotation_error = quat_to_axis_angle(quat_multiply(np.broadcast_to(desired, hand_quat.shape),
@@ -162,9 +164,11 @@ class WardrobeFoldExpert:
         new[(phase == self.LIFT) & (worst < 0.02)] = self.ARC
         new[(phase == self.ARC) & (worst < 0.02)] = self.OVER
         new[(phase == self.OVER) & (worst < 0.015)] = self.LOWER
-        new[(phase == self.LOWER) & ((worst < 0.008) | (timer > 25))] = self.REGRASP
-        new[(phase == self.REGRASP) & both_grasped & (timer > 8)] = self.CARRY_UP
-        new[(phase == self.REGRASP) & ~both_grasped & (timer > 4 + self.grasp_wait)] = self.STUCK
+        # Open, settle over the pair of corners, then close on both layers.
+        new[(phase == self.LOWER) & ((worst < 0.008) | (timer > 25))] = self.RELEASE
+        new[(phase == self.RELEASE) & (timer > 4) & ((worst < 0.005) | (timer > 20))] = self.REGRASP
+        new[(phase == self.REGRASP) & both_grasped & (timer > 3)] = self.CARRY_UP
+        new[(phase == self.REGRASP) & ~both_grasped & (timer > self.grasp_wait)] = self.STUCK
         new[(phase == self.CARRY_UP) & (worst < 0.02)] = self.CARRY
         new[(phase == self.CARRY) & (worst < 0.015)] = self.LAY
         new[(phase == self.LAY) & ((worst < 0.01) | (timer > 30))] = self.LAY_OUT
@@ -184,7 +188,8 @@ class WardrobeFoldExpert:
         action = np.zeros((n, 2, 7))
         action[..., :3] = np.clip(step / self.ik.translation_scale, -1, 1)
         action[..., 3:6] = np.clip(self.gain * rotation_error / self.ik.rotation_scale, -1, 1)
-        action[..., 6] = np.where(closed, self.grip, -1.0)[:, None]
+        gentle = self._in(phase, self.RELEASE, self.LET_GO, self.WITHDRAW)[:, 0, 0]
+        action[..., 6] = np.where(closed, self.grip, np.where(gentle, self.loosen, -1.0))[:, None]
         return action.reshape(n, -1).astype(np.float32)
 
     @staticmethod
