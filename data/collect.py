@@ -440,7 +440,9 @@ class FieldReport:
     ``cpu_time_s`` are summed over the workers, ``machine_cores`` is the cores of one node and
     ``cluster_cores`` those of all. ``episodes_per_run_day`` is what the run achieved on the wall
     clock, all workers together; with ``--scaling`` the same was first measured for one worker
-    alone, and ``scaling_efficiency`` is the K-worker rate over K times that.
+    alone, and ``scaling_efficiency`` is the K-worker rate over K times that. A Ray run's wall time
+    runs from the first shard handed out to the last one finished: the workers' start (process,
+    imports, a first env) comes before and the merge after, as one-off costs of a run.
     """
 
     task: str

@@ -316,7 +316,6 @@ def collect_distributed(options: CollectOptions, address: str = "auto", workers:
         return DistributedCollectResult(None, False, len(done), f"{out} already holds all {options.episodes} "
                                         f"requested episodes (seeds {wanted.start}..{wanted.stop - 1}); nothing to do",
                                         resumed=options.episodes)
-    shards_dir(out).mkdir(exist_ok=True)
     for shard in shards:  # a damaged or foreign shard fails here, before any worker starts
         if shard.path.exists():
             check_resumable(shard.path, plan.env_args, options.policy)
@@ -330,9 +329,11 @@ def collect_distributed(options: CollectOptions, address: str = "auto", workers:
     interrupted, one_worker_per_day, missing = False, None, 0
     results: list[dict] = []
     try:
+        shards_dir(out).mkdir(exist_ok=True)
         ray.get([actor.warm_up.remote(options) for actor in pool.actors])
         if measure_scaling:
             one_worker_per_day = _one_worker_rate(pool, shards, out, shard_options)
+        # What this run collects (some may be finished by a worker that is lost afterwards: they count too).
         missing = sum(len(shard.seeds) for shard in shards) - sum(_done_in(shard) for shard in shards)
         bar = tqdm(total=missing, desc=f"collect {plan.task_id.split('/')[-1]} on {workers} Ray workers", unit="ep",
                    disable=None if options.progress else True, dynamic_ncols=True)
@@ -350,6 +351,7 @@ def collect_distributed(options: CollectOptions, address: str = "auto", workers:
         bar.close()
     finally:
         pool.close()
+        _remove_folder(shards_dir(out))  # only if no shard was written: those are kept to resume
     if interrupted:
         return DistributedCollectResult(None, True, len(done), f"interrupted: finished episodes are kept in "
                                         f"{shards_dir(out)}; rerun the same command to collect the rest and merge",
@@ -363,7 +365,6 @@ def collect_distributed(options: CollectOptions, address: str = "auto", workers:
     _remove_folder(shards_dir(out))
     merge_s = time.perf_counter() - merge_started
 
-    new_episodes = merged.episodes + merged.filtered - len(done)
     steps = [steps for result in results for steps in result["steps"]]
     report = None
     if steps:
@@ -374,7 +375,7 @@ def collect_distributed(options: CollectOptions, address: str = "auto", workers:
             * workers, steps=steps, successes=[ok for result in results for ok in result["successes"]],
             wall_time_s=wall, cpu_time_s=sum(result["cpu_s"] for result in results),
             control_dt=plan.config.control_dt, machine_cores=max(1, round(cluster_cores / max(len(nodes), 1))),
-            workers=workers, nodes=pool.nodes, cluster_cores=cluster_cores, run_episodes=new_episodes,
+            workers=workers, nodes=pool.nodes, cluster_cores=cluster_cores, run_episodes=missing,
             one_worker_episodes_per_day=one_worker_per_day)
     retried = [result for result in results if result["resumed"]]
     message = (f"{len(shards)} shards from {workers} workers merged into {out} in {merge_s:.1f} s"
