@@ -738,6 +738,30 @@ class NumpyEngine(Engine):
                                                      self._cloth_passthrough, released, self._cloth_pinned_by)
         self._cloth_pinned_by = pinned_by
 
+    def _cloth_state_blocks(self) -> dict[str, np.ndarray]:
+        """With a cloth: its particles' positions, velocities and positions a control period ago, which hand
+        pins each particle and where in its palm frame, and which hand each passes through (none without)."""
+        if self._cloth_topology is None:
+            return {}
+        return {
+            "cloth_positions": self.cloth_state.positions.copy(),
+            "cloth_velocities": self.cloth_state.velocities.copy(),
+            "cloth_previous": self._cloth_previous.copy(),
+            "cloth_pinned_by": self._cloth_pinned_by.astype(float),
+            "cloth_pin_offset": self._cloth_pin_offset.copy(),
+            "cloth_passthrough": self._cloth_passthrough.astype(float),
+        }
+
+    def _load_cloth_state_blocks(self, env_ids, blocks) -> None:
+        if self._cloth_topology is None:
+            return
+        self.cloth_state.positions[env_ids] = blocks["cloth_positions"]
+        self.cloth_state.velocities[env_ids] = blocks["cloth_velocities"]
+        self._cloth_previous[env_ids] = blocks["cloth_previous"]
+        self._cloth_pinned_by[env_ids] = np.rint(blocks["cloth_pinned_by"]).astype(np.int64)
+        self._cloth_pin_offset[env_ids] = blocks["cloth_pin_offset"]
+        self._cloth_passthrough[env_ids] = np.rint(blocks["cloth_passthrough"]).astype(np.int64)
+
     def cloth_positions(self):
         if self._cloth_topology is None:
             return super().cloth_positions()
@@ -788,6 +812,7 @@ class NumpyEngine(Engine):
             "robot_slip": self._robot_slip.transpose(2, 1, 0).copy(),
             "object_slip": self._object_slip.transpose(2, 1, 0).copy(),
             "hand_forces": self._hand_forces.copy(),
+            **self._cloth_state_blocks(),
         }
 
     def load_state_blocks(self, env_ids, blocks) -> None:
@@ -805,6 +830,7 @@ class NumpyEngine(Engine):
         self._robot_slip[..., env_ids] = blocks["robot_slip"].transpose(2, 1, 0)
         self._object_slip[..., env_ids] = blocks["object_slip"].transpose(2, 1, 0)
         self._hand_forces[env_ids] = blocks["hand_forces"]
+        self._load_cloth_state_blocks(env_ids, blocks)
 
     def close(self) -> None:
         if self._viewer is not None:

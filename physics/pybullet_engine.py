@@ -446,6 +446,32 @@ class PybulletEngine(Engine):
                                                                 self._robot_ids[env_id], self._palm_ids[hand])
         self._cloth_pinned_by = pinned_by
 
+    def _cloth_state_blocks(self) -> dict[str, np.ndarray]:
+        """With a cloth: its particles' positions now and a control period ago, and which hand pins each.
+
+        The API sets particle positions but not their velocities, so a restored cloth starts still.
+        """
+        if self._cloth_topology is None:
+            return {}
+        return {"cloth_positions": self._cloth_last.copy(), "cloth_previous": self._cloth_previous.copy(),
+                "cloth_pinned_by": self._cloth_pinned_by.astype(float)}
+
+    def _load_cloth_state_blocks(self, env_ids, blocks) -> None:
+        """After the robot: anchors hold particles where they are relative to the palm when made."""
+        if self._cloth_topology is None:
+            return
+        for row, env_id in enumerate(env_ids):
+            self._release_cloth(env_id)
+            client = self.clients[env_id]
+            client.resetMeshData(self._cloth_ids[env_id], blocks["cloth_positions"][row].tolist())
+            self._cloth_last[env_id] = blocks["cloth_positions"][row]
+            self._cloth_previous[env_id] = blocks["cloth_previous"][row]
+            pinned_by = np.rint(blocks["cloth_pinned_by"][row]).astype(np.int64)
+            for particle in np.flatnonzero(pinned_by >= 0):
+                self._cloth_anchors[env_id][particle] = client.createSoftBodyAnchor(
+                    self._cloth_ids[env_id], int(particle), self._robot_ids[env_id], self._palm_ids[pinned_by[particle]])
+            self._cloth_pinned_by[env_id] = pinned_by
+
     def _show_cloth(self, env_id: int, positions: np.ndarray) -> None:
         """Move the cloth's particles to ``positions`` (P, 3) for a picture (the numpy engine's viewer).
 
@@ -518,6 +544,7 @@ class PybulletEngine(Engine):
             "object_vel": self.object_velocities(),
             "grasped": self._grasped.astype(float),
             "welds": welds,
+            **self._cloth_state_blocks(),
         }
 
     def load_state_blocks(self, env_ids, blocks) -> None:
@@ -552,6 +579,7 @@ class PybulletEngine(Engine):
         self.joint_targets[env_ids] = blocks["joint_targets"]
         self.grasp_commands[env_ids] = blocks["grasp_commands"] > 0.5
         self._load_external_forces(env_ids, self._links_in_order(), blocks["external_forces"])
+        self._load_cloth_state_blocks(env_ids, blocks)
 
     def close(self) -> None:
         for client in getattr(self, "clients", []):
