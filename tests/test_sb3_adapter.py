@@ -177,3 +177,37 @@ def test_ppo_learns_through_the_adapter_without_error():
         assert list(model.ep_success_buffer) == [False] * 6
     finally:
         env.close()
+
+
+def test_success_bonus_is_added_only_on_successful_episode_ends():
+    """tground train's success bonus: on the step an episode succeeds, never otherwise; infos stay the env's."""
+    from training_ground.agents.experts import make_expert
+    from training_ground.agents.train import TrainArgs, wrap_for_training
+
+    adapter = SB3VecEnv(BREAD, 2, seed=0, max_steps=150)
+    plain = SB3VecEnv(BREAD, 2, seed=0, max_steps=150)
+    env = wrap_for_training(adapter, TrainArgs(success_bonus=100.0, normalize_reward=False))
+    try:
+        expert = make_expert(adapter.vector_env, BREAD)
+        env.reset()
+        plain.reset()
+        expert.reset()
+        successes = 0
+        for _ in range(150):
+            actions = expert.act({k: v.astype(float) for k, v in adapter.task.observe().items()})
+            _, rewards, dones, infos = env.step(actions)
+            _, plain_rewards, plain_dones, plain_infos = plain.step(actions)
+            success = np.array([info.get("is_success", False) for info in infos])
+            np.testing.assert_array_equal(dones, plain_dones)
+            np.testing.assert_allclose(rewards - plain_rewards, 100.0 * (dones & success), atol=1e-4)
+            # The logged returns stay the env's own (the bonus is for training only); "t" is wall time.
+            assert ([(i["episode"]["r"], i["episode"]["l"]) for i in infos if "episode" in i]
+                    == [(i["episode"]["r"], i["episode"]["l"]) for i in plain_infos if "episode" in i])
+            successes += int((dones & success).sum())
+            if dones.all():
+                break
+            expert.reset(dones)
+        assert successes >= 1
+    finally:
+        env.close()
+        plain.close()
