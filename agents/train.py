@@ -260,6 +260,8 @@ def make_callback(args: TrainArgs, eval_env, rows: list[dict], started: float):
         def _on_training_start(self):
             self.bar = tqdm(total=args.total_steps, desc=f"{args.algo} {args.task.split('/')[-1]}", unit="step",
                             unit_scale=True, disable=None if args.progress else True, dynamic_ncols=True)
+            if args.eval_every:  # the starting point of the curve: the untrained (or initialised) policy
+                self.record(self.evaluate())
 
         def _training_stats(self) -> tuple[float | str, float | str]:
             episodes = list(self.model.ep_info_buffer or [])

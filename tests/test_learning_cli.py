@@ -77,7 +77,7 @@ def test_train_smoke_writes_models_curves_and_an_evaluable_policy(tmp_path, algo
         assert (out / name).is_file(), name
     rows = list(csv.DictReader(open(out / "learning_curve.csv")))
     evaluated = [row for row in rows if row["eval_success_rate"] != ""]
-    assert [int(row["env_steps"]) for row in evaluated] == [64, 128]
+    assert [int(row["env_steps"]) for row in evaluated] == [0, 64, 128]
     assert all(float(row["eval_length"]) == 20 for row in evaluated)  # untrained: every episode hits the time limit
     summary = json.loads((out / "summary.json").read_text())
     assert summary["env_steps"] == 128 and summary["final_eval"]["episodes"] == 2
