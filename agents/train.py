@@ -391,12 +391,15 @@ def add_dataclass_arguments(parser, cls, skip: tuple[str, ...] = ()) -> None:
             continue
         flag = "--" + item.name.replace("_", "-")
         default = getattr(defaults, item.name)
-        help_text = f"{comments.get(item.name, '')} (default: {default})"
+        comment = comments.get(item.name, "")
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = comment if "default" in comment else f"{comment} (default: {shown})"
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse_bool(), default=default, help=help_text)
         elif isinstance(default, tuple):
+            # Repeated flags add up (--set a=1 --set b=2, as tground collect takes them); none given: the default.
             kind = int if "int" in str(item.type) else str
-            parser.add_argument(flag, type=kind, nargs="+", default=default, help=help_text)
+            parser.add_argument(flag, type=kind, nargs="+", action="extend", default=None, help=help_text)
         else:
             kind = {"int": int, "float": float}.get(type(default).__name__, str)
             if item.name == "target_kl":
@@ -416,9 +419,12 @@ def _optional_float(text: str):
 
 def args_from_namespace(cls, namespace):
     values = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls) if hasattr(namespace, f.name)}
+    defaults = cls()
     for name, value in values.items():
         if isinstance(value, list):
             values[name] = tuple(value)
+        elif value is None and isinstance(getattr(defaults, name), tuple):
+            values[name] = getattr(defaults, name)
     return cls(**values)
 
 
