@@ -214,6 +214,7 @@ CURVE_FIELDS = ("env_steps", "wall_s", "train_success_rate", "train_return", "ev
 def plot_learning_curve(rows: list[dict], path, title: str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter
 
     figure = Figure(figsize=(9, 3.8))
     FigureCanvasAgg(figure)
@@ -232,6 +233,7 @@ def plot_learning_curve(rows: list[dict], path, title: str) -> None:
         returns.plot(steps[keep], values[keep], style, label=label)
     returns.set_ylabel("episode return (env reward)")
     for axes in (success, returns):
+        axes.xaxis.set_major_formatter(EngFormatter(sep=""))  # 250k, 1.5M: long tick labels collide
         axes.set_xlabel("environment steps")
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
