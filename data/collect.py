@@ -472,6 +472,8 @@ class FieldReport:
     episodes_per_run_day: float = 0.0  # episodes this run added per day of its wall time, all workers together
     one_worker_episodes_per_day: float | None = None  # the same rate with one worker alone (--scaling)
     scaling_efficiency: float | None = None  # episodes_per_run_day / (workers * one_worker_episodes_per_day)
+    # CPU cores the lone worker got: with cpu_cores_used, this tells contention on a shared machine from overhead
+    one_worker_cores_used: float | None = None
 
     @classmethod
     def from_run(cls, task: str, backend: str, stats: RunStats, dataset: str) -> "FieldReport":
@@ -484,8 +486,8 @@ class FieldReport:
     def from_totals(cls, task: str, backend: str, dataset: str, *, robots: int, steps: list[int],
                     successes: list[bool], wall_time_s: float, cpu_time_s: float, control_dt: float,
                     machine_cores: int, workers: int = 1, nodes: int = 1, cluster_cores: int | None = None,
-                    run_episodes: int | None = None, one_worker_episodes_per_day: float | None = None
-                    ) -> "FieldReport":
+                    run_episodes: int | None = None, one_worker_episodes_per_day: float | None = None,
+                    one_worker_cores_used: float | None = None) -> "FieldReport":
         """The report from totals over all workers: every finished episode's steps and success, the
         summed CPU time, and the run's wall time. ``run_episodes`` (default: the episodes counted) is what
         the run added to the dataset, including episodes of a worker that was lost after finishing them."""
@@ -514,7 +516,7 @@ class FieldReport:
             sim_speed_per_core=float(np.sum(steps)) * control_dt / cpu,
             workers=workers, nodes=nodes, cluster_cores=cluster_cores or machine_cores,
             episodes_per_run_day=per_run_day, one_worker_episodes_per_day=one_worker_episodes_per_day,
-            scaling_efficiency=efficiency,
+            scaling_efficiency=efficiency, one_worker_cores_used=one_worker_cores_used,
         )
 
     def rows(self) -> list[tuple[str, str]]:
@@ -544,9 +546,10 @@ class FieldReport:
     def _scaling_rows(self) -> list[tuple[str, str]]:
         if self.one_worker_episodes_per_day is None:
             return []
-        return [("one worker alone (wall clock) per day", f"{self.one_worker_episodes_per_day:,.0f}"),
+        got = "" if self.one_worker_cores_used is None else f" (it got {self.one_worker_cores_used:.2f} cores)"
+        return [("one worker alone (wall clock) per day", f"{self.one_worker_episodes_per_day:,.0f}{got}"),
                 (f"scaling efficiency ({self.workers} workers / {self.workers} x one)",
-                 f"{self.scaling_efficiency:.0%}")]
+                 f"{self.scaling_efficiency:.0%} (the {self.workers} workers got {self.cpu_cores_used:.2f} cores)")]
 
     def table(self) -> str:
         width = max(len(name) for name, _ in self.rows())

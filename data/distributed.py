@@ -68,6 +68,9 @@ def connect(address: str = "auto"):
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    # A Ray that this call starts would run its workers at niceness 15 (below the driver). Here the
+    # workers are the work: they get the niceness this command has, as a local collect would.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     try:
         ray.init(address=None if address == "auto" else address, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING)
@@ -326,13 +329,13 @@ def collect_distributed(options: CollectOptions, address: str = "auto", workers:
 
     ray = ray or connect(address)
     pool = WorkerPool(ray, workers, retries)
-    interrupted, one_worker_per_day, missing = False, None, 0
+    interrupted, one_worker, missing = False, (None, None), 0
     results: list[dict] = []
     try:
         shards_dir(out).mkdir(exist_ok=True)
         ray.get([actor.warm_up.remote(options) for actor in pool.actors])
         if measure_scaling:
-            one_worker_per_day = _one_worker_rate(pool, shards, out, shard_options)
+            one_worker = _one_worker_rate(pool, shards, out, shard_options)
         # What this run collects (some may be finished by a worker that is lost afterwards: they count too).
         missing = sum(len(shard.seeds) for shard in shards) - sum(_done_in(shard) for shard in shards)
         bar = tqdm(total=missing, desc=f"collect {plan.task_id.split('/')[-1]} on {workers} Ray workers", unit="ep",
@@ -376,7 +379,7 @@ def collect_distributed(options: CollectOptions, address: str = "auto", workers:
             wall_time_s=wall, cpu_time_s=sum(result["cpu_s"] for result in results),
             control_dt=plan.config.control_dt, machine_cores=max(1, round(cluster_cores / max(len(nodes), 1))),
             workers=workers, nodes=pool.nodes, cluster_cores=cluster_cores, run_episodes=missing,
-            one_worker_episodes_per_day=one_worker_per_day)
+            one_worker_episodes_per_day=one_worker[0], one_worker_cores_used=one_worker[1])
     retried = [result for result in results if result["resumed"]]
     message = (f"{len(shards)} shards from {workers} workers merged into {out} in {merge_s:.1f} s"
                + (f"; {len(retried)} shards resumed episodes an earlier worker had finished" if retried else ""))
@@ -385,9 +388,9 @@ def collect_distributed(options: CollectOptions, address: str = "auto", workers:
                                     workers=pool.workers, merge_s=merge_s)
 
 
-def _one_worker_rate(pool: WorkerPool, shards: list[Shard], out: Path, shard_options) -> float:
+def _one_worker_rate(pool: WorkerPool, shards: list[Shard], out: Path, shard_options) -> tuple[float, float]:
     """Episodes a day that one worker alone collects on one worker's share of the seeds (a scratch
-    shard, removed after), for the scaling efficiency."""
+    shard, removed after), for the scaling efficiency; and the CPU cores it got meanwhile."""
     share = math.ceil(sum(len(shard.seeds) for shard in shards) / len(pool.actors))
     first = shards[0].first
     scratch = out.with_name(out.name + ".scaling")
@@ -396,8 +399,9 @@ def _one_worker_rate(pool: WorkerPool, shards: list[Shard], out: Path, shard_opt
     try:
         shard = shard_at(scratch, first, first + share - 1)
         started = time.perf_counter()
-        pool.run("collect_shard", [(shard_options(shard),)], actors=pool.actors[:1])
-        return share * 86_400.0 / (time.perf_counter() - started)
+        (result,) = pool.run("collect_shard", [(shard_options(shard),)], actors=pool.actors[:1])
+        wall = time.perf_counter() - started
+        return share * 86_400.0 / wall, result["cpu_s"] / wall
     finally:
         _remove_folder(scratch, everything=True)
 

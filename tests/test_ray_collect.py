@@ -216,7 +216,7 @@ def test_ray_collection_equals_a_local_run_and_reports_its_scaling(ray_local, lo
     assert report.mean_episode_steps == 30
     assert report.cpu_time_s == pytest.approx(sum(shard["cpu_s"] for shard in result.shards))
     assert report.episodes_per_run_day == pytest.approx(6 * 86_400 / report.wall_time_s)
-    assert report.one_worker_episodes_per_day > 0
+    assert report.one_worker_episodes_per_day > 0 and 0 < report.one_worker_cores_used <= 1.05
     assert report.scaling_efficiency == pytest.approx(
         report.episodes_per_run_day / (2 * report.one_worker_episodes_per_day))
     assert "scaling efficiency (2 workers / 2 x one)" in report.table()
