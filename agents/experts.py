@@ -18,6 +18,7 @@ from ..physics.rotations import matrix_to_quat, quat_conjugate, quat_multiply, q
 from ..scenes import assembly as assembly_scene
 from ..scenes import bread as bread_scene
 from .balance import StandBalanceExpert
+from .fold_expert import WardrobeFoldExpert
 
 # Right-hand grasp site orientation for a top-down grasp: palm facing down, fingers forward.
 # Columns are the palm frame's x, y, z axes in the world (see robots/humanoid43.py).
@@ -318,6 +319,7 @@ EXPERTS = {
     "TrainingGround/BreadPickPlace-v0": BreadPickPlaceExpert,
     "TrainingGround/Assembly3C-v0": Assembly3CExpert,
     "TrainingGround/Stand-v0": StandBalanceExpert,
+    "TrainingGround/WardrobeFold-v0": WardrobeFoldExpert,
 }
 
 

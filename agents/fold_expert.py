@@ -29,11 +29,14 @@ class WardrobeFoldExpert:
     (APPROACH, DESCEND, CLOSE, LIFT, ARC, OVER, LOWER, RELEASE, REGRASP, CARRY_UP, CARRY, LAY, LAY_OUT, LET_GO,
      WITHDRAW, STUCK) = range(16)
     grasp_height = 0.015  # grasp site above the corner particle when closing (m)
-    regrasp_height = 0.01  # above the pair of corners: lower, so both lie well inside the grasp radius
+    regrasp_height = 0.008  # above the pair of corners: lower, so both lie well inside the grasp radius
+    lay_height = 0.02  # grasp site above the shelf when letting go (m)
+    regrasp_reach = 0.016  # close once both corners of each pair are this near the grasp site (m)
     hover_height = 0.06
     carry_clearance = 0.035  # of the hanging fold above the shelf top (m)
     shelf_margin = 0.045  # of the fold inside the shelf's near edge (m)
     grasp_wait = 12
+    slack = 0.93  # of the garment's width between the hands while carrying: a taut edge would stretch
     # Grasp commands: holding is just past half-closed (enough for the grasp rule) and letting go
     # just short of it, so that the fingers neither curl down and rake the cloth under them nor
     # sweep it aside as they open.
@@ -123,10 +126,10 @@ class WardrobeFoldExpert:
         target = np.where(self._in(phase, self.LOWER), self.fold_onto + held_offset + 0.008 * up, target)
         pair = (near + far) / 2  # after the fold both layers' corners lie together
         target = np.where(self._in(phase, self.RELEASE, self.REGRASP), pair + self.regrasp_height * up, target)
-        # Carrying: the hands keep the garment's width between them and hold its folded edge.
+        # Carrying: the hands hold the garment's folded-over edge, a little closer together than its width.
         centre_y = shelf_centre[1]
         self.separation = np.where(phase == self.REGRASP, np.abs(hand[:, 0, 1] - hand[:, 1, 1]), self.separation)
-        offsets = np.stack([self.separation / 2, -self.separation / 2], axis=1)
+        offsets = np.stack([self.separation, -self.separation], axis=1) * self.slack / 2
         carry_z = shelf_top + self.fold_depth + self.carry_clearance + self.grasp_height
         edge_x = shelf_near_x + self.shelf_margin
         over_shelf = np.stack([np.full((n, 2), edge_x),
@@ -141,7 +144,8 @@ class WardrobeFoldExpert:
         target = np.where(self._in(phase, self.LAY), touching, target)
         laid = touching.copy()
         laid[..., 0] = edge_x + self.fold_depth[:, None]
-        laid[..., 2] = shelf_top + self.grasp_height + 0.012
+        # Low, so the let-go layers barely drop, but not so low that the hands press them into the shelf.
+        laid[..., 2] = shelf_top + self.lay_height
         target = np.where(self._in(phase, self.LAY_OUT, self.LET_GO), laid, target)
         target = np.where(self._in(phase, self.WITHDRAW, self.STUCK), laid + 0.1 * up, target)
 
@@ -166,7 +170,9 @@ class WardrobeFoldExpert:
         new[(phase == self.OVER) & (worst < 0.015)] = self.LOWER
         # Open, settle over the pair of corners, then close on both layers.
         new[(phase == self.LOWER) & ((worst < 0.008) | (timer > 25))] = self.RELEASE
-        new[(phase == self.RELEASE) & (timer > 4) & ((worst < 0.005) | (timer > 20))] = self.REGRASP
+        both_near = (np.maximum(np.linalg.norm(near - hand, axis=-1), np.linalg.norm(far - hand, axis=-1))
+                     < self.regrasp_reach).all(axis=1)
+        new[(phase == self.RELEASE) & (timer > 3) & (both_near | (timer > 25))] = self.REGRASP
         new[(phase == self.REGRASP) & both_grasped & (timer > 3)] = self.CARRY_UP
         new[(phase == self.REGRASP) & ~both_grasped & (timer > self.grasp_wait)] = self.STUCK
         new[(phase == self.CARRY_UP) & (worst < 0.02)] = self.CARRY

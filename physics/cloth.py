@@ -25,9 +25,9 @@ Coulomb's in position form: the tangential displacement of a substep is cancelle
 reduced by that much (sliding). ``mu`` is the product of the cloth's and the surface's
 coefficients, as in Bullet. Hand contacts are frictionless; hands move the cloth by pushing
 it and by pins. Pinned particles (a grasp) have infinite mass and follow given targets. A
-released particle starts out inside the fingers that held it (a particle cannot be pinched
-between them), so it passes through that hand's spheres until it is clear of them
-(:func:`update_passthrough`) instead of being flung out.
+released particle starts out inside or against the fingers that held it (a particle cannot be
+pinched between them), so it passes through that hand's spheres until it is ``RELEASE_CLEARANCE``
+clear of them (:func:`update_passthrough`) instead of being flung out by the opening fingers.
 
 The cloth does not push back on the robot (its weight, a few hundred grams, is far below
 what the arm's PD loop notices), and it does not collide with itself.
@@ -49,6 +49,8 @@ from .model import _dot
 from .rotations import quat_to_matrix
 
 STRETCH, SHEAR, BEND = 0, 1, 2
+#: How far (m) a released particle must get from the spheres of the hand that held it before they collide again.
+RELEASE_CLEARANCE = 0.05
 CONSTRAINT_KINDS = ("stretch", "shear", "bend")
 
 
@@ -357,14 +359,15 @@ def cloth_step(state: ClothState, topology: ClothTopology, material: ClothMateri
 def update_passthrough(positions: np.ndarray, spheres: MovingSpheres, thickness: float, passthrough: np.ndarray,
                        released: np.ndarray, released_by: np.ndarray) -> np.ndarray:
     """The new pass-through owners (N, P): particles just ``released`` (N, P) bool by ``released_by`` (N, P)
-    start passing through that owner's spheres; each keeps doing so while it overlaps one of them."""
+    start passing through that owner's spheres; each keeps doing so until it is ``RELEASE_CLEARANCE`` clear of them."""
     passthrough = np.where(released, released_by, passthrough)
     env, particle = np.nonzero(passthrough >= 0)
     if not len(env):
         return passthrough
     owner = np.zeros(len(spheres.radius), dtype=np.int64) if spheres.owner is None else spheres.owner
     gap = positions[env, particle][:, None, :] - spheres.end[env]  # (M, S, 3)
-    inside = ((gap**2).sum(-1) < (spheres.radius + thickness) ** 2) & (owner[None, :] == passthrough[env, particle][:, None])
+    reach = spheres.radius + thickness + RELEASE_CLEARANCE
+    inside = ((gap**2).sum(-1) < reach**2) & (owner[None, :] == passthrough[env, particle][:, None])
     passthrough = passthrough.copy()
     passthrough[env[~inside.any(axis=1)], particle[~inside.any(axis=1)]] = -1
     return passthrough
@@ -390,7 +393,7 @@ def cloth_edge_strain(topology: ClothTopology, material: ClothMaterial, position
 
 
 __all__ = [
-    "BEND", "CONSTRAINT_KINDS", "ClothMaterial", "ClothParams", "ClothPins", "ClothSpec", "ClothState", "ClothTopology",
+    "BEND", "CONSTRAINT_KINDS", "RELEASE_CLEARANCE", "ClothMaterial", "ClothParams", "ClothPins", "ClothSpec", "ClothState", "ClothTopology",
     "MovingSpheres", "SHEAR", "STRETCH", "cloth_edge_strain", "cloth_init", "cloth_material", "cloth_step",
     "cloth_topology", "grid_positions", "update_passthrough",
 ]
