@@ -394,6 +394,9 @@ class NumpyEngine(Engine):
             self.object_vel[env_ids] = 0.0
             self._object_slip[..., env_ids] = 0.0
         self._grasped[env_ids] = -1
+        # Nothing of the slot's previous episode survives, so a saved state depends only on this one.
+        self._grasp_offset[env_ids] = 0.0
+        self._hand_forces[env_ids] = 0.0
         self._robot_slip[..., env_ids] = 0.0
         self._clear_forces(env_ids)
         self.joint_targets[env_ids] = joint_pos
