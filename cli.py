@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .benchmarks import engine_throughput, env_throughput, expert_success
 
-    bench = sub.add_parser("bench", help="throughput benchmarks (engine, envs) with JSON + PNG",
+    bench = sub.add_parser("bench", help="benchmarks with JSON + PNG: engine and env throughput, expert success table",
                            description="Throughput benchmarks; each writes a table, JSON and a PNG.")
     bench_sub = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     engine = bench_sub.add_parser("engine", help="physics env-steps/s: numpy vs pybullet vs MuJoCo, contact-free",
