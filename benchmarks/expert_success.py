@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ..agents.evaluate import wilson_interval
 
 MIN_SUCCESS = 0.8
 MAX_GAP = 0.10
@@ -56,16 +57,6 @@ def run_expert_batch(task_id: str, backend: str, episodes: int, seed: int = 0, p
     finally:
         env.close()
     return succeeded, lengths
-
-
-def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a success rate."""
-    if trials == 0:
-        return 0.0, 1.0
-    p = successes / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def plot(results: dict, path: str) -> None:

@@ -52,15 +52,6 @@ def test_envs_benchmark_compares_backends_for_each_task(tmp_path):
     assert data["layout"] and png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_wilson_interval_known_values():
-    from training_ground.benchmarks.expert_success import wilson_interval
-
-    low, high = wilson_interval(50, 50)
-    assert high == 1.0 and abs(low - 0.9287) < 1e-3  # 50/50 still leaves 7 points of doubt
-    low, high = wilson_interval(40, 50)
-    assert abs(low - 0.6696) < 1e-3 and abs(high - 0.8876) < 1e-3
-
-
 def test_expert_success_table_runs_every_engine(tmp_path):
     out, png = tmp_path / "experts.json", tmp_path / "experts.png"
     result = subprocess.run(
