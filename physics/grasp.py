@@ -10,6 +10,9 @@ the relative pose it has at that instant, when all of these hold:
 
 The weld is released as soon as the hand's grasp command is no longer positive (it opens).
 With ``grasp="physical"`` (pybullet only) no weld is made: friction alone holds objects.
+
+Cloth follows the same close-to-hold, open-to-let-go rule with particles in place of objects:
+see :func:`update_cloth_pins` (the numpy engine pins particles to the palm, pybullet anchors them).
 """
 
 from __future__ import annotations
