@@ -298,6 +298,8 @@ def plot_comparison(summaries: list[dict], path, title: str) -> None:
             values = [s[key]["mean"] if s[key]["mean"] is not None else 0.0 for s in summaries]
             errors = [s[key]["std"] or 0.0 for s in summaries]
         axes.bar(range(len(names)), values, yerr=errors, color=colors[:len(names)] * 3, capsize=3)
+        if key == "jerk" and min(values) > 0:  # a random policy's jerk is orders of magnitude above a smooth one's
+            axes.set_yscale("log")
         axes.set_xticks(range(len(names)), [name if len(name) < 14 else name[:12] + ".." for name in names],
                         rotation=30, fontsize=7)
         axes.set_title(label + (f" ({unit})" if unit else ""), fontsize=8)
