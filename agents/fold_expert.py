@@ -2,11 +2,12 @@
 
 Each hand works its own side of the garment (left hand the left corners). Phases, per env:
 grasp both near corners, lift them and lay them onto the far corners (the fold: folding away
-from the robot keeps the garment off the table's near edge), open and close again so each
-hand pins both layers' corners, lift the folded garment, carry it over the shelf, lower it
-until its fold touches the shelf near the robot, move the hands forward so it lies flat,
-open, and withdraw. Phases advance on position errors and timers; a grasp that does not
-take, or a corner dropped during the fold, sends the env back to the start (a retry).
+from the robot keeps the garment off the table's near edge), let go and, once both layers'
+corners are within reach, close again so each hand pins both, lift the folded garment, carry it
+over the shelf, lower it until its fold touches the shelf near the robot, move the hands forward
+so it lies flat, let go, and withdraw. Phases advance on position errors and timers; a grasp that
+does not take, or a corner dropped during the fold, sends the env back to the start (a retry); a
+failed regrasp or a garment lost on the way to the shelf leaves the env waiting (``STUCK``).
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ class WardrobeFoldExpert:
     loosen = -0.1
     gain = 0.3
     # Largest hand displacement per control step (m) in each phase: slow enough for the cloth to follow.
-    speed = {APPROACH: 0.015, DESCEND: 0.01, LIFT: 0.006, ARC: 0.006, OVER: 0.006, LOWER: 0.005, RELEASE: 0.005, REGRASP: 0.005,
-             CARRY_UP: 0.008, CARRY: 0.008, LAY: 0.006, LAY_OUT: 0.004, WITHDRAW: 0.01}
+    speed = {APPROACH: 0.015, DESCEND: 0.01, LIFT: 0.006, ARC: 0.006, OVER: 0.006, LOWER: 0.005, RELEASE: 0.005,
+             REGRASP: 0.005, CARRY_UP: 0.008, CARRY: 0.008, LAY: 0.006, LAY_OUT: 0.004, WITHDRAW: 0.01}
 
     def __init__(self, num_envs: int = 1, ik: IKSettings | None = None, base_position=(0.0, 0.0, 0.0)):
         self.ik = ik or IKSettings()
@@ -187,7 +188,7 @@ class WardrobeFoldExpert:
         timer[new != phase] = 0
         self.phase = new
 
-        limit = np.vectorize(lambda p: self.speed.get(p, 0.01))(phase)[:, None, None]
+        limit = np.array([self.speed.get(p, 0.01) for p in range(self.STUCK + 1)])[phase][:, None, None]
         step = self.gain * error
         size = np.linalg.norm(step, axis=-1, keepdims=True)
         step = step * np.minimum(1.0, limit / np.maximum(size, 1e-12))

@@ -11,8 +11,9 @@ Stepping is extended position-based dynamics (XPBD: Mueller et al. 2007, Macklin
 2016) with small steps (Macklin et al. 2019: many substeps, one constraint pass each):
 predict under gravity and drag, project the constraints, resolve contacts with friction,
 then set velocities from the displacement. Constraint ``i`` has compliance ``1 / k_i`` with
-``k_i`` the spring stiffness of :class:`ClothParams` (N/m), so the cloth converges to the
-same springs as pybullet's mass-spring cloth with those stiffnesses. The constraints are
+``k_i`` the spring stiffness of :class:`ClothParams` (N/m), so with enough substeps it tends
+to the springs of pybullet's mass-spring cloth with those stiffnesses (with one pass per
+substep a stiff cloth comes out somewhat softer than its springs). The constraints are
 coloured once (no two constraints of a colour share a particle), and each colour is
 projected for every environment at once: Gauss-Seidel between colours, pure array
 operations within one, no Python loop over environments or particles.
@@ -301,7 +302,8 @@ def cloth_step(state: ClothState, topology: ClothTopology, material: ClothMateri
     for members in topology.colors:
         i, j = topology.edges[members, 0], topology.edges[members, 1]
         w_i, w_j = inverse_mass[i], inverse_mass[j]
-        # XPBD with one pass per substep: the multiplier starts at zero, so the update is -C / (w_i + w_j + alpha / h^2).
+        # XPBD with one pass per substep: the multiplier starts at zero, so the update is
+        # -C / (w_i + w_j + alpha / h^2).
         gain = 1.0 / (w_i + w_j + material.compliance[:, members].T / h**2)
         colors.append((i, j, w_i * gain, w_j * gain, np.ascontiguousarray(material.rest_length[:, members].T)))
     hand = None
@@ -393,7 +395,8 @@ def cloth_edge_strain(topology: ClothTopology, material: ClothMaterial, position
 
 
 __all__ = [
-    "BEND", "CONSTRAINT_KINDS", "RELEASE_CLEARANCE", "ClothMaterial", "ClothParams", "ClothPins", "ClothSpec", "ClothState", "ClothTopology",
+    "BEND", "CONSTRAINT_KINDS", "RELEASE_CLEARANCE", "ClothMaterial", "ClothParams", "ClothPins", "ClothSpec",
+    "ClothState", "ClothTopology",
     "MovingSpheres", "SHEAR", "STRETCH", "cloth_edge_strain", "cloth_init", "cloth_material", "cloth_step",
     "cloth_topology", "grid_positions", "update_passthrough",
 ]

@@ -33,7 +33,8 @@ GARMENT = ClothSpec(
 
 def _table_boxes() -> list[StaticBox]:
     (cx, cy), (hx, hy) = TABLE_CENTER, TABLE_HALF
-    top = StaticBox("table_top", (cx, cy, TABLE_HEIGHT - 0.02), (hx, hy, 0.02), friction=0.8, rgba=(0.78, 0.72, 0.6, 1.0))
+    top = StaticBox("table_top", (cx, cy, TABLE_HEIGHT - 0.02), (hx, hy, 0.02), friction=0.8,
+                    rgba=(0.78, 0.72, 0.6, 1.0))
     legs = [
         StaticBox(f"table_leg_{i}", (cx + sx * (hx - 0.03), cy + sy * (hy - 0.03), (TABLE_HEIGHT - 0.04) / 2),
                   (0.025, 0.025, (TABLE_HEIGHT - 0.04) / 2), rgba=(0.4, 0.4, 0.42, 1.0))
