@@ -52,7 +52,7 @@ class StandBalanceExpert:
         return action[0] if single else action
 
     def act(self, obs: dict) -> np.ndarray:
-        com, com_vel = obs["com_pos"], obs["com_vel"]
+        com, com_vel = (np.asarray(obs[key], dtype=np.float64) for key in ("com_pos", "com_vel"))
         omega = np.sqrt(GRAVITY / np.maximum(com[:, 2], 0.3))
         capture = com[:, :2] + com_vel[:, :2] / omega[:, None]  # relative to the sole centre
         targets = np.tile(self.standing, (len(com), 1))

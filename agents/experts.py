@@ -138,6 +138,9 @@ class TopDownPickPlaceExpert:
 
     # ------------------------------------------------------------------ the state machine
     def act(self, obs: dict) -> np.ndarray:
+        # float64 whatever the caller passes (the envs give float32): a batch and a single env,
+        # whose __call__ converts, then compute the same actions.
+        obs = {key: np.asarray(value, dtype=np.float64) for key, value in obs.items()}
         n = obs[f"{self.object_key}_pos"].shape[0]
         h = self.hand
         hand_pos = obs["hand_pos"].reshape(n, -1, 3)[:, h]

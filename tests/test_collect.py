@@ -209,7 +209,7 @@ def test_ctrl_c_stops_cleanly_after_writing_what_is_finished(tmp_path):
     path = tmp_path / "interrupted.hdf5"
     process = subprocess.Popen(
         [sys.executable, "-m", "training_ground.cli", "collect", "--task", "bread", "--robots", "2", "--episodes",
-         "40", "--out", str(path), "--set", "max_steps=10", "--commit-every", "1000"],
+         "1000", "--out", str(path), "--set", "max_steps=10", "--commit-every", "1000"],  # far more than a signal needs
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: _committed_and_journal(path)[1] >= 4)
