@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..envs.controllers import IKSettings
+from .scripted import HandExpert
 from ..physics.rotations import matrix_to_quat, quat_conjugate, quat_multiply, quat_to_axis_angle, quat_to_matrix
 from ..scenes import assembly as assembly_scene
 from ..scenes import bread as bread_scene
@@ -37,7 +38,7 @@ def top_down_yaw(hand_quat: np.ndarray) -> np.ndarray:
     return np.arctan2(turn[..., 1, 0], turn[..., 0, 0])
 
 
-class TopDownPickPlaceExpert:
+class TopDownPickPlaceExpert(HandExpert):
     """Right hand: hover over the grasp point, descend, close, lift, carry over the place point,
     lower, optionally insert slowly, open, retreat.
 
@@ -86,28 +87,8 @@ class TopDownPickPlaceExpert:
     gain = 0.3
 
     def __init__(self, num_envs: int = 1, ik: IKSettings | None = None, base_position=(0.0, 0.0, 0.0)):
-        self.ik = ik or IKSettings()
-        self.num_envs = num_envs
-        self.base_position = np.asarray(base_position, float)
-        self.phase = np.zeros(num_envs, dtype=np.int64)
-        self.timer = np.zeros(num_envs, dtype=np.int64)
+        super().__init__(num_envs, ik, base_position)
         self.target_yaw = np.zeros(num_envs)
-
-    @classmethod
-    def for_task(cls, task, num_envs: int | None = None) -> "TopDownPickPlaceExpert":
-        """The expert for a batched task (envs/base.py BatchedTask); ``for_env`` takes a Gymnasium env."""
-        if task.action_mode != "ee_delta":
-            raise ValueError(f"the {cls.__name__} moves the hands; make the env with action_mode='ee_delta'")
-        return cls(num_envs or task.num_envs, task.config.ik, task.scene.robot_position)
-
-    @classmethod
-    def for_env(cls, env, num_envs: int | None = None) -> "TopDownPickPlaceExpert":
-        return cls.for_task(env.unwrapped.task, num_envs)
-
-    def reset(self, env_mask=None) -> None:
-        mask = slice(None) if env_mask is None else np.asarray(env_mask)
-        self.phase[mask] = self.APPROACH
-        self.timer[mask] = 0
 
     def __call__(self, observation: dict) -> np.ndarray:
         single = observation[f"{self.object_key}_pos"].ndim == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..envs.controllers import IKSettings
+from .scripted import HandExpert
 from ..physics.rotations import matrix_to_quat, quat_conjugate, quat_multiply, quat_to_axis_angle
 from ..scenes import wardrobe as wardrobe_scene
 
@@ -26,7 +27,7 @@ _TOP_DOWN = np.array([
 ])
 
 
-class WardrobeFoldExpert:
+class WardrobeFoldExpert(HandExpert):
     (APPROACH, DESCEND, CLOSE, LIFT, ARC, OVER, LOWER, RELEASE, REGRASP, CARRY_UP, CARRY, LAY, LAY_OUT, LET_GO,
      WITHDRAW, STUCK) = range(16)
     grasp_height = 0.015  # grasp site above the corner particle when closing (m)
@@ -49,32 +50,12 @@ class WardrobeFoldExpert:
              REGRASP: 0.005, CARRY_UP: 0.008, CARRY: 0.008, LAY: 0.006, LAY_OUT: 0.004, WITHDRAW: 0.01}
 
     def __init__(self, num_envs: int = 1, ik: IKSettings | None = None, base_position=(0.0, 0.0, 0.0)):
-        self.ik = ik or IKSettings()
-        self.num_envs = num_envs
-        self.base_position = np.asarray(base_position, float)
-        self.phase = np.zeros(num_envs, dtype=np.int64)
-        self.timer = np.zeros(num_envs, dtype=np.int64)
+        super().__init__(num_envs, ik, base_position)
         self.fold_depth = np.zeros(num_envs)
         self.separation = np.zeros(num_envs)
         self.grasped_at = np.zeros((num_envs, 2, 3))  # the near corners where they were grasped
         self.fold_onto = np.zeros((num_envs, 2, 3))  # the far corners at that moment
         self.regrasped = np.zeros((num_envs, 2, 3))  # the hands where they took both layers
-
-    @classmethod
-    def for_task(cls, task, num_envs: int | None = None) -> "WardrobeFoldExpert":
-        """The expert for a batched task (envs/base.py BatchedTask); ``for_env`` takes a Gymnasium env."""
-        if task.action_mode != "ee_delta":
-            raise ValueError(f"the {cls.__name__} moves the hands; make the env with action_mode='ee_delta'")
-        return cls(num_envs or task.num_envs, task.config.ik, task.scene.robot_position)
-
-    @classmethod
-    def for_env(cls, env, num_envs: int | None = None) -> "WardrobeFoldExpert":
-        return cls.for_task(env.unwrapped.task, num_envs)
-
-    def reset(self, env_mask=None) -> None:
-        mask = slice(None) if env_mask is None else np.asarray(env_mask)
-        self.phase[mask] = self.APPROACH
-        self.timer[mask] = 0
 
     def __call__(self, observation: dict) -> np.ndarray:
         single = observation["cloth_corners"].ndim == 1

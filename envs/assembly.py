@@ -65,10 +65,7 @@ class Assembly3CTask(BatchedTask):
         return assembly_scene.assembly_scene()
 
     def sample_episode(self, rng):
-        q = self.robot.keyframe("arms_ready")
-        arms = self.robot.joint_indices("arms")
-        q[arms] += rng.uniform(-1, 1, len(arms)) * self.config.init_joint_noise
-        q = np.clip(q, self.robot.joint_lower, self.robot.joint_upper)
+        q = self.arms_ready_posture(rng)
         params, pose = assembly_scene.sample_chip(rng, self.config.randomization)
         return q, [params], pose[None]
 

@@ -138,6 +138,13 @@ class BatchedTask(abc.ABC):
     def reward_terms(self, evaluation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Unscaled reward terms, one (N,) array per name in ``reward_names``."""
 
+    def arms_ready_posture(self, rng: np.random.Generator) -> np.ndarray:
+        """The ``arms_ready`` keyframe with uniform noise of ``init_joint_noise`` rad on the arms, within limits."""
+        q = self.robot.keyframe("arms_ready")
+        arms = self.robot.joint_indices("arms")
+        q[arms] += rng.uniform(-1, 1, len(arms)) * self.config.init_joint_noise
+        return np.clip(q, self.robot.joint_lower, self.robot.joint_upper)
+
     def cached(self, key: str, compute):
         """``compute()`` once per simulator state: hooks share engine reads within one step."""
         if key not in self._state_cache:

@@ -50,10 +50,7 @@ class BreadPickPlaceTask(BatchedTask):
         return bread_scene.bread_scene()
 
     def sample_episode(self, rng):
-        q = self.robot.keyframe("arms_ready")
-        arms = self.robot.joint_indices("arms")
-        q[arms] += rng.uniform(-1, 1, len(arms)) * self.config.init_joint_noise
-        q = np.clip(q, self.robot.joint_lower, self.robot.joint_upper)
+        q = self.arms_ready_posture(rng)
         params, pose = bread_scene.sample_bread(rng, self.config.randomization)
         return q, [params], pose[None]
 

@@ -70,10 +70,7 @@ class WardrobeFoldTask(BatchedTask):
         return scene
 
     def sample_episode(self, rng):
-        q = self.robot.keyframe("arms_ready")
-        arms = self.robot.joint_indices("arms")
-        q[arms] += rng.uniform(-1, 1, len(arms)) * self.config.init_joint_noise
-        q = np.clip(q, self.robot.joint_lower, self.robot.joint_upper)
+        q = self.arms_ready_posture(rng)
         params, pose = wardrobe_scene.sample_garment(rng, self.config.randomization)
         return q, [], np.zeros((0, 7)), (params, pose)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..physics.rotations import quat_multiply
-from .base import Camera, ObjectParams, Scene, StaticBox
+from .base import Camera, ObjectParams, Scene, StaticBox, table_boxes
 
 TABLE_HEIGHT = 0.95
 TABLE_CENTER = (0.55, 0.0)
@@ -39,14 +39,7 @@ def _basket_boxes() -> list[StaticBox]:
 
 
 def _table_boxes() -> list[StaticBox]:
-    (cx, cy), (hx, hy) = TABLE_CENTER, TABLE_HALF
-    top = StaticBox("table_top", (cx, cy, TABLE_HEIGHT - 0.02), (hx, hy, 0.02), rgba=(0.75, 0.7, 0.62, 1.0))
-    legs = [
-        StaticBox(f"table_leg_{i}", (cx + sx * (hx - 0.03), cy + sy * (hy - 0.03), (TABLE_HEIGHT - 0.04) / 2),
-                  (0.025, 0.025, (TABLE_HEIGHT - 0.04) / 2), rgba=(0.4, 0.4, 0.42, 1.0))
-        for i, (sx, sy) in enumerate(((1, 1), (1, -1), (-1, 1), (-1, -1)))
-    ]
-    return [top, *legs]
+    return table_boxes(TABLE_CENTER, TABLE_HALF, TABLE_HEIGHT)
 
 
 def bread_scene() -> Scene:

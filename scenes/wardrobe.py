@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..physics.cloth import ClothParams, ClothSpec
-from .base import Camera, Scene, StaticBox
+from .base import Camera, Scene, StaticBox, table_boxes
 
 TABLE_HEIGHT = 0.95
 TABLE_CENTER = (0.55, 0.0)
@@ -32,15 +32,7 @@ GARMENT = ClothSpec(
 
 
 def _table_boxes() -> list[StaticBox]:
-    (cx, cy), (hx, hy) = TABLE_CENTER, TABLE_HALF
-    top = StaticBox("table_top", (cx, cy, TABLE_HEIGHT - 0.02), (hx, hy, 0.02), friction=0.8,
-                    rgba=(0.78, 0.72, 0.6, 1.0))
-    legs = [
-        StaticBox(f"table_leg_{i}", (cx + sx * (hx - 0.03), cy + sy * (hy - 0.03), (TABLE_HEIGHT - 0.04) / 2),
-                  (0.025, 0.025, (TABLE_HEIGHT - 0.04) / 2), rgba=(0.4, 0.4, 0.42, 1.0))
-        for i, (sx, sy) in enumerate(((1, 1), (1, -1), (-1, 1), (-1, -1)))
-    ]
-    return [top, *legs]
+    return table_boxes(TABLE_CENTER, TABLE_HALF, TABLE_HEIGHT, top_rgba=(0.78, 0.72, 0.6, 1.0))
 
 
 def _shelf_box() -> StaticBox:

@@ -1,0 +1,40 @@
+"""What every hand-moving scripted expert shares: batched phase and timer, construction from a task, reset.
+
+An expert is a batched state machine over the ``ee_delta`` action mode: one instance drives
+N environments, each with its own phase and timer. Subclasses set the phase constants
+(``APPROACH`` first) and implement ``__call__``/``act``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..envs.controllers import IKSettings
+
+
+class HandExpert:
+    APPROACH = 0
+
+    def __init__(self, num_envs: int = 1, ik: IKSettings | None = None, base_position=(0.0, 0.0, 0.0)):
+        self.ik = ik or IKSettings()
+        self.num_envs = num_envs
+        self.base_position = np.asarray(base_position, float)
+        self.phase = np.zeros(num_envs, dtype=np.int64)
+        self.timer = np.zeros(num_envs, dtype=np.int64)
+
+    @classmethod
+    def for_task(cls, task, num_envs: int | None = None):
+        """The expert for a batched task (envs/base.py BatchedTask); ``for_env`` takes a Gymnasium env."""
+        if task.action_mode != "ee_delta":
+            raise ValueError(f"the {cls.__name__} moves the hands; make the env with action_mode='ee_delta'")
+        return cls(num_envs or task.num_envs, task.config.ik, task.scene.robot_position)
+
+    @classmethod
+    def for_env(cls, env, num_envs: int | None = None):
+        return cls.for_task(env.unwrapped.task, num_envs)
+
+    def reset(self, env_mask=None) -> None:
+        """Start over in the masked environments (all by default)."""
+        mask = slice(None) if env_mask is None else np.asarray(env_mask)
+        self.phase[mask] = self.APPROACH
+        self.timer[mask] = 0
