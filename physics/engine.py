@@ -106,6 +106,20 @@ class Engine(abc.ABC):
     def link_index(self, link: str) -> int:
         """The engine's index of a robot link; KeyError naming the robot for an unknown one."""
 
+    def _cloth_episodes(self, env_ids: np.ndarray, cloth, cloth_poses):
+        """Checked per-env garment parameters and poses for a reset, the spec's defaults where omitted; None without cloth."""
+        spec = self.scene.cloth
+        if spec is None:
+            if cloth is not None:
+                raise ValueError(f"scene {self.scene.name!r} has no cloth; reset without cloth parameters")
+            return None
+        params = [spec.default_params] * len(env_ids) if cloth is None else list(cloth)
+        poses = np.tile(spec.default_pose, (len(env_ids), 1)) if cloth_poses is None else np.asarray(cloth_poses, float)
+        if len(params) != len(env_ids) or poses.shape != (len(env_ids), 7) or not np.isfinite(poses).all():
+            raise ValueError(f"cloth needs one ClothParams and one finite pose (7,) per reset env ({len(env_ids)}), "
+                             f"got {len(params)} and poses of shape {poses.shape}")
+        return params, poses
+
     def _clear_forces(self, env_ids: np.ndarray) -> None:
         for force in self.external_forces.values():
             force[env_ids] = 0.0

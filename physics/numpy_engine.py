@@ -669,16 +669,10 @@ class NumpyEngine(Engine):
         self._cloth_palms = [self.model.link_index(self.robot.hands[h].palm_link) for h in self.hand_names]
 
     def _reset_cloth(self, env_ids: np.ndarray, cloth, cloth_poses) -> None:
-        spec = self.scene.cloth
-        if spec is None:
-            if cloth is not None:
-                raise ValueError(f"scene {self.scene.name!r} has no cloth; reset without cloth parameters")
+        episodes = self._cloth_episodes(env_ids, cloth, cloth_poses)
+        if episodes is None:
             return
-        params = [spec.default_params] * len(env_ids) if cloth is None else list(cloth)
-        poses = np.tile(spec.default_pose, (len(env_ids), 1)) if cloth_poses is None else np.asarray(cloth_poses, float)
-        if len(params) != len(env_ids) or poses.shape != (len(env_ids), 7) or not np.isfinite(poses).all():
-            raise ValueError(f"cloth needs one ClothParams and one finite pose (7,) per reset env ({len(env_ids)}), "
-                             f"got {len(params)} and poses of shape {poses.shape}")
+        params, poses = episodes
         fresh = cloth_init(self._cloth_topology, params, poses)
         self.cloth_state.positions[env_ids] = fresh.positions
         self.cloth_state.velocities[env_ids] = 0.0

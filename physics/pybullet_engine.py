@@ -401,16 +401,10 @@ class PybulletEngine(Engine):
         self._cloth_pinned_by[env_id] = -1
 
     def _reset_cloth(self, env_ids: np.ndarray, cloth, cloth_poses) -> None:
-        spec = self.scene.cloth
-        if spec is None:
-            if cloth is not None:
-                raise ValueError(f"scene {self.scene.name!r} has no cloth; reset without cloth parameters")
+        episodes = self._cloth_episodes(env_ids, cloth, cloth_poses)
+        if episodes is None:
             return
-        params = [spec.default_params] * len(env_ids) if cloth is None else list(cloth)
-        poses = np.tile(spec.default_pose, (len(env_ids), 1)) if cloth_poses is None else np.asarray(cloth_poses, float)
-        if len(params) != len(env_ids) or poses.shape != (len(env_ids), 7) or not np.isfinite(poses).all():
-            raise ValueError(f"cloth needs one ClothParams and one finite pose (7,) per reset env ({len(env_ids)}), "
-                             f"got {len(params)} and poses of shape {poses.shape}")
+        params, poses = episodes
         for row, env_id in enumerate(env_ids):
             self._release_cloth(env_id)
             if self._cloth_ids[env_id] >= 0:
