@@ -318,16 +318,21 @@ class DatasetInfo:
         return "\n".join(f"{name:<{width}}  {text}" for name, text in lines)
 
 
+def contiguous_runs(seeds: list[int]) -> list[tuple[int, int]]:
+    """Sorted seeds -> their maximal runs of consecutive values, ``(first, last)`` each."""
+    runs = []
+    for seed in seeds:
+        if runs and seed == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seed)
+        else:
+            runs.append((seed, seed))
+    return runs
+
+
 def _seed_ranges(seeds: list[int]) -> str:
     if not seeds:
         return "none"
-    runs, start, previous = [], seeds[0], seeds[0]
-    for seed in seeds[1:]:
-        if seed != previous + 1:
-            runs.append((start, previous))
-            start = seed
-        previous = seed
-    runs.append((start, previous))
+    runs = contiguous_runs(seeds)
     text = ", ".join(f"{a}..{b}" if a != b else f"{a}" for a, b in runs[:8]) + (" ..." if len(runs) > 8 else "")
     return f"{len(seeds)} seeds: {text}" + (" (no gaps)" if len(runs) == 1 else f" ({len(runs) - 1} gaps)")
 

@@ -44,8 +44,8 @@ import numpy as np
 
 from .collect import (CollectOptions, CollectResult, FieldReport, collect, load_policy, make_env, plan_collection,
                       terminate_as_interrupt)
-from .dataset import (DatasetError, check_output_location, check_resumable, finish_journal, journal_seeds,
-                      merge_datasets, stored_seeds)
+from .dataset import (DatasetError, check_output_location, check_resumable, contiguous_runs, finish_journal,
+                      journal_seeds, merge_datasets, stored_seeds)
 
 RAY_MISSING = 'the --ray options need Ray, which is the "dist" extra: pip install "training-ground[dist]"'
 SHARD_NAME = re.compile(r"seeds_(\d+)-(\d+)\.hdf5")
@@ -230,13 +230,7 @@ def split_seeds(seeds: list[int], parts: int) -> list[tuple[int, int]]:
     for part in range(parts):
         block = seeds[start:start + size + (part < extra)]
         start += len(block)
-        first = previous = block[0]
-        for seed in block[1:]:
-            if seed != previous + 1:
-                runs.append((first, previous))
-                first = seed
-            previous = seed
-        runs.append((first, previous))
+        runs += contiguous_runs(block)
     return runs
 
 
