@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def test_engine_benchmark_writes_json_and_png(tmp_path):
     out, png = tmp_path / "engine.json", tmp_path / "engine.png"
@@ -61,3 +63,13 @@ def test_expert_success_table_runs_every_engine(tmp_path):
     row = json.loads(out.read_text())["tasks"]["TrainingGround/Stand-v0"]
     assert row["numpy"]["successes"] == row["pybullet"]["successes"] == 2 and row["meets_bar"]
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("benchmark", ["experts", "envs"])
+def test_task_benchmarks_refuse_an_unknown_task_clearly(tmp_path, benchmark):
+    out = tmp_path / "out.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "training_ground.cli", "bench", benchmark, "--tasks", "nosuch", "--json", str(out),
+         "--png", str(tmp_path / "out.png")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2 and "unknown task 'nosuch'" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
