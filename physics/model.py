@@ -403,9 +403,13 @@ def link_coms(kin: Kinematics) -> np.ndarray:
     return np.moveaxis(kin.com, 0, -1).transpose(1, 0, 2)
 
 
-def jacobian(model: Model, q: np.ndarray, link: str, point=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """Jacobian (N, 6, nv) of a point fixed in ``link``'s frame: world-frame linear rows, then angular rows."""
-    kin = kinematics(model, q)
+def jacobian(model: Model, q: np.ndarray, link: str, point=(0.0, 0.0, 0.0),
+             kin: Kinematics | None = None) -> np.ndarray:
+    """Jacobian (N, 6, nv) of a point fixed in ``link``'s frame: world-frame linear rows, then angular rows.
+
+    ``kin``: the kinematics of ``q`` when the caller already has them.
+    """
+    kin = kin or kinematics(model, q)
     index = model.link_index(link)
     world_point = kin.origin[:, index] + _mat_vec(kin.rotation[:, :, index], np.asarray(point, float)[:, None])
     return point_jacobians(model, kin, np.array([index]), world_point.T[:, None])[:, 0]

@@ -35,7 +35,7 @@ from .cloth import (ClothPins, MovingSpheres, cloth_init, cloth_material, cloth_
                     update_passthrough)
 from .engine import Engine, EngineConfig
 from .model import (Kinematics, Model, _bias_forces, _cross, _dot, _kinematics, _ltdl_factor, _ltdl_solve, _mass_pairs,
-                    generalized_forces, jacobian, kinematics, link_velocities, load_model, ordered_sum)
+                    generalized_forces, jacobian, link_velocities, load_model, ordered_sum)
 from .rotations import axis_angle_to_quat, matrix_to_quat, quat_conjugate, quat_multiply, quat_to_matrix
 
 
@@ -285,6 +285,7 @@ class NumpyEngine(Engine):
             base = np.concatenate([scene.robot_position, scene.robot_quaternion])
             q = np.concatenate([np.tile(base, (self.num_envs, 1)), q], axis=1)
         self.state = init(self.model, q)
+        self._kinematics_of = None  # see _current_kinematics
         self._viewer = None
         self._build_contacts()
         self._build_cloth()
@@ -567,8 +568,7 @@ class NumpyEngine(Engine):
         candidates = self.grasp_commands & (self._grasped < 0)
         if not candidates.any():
             return
-        q_last = np.ascontiguousarray(self.state.q.T)
-        kin = _kinematics(self.model, q_last)
+        kin = self._current_kinematics()
         world, _, _ = self._robot_spheres_world(kin, np.zeros((self.model.nv, self.num_envs)))
         centers, _, radius, _ = self._object_spheres_world()
         palms = self._palm_poses()
@@ -595,13 +595,14 @@ class NumpyEngine(Engine):
 
     def link_poses(self, links):
         indices = [self.model.link_index(link) for link in links]
-        kin = kinematics(self.model, self.state.q)
+        kin = self._current_kinematics()
         positions = np.moveaxis(kin.origin[:, indices] + kin.base_position[:, None], 0, -1).transpose(1, 0, 2)
         rotations = np.moveaxis(kin.rotation[:, :, indices], (0, 1), (-2, -1)).transpose(1, 0, 2, 3)
         return np.concatenate([positions, matrix_to_quat(rotations)], axis=-1)
 
     def point_jacobian(self, link, local_point):
-        return jacobian(self.model, self.state.q, link, local_point)[:, :, self.model.base_dofs:]
+        full = jacobian(self.model, self.state.q, link, local_point, self._current_kinematics())
+        return full[:, :, self.model.base_dofs:]
 
     def object_poses(self):
         return self.object_pose.copy()
@@ -615,9 +616,19 @@ class NumpyEngine(Engine):
     def link_index(self, link: str) -> int:
         return self.model.link_index(link)
 
+    def _current_kinematics(self) -> Kinematics:
+        """Kinematics of ``self.state``, computed once per state: every read of poses, Jacobians,
+        centre of mass or hand spheres between two steps shares them. Each step, reset or restore
+        installs a new State object (q is never edited in place), which is what invalidates them.
+        """
+        if self._kinematics_of is not self.state:
+            self._kinematics = _kinematics(self.model, np.ascontiguousarray(self.state.q.T))
+            self._kinematics_of = self.state
+        return self._kinematics
+
     def _link_velocities(self):
         """Kinematics, link angular velocities and link-origin velocities (3, L, N) of the current state."""
-        kin = _kinematics(self.model, np.ascontiguousarray(self.state.q.T))
+        kin = self._current_kinematics()
         omega, velocity = link_velocities(self.model, kin, np.ascontiguousarray(self.state.v.T))
         return kin, omega, velocity
 
@@ -687,7 +698,7 @@ class NumpyEngine(Engine):
         """Hand-sphere centres (N, S, 3), palm positions (N, H, 3) and rotations (N, H, 3, 3) now; None without cloth."""
         if self._cloth_topology is None:
             return None
-        kin = _kinematics(self.model, np.ascontiguousarray(self.state.q.T))
+        kin = self._current_kinematics()
         body = self._cloth_sphere_body
         rotation = kin.rotation[:, :, body]
         spheres = kin.origin[:, body] + (rotation * self._cloth_sphere_center[None, :, :, None]).sum(axis=1)
