@@ -17,7 +17,7 @@ from gymnasium import spaces
 from .. import robots
 from ..physics import BACKENDS, EngineConfig, make_engine
 from ..physics.engine import StateLayout
-from ..scenes.base import ObjectParams, Scene
+from ..physics.scene import ObjectParams, Scene
 from .controllers import ACTION_MODES, IKSettings, make_controller, validate_action
 
 REWARD_MODES = ("dense", "sparse")

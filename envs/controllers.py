@@ -106,7 +106,7 @@ class EndEffectorDeltaController:
         self.action_size = 7 * len(self.hands)
         self._arms = [robot.joint_indices(h.arm_joints) for h in self.hands]
         self._fingers = [robot.joint_indices(h.finger_joints) for h in self.hands]
-        self.joint_command = np.tile(robot.keyframe("standing"), (engine.num_envs, 1))
+        self.joint_command = np.tile(robot.home_posture, (engine.num_envs, 1))
         self.rest_posture = self.joint_command.copy()
 
     def reset(self, env_ids: np.ndarray, joint_pos: np.ndarray) -> None:

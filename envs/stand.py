@@ -21,7 +21,7 @@ import numpy as np
 
 from ..physics.rotations import quat_to_matrix
 from ..scenes import stand as stand_scene
-from ..scenes.base import Scene
+from ..physics.scene import Scene
 from .base import BatchedTask, TaskConfig, TrainingGroundEnv
 from .vector import TrainingGroundVectorEnv
 

@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 from ..scenes import wardrobe as wardrobe_scene
-from ..scenes.base import Scene
+from ..physics.scene import Scene
 from .base import BatchedTask, TaskConfig, TrainingGroundEnv
 from .controllers import grasp_site_poses
 from .vector import TrainingGroundVectorEnv

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..robots import RobotDescription
-from ..scenes.base import ObjectParams, Scene
+from .scene import ObjectParams, Scene
 from .grasp import check_grasp_mode
 
 
@@ -65,7 +65,7 @@ class Engine(abc.ABC):
         self.num_envs = int(num_envs)
         self.config = config or EngineConfig()
         self.hand_names = tuple(robot.hands)
-        self.joint_targets = np.tile(robot.keyframe("standing"), (self.num_envs, 1))
+        self.joint_targets = np.tile(robot.home_posture, (self.num_envs, 1))
         self.grasp_commands = np.zeros((self.num_envs, len(self.hand_names)), dtype=bool)
         self.diverged = np.zeros(self.num_envs, dtype=bool)
         #: External forces held on robot links: link name -> (num_envs, 3), see apply_force.

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..robots import RobotDescription
-from ..scenes.base import ObjectParams, Scene
+from .scene import ObjectParams, Scene
 from . import grasp as grasp_rule
 from .contacts import (SphereSet, StaticGeometry, penalty_forces, robot_spheres, sphere_pair_contacts, static_contacts,
                        sticky_forces)
@@ -280,7 +280,7 @@ class NumpyEngine(Engine):
         self.model = load_model(robot, fixed_base=scene.fixed_base, base_position=scene.robot_position,
                                 base_quaternion=scene.robot_quaternion, gravity=(0.0, 0.0, self.config.gravity))
         self.params = ActuatorParams.from_robot(robot)
-        q = np.tile(robot.keyframe("standing"), (self.num_envs, 1))
+        q = np.tile(robot.home_posture, (self.num_envs, 1))
         if self.model.floating:
             base = np.concatenate([scene.robot_position, scene.robot_quaternion])
             q = np.concatenate([np.tile(base, (self.num_envs, 1)), q], axis=1)
@@ -344,7 +344,8 @@ class NumpyEngine(Engine):
     def _hand_spread(self) -> np.ndarray:
         postures = []
         for closed in (False, True):
-            q = self.robot.keyframe("arms_ready")
+            # The spread is measured in the palm's own frame, so any arm posture serves.
+            q = self.robot.home_posture
             for hand in self.robot.hands.values():
                 q[self.robot.joint_indices(hand.finger_joints)] = hand.finger_closed if closed else hand.finger_open
             postures.append(q)

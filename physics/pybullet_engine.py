@@ -20,7 +20,7 @@ import pybullet
 from pybullet_utils import bullet_client
 
 from ..robots import RobotDescription
-from ..scenes.base import ObjectParams, Scene
+from .scene import ObjectParams, Scene
 from . import grasp as grasp_rule
 from .cloth import cloth_topology, grid_positions
 from .engine import Engine, EngineConfig, pd_torques

@@ -74,6 +74,8 @@ class RobotDescription:
     #: tasks measure the support from these.
     feet: tuple[str, ...] = ()
     sole_center: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    #: The keyframe the robot holds before any task has reset it: the engines' initial posture.
+    home_keyframe: str = "standing"
 
     @property
     def num_joints(self) -> int:
@@ -88,6 +90,11 @@ class RobotDescription:
         if missing:
             raise KeyError(f"robot {self.name!r} has no joints {missing}")
         return np.array([lookup[n] for n in names], dtype=np.int64)
+
+    @property
+    def home_posture(self) -> np.ndarray:
+        """Joint positions (43,) of :attr:`home_keyframe`; engines start there, tasks then reset."""
+        return self.keyframe(self.home_keyframe)
 
     def keyframe(self, name: str) -> np.ndarray:
         if name not in self.keyframes:

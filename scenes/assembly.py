@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..physics.rotations import quat_conjugate, quat_multiply, quat_to_axis_angle
-from .base import Camera, ObjectParams, Scene, StaticBox
+from ..physics.scene import Camera, ObjectParams, Scene, StaticBox
 from .bread import ROBOT_BASE_HEIGHT, TABLE_HEIGHT, _table_boxes
 
 TRAY_CENTER = (0.44, -0.25)

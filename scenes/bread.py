@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..physics.rotations import quat_multiply
-from .base import Camera, ObjectParams, Scene, StaticBox, table_boxes
+from ..physics.scene import Camera, ObjectParams, Scene, StaticBox
+from .base import table_boxes
 
 TABLE_HEIGHT = 0.95
 TABLE_CENTER = (0.55, 0.0)

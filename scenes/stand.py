@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Camera, Scene
+from ..physics.scene import Camera, Scene
 
 #: The link the pushes hit.
 PUSH_LINK = "torso"

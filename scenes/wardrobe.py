@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..physics.cloth import ClothParams, ClothSpec
-from .base import Camera, Scene, StaticBox, table_boxes
+from ..physics.scene import Camera, Scene, StaticBox
+from .base import table_boxes
 
 TABLE_HEIGHT = 0.95
 TABLE_CENTER = (0.55, 0.0)

@@ -8,7 +8,7 @@ import pytest
 from training_ground.physics.cloth import (BEND, SHEAR, STRETCH, ClothParams, ClothPins, ClothSpec, MovingSpheres,
                                            cloth_edge_strain, cloth_init, cloth_material, cloth_step, cloth_topology)
 from training_ground.physics.contacts import StaticGeometry
-from training_ground.scenes.base import StaticBox
+from training_ground.physics.scene import StaticBox
 
 SPEC = ClothSpec(rows=10, cols=10, thickness=0.005)
 TOPOLOGY = cloth_topology(SPEC)

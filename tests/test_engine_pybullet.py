@@ -10,7 +10,7 @@ from training_ground.envs.controllers import grasp_site_poses
 from training_ground.physics import BACKENDS, EngineConfig, make_engine
 from training_ground.physics.grasp import GRASP_RADIUS
 from training_ground.physics.rotations import quat_to_axis_angle, quat_conjugate, quat_multiply
-from training_ground.scenes.base import ObjectParams
+from training_ground.physics.scene import ObjectParams
 from training_ground.scenes.bread import TABLE_HEIGHT, bread_scene
 
 BREAD = ObjectParams("capsule", (0.03, 0.06), 0.1, 0.8)

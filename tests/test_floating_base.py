@@ -5,7 +5,7 @@ import pytest
 
 from training_ground import robots
 from training_ground.physics import make_engine
-from training_ground.scenes.base import Scene
+from training_ground.physics.scene import Scene
 
 
 @pytest.mark.parametrize("backend", ["pybullet", "numpy"])

@@ -6,7 +6,7 @@ import pytest
 from training_ground import robots
 from training_ground.physics import make_engine
 from training_ground.physics.contacts import spheres_for_shape
-from training_ground.scenes.base import ObjectParams, Scene, StaticBox
+from training_ground.physics.scene import ObjectParams, Scene, StaticBox
 from training_ground.scenes.bread import TABLE_HEIGHT, bread_scene
 
 BOX = ObjectParams("box", (0.03, 0.03, 0.03), 0.2, 0.8)

@@ -10,7 +10,7 @@ from training_ground import robots
 from training_ground.physics import make_engine
 from training_ground.physics import model as numpy_model
 from training_ground.physics import numpy_engine
-from training_ground.scenes.base import Scene
+from training_ground.physics.scene import Scene
 
 AIR = Scene("air", (), (), (0.0, 0.0, 2.0), fixed_base=True)  # high enough that the feet never touch the floor
 
