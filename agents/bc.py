@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..envs import make_task_env
+
 
 @dataclass
 class BCArgs:
@@ -192,18 +194,11 @@ def fit(demos: Demonstrations, args: BCArgs, progress: bool = True) -> tuple[BCP
 
 def evaluate_in_env(policy: BCPolicy, env_args: dict, args: BCArgs) -> dict:
     """Success rate (with its Wilson interval) and mean length on the dataset's env, fresh seeds."""
-    import gymnasium
     from tqdm import tqdm
 
-    from ..data.dataset import config_from_dict
-    from ..envs import TASKS, resolve_task_id
     from .evaluate import rollout, wilson_interval
 
-    task_id = resolve_task_id(env_args["env_name"])
-    kwargs = dict(env_args["env_kwargs"])
-    kwargs["config"] = config_from_dict(TASKS[task_id][1].config_class, kwargs.get("config"))
-    env = gymnasium.make_vec(task_id, num_envs=min(args.num_envs, args.eval_episodes),
-                             vectorization_mode="vector_entry_point", **kwargs)
+    env = make_task_env(env_args["env_name"], min(args.num_envs, args.eval_episodes), **env_args["env_kwargs"])
     try:
         bar = tqdm(total=args.eval_episodes, desc="bc eval", unit="ep", disable=None if args.progress else True)
         records = rollout(env, policy, args.eval_episodes, args.eval_seed, bar.update)

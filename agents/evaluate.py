@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..envs import make_task_env, parse_overrides, task_spec
+from .policies import load_policy
+
 # ---------------------------------------------------------------------------------------------- metric definitions
 
 
@@ -211,28 +214,6 @@ def rollout(env, policy, episodes: int, seed: int, progress=None) -> list[Episod
     return records
 
 
-# ---------------------------------------------------------------------------------------------- policies
-def random_policy(env, seed: int):
-    from ..data.collect import Policy
-
-    rng = np.random.default_rng(seed)
-    space = env.action_space
-    return Policy(lambda observation: rng.uniform(space.low, space.high).astype(space.dtype), None, "random")
-
-
-def load_policy(spec: str, env, task_id: str, seed: int = 0):
-    """``expert``, ``random``, an SB3 ``PATH.zip``, a BC ``PATH.pt`` or ``module:callable``; a Policy."""
-    from ..data import collect
-
-    if spec == "random":
-        return random_policy(env, seed)
-    if spec.endswith(".pt"):
-        from . import bc
-
-        return bc.load_policy(spec, env)
-    return collect.load_policy(spec, env, task_id)
-
-
 # ---------------------------------------------------------------------------------------------- summary
 SUMMARY_METRICS = (  # (field, label, unit)
     ("length", "episode length", "steps"),
@@ -328,29 +309,24 @@ class EvalArgs:
 
 
 def evaluate(args: EvalArgs) -> list[dict]:
-    import gymnasium
     from tqdm import tqdm
-
-    from ..envs import TASKS, resolve_task_id
-    from .train import task_config
 
     if args.episodes < 1 or args.num_envs < 1:
         raise ValueError(f"--episodes and --num-envs must be >= 1, got {args.episodes} and {args.num_envs}")
     if args.names and len(args.names) != len(args.policy):
         raise ValueError(f"--names gives {len(args.names)} names for {len(args.policy)} policies")
-    task_id = resolve_task_id(args.task)
-    action_mode = args.action_mode or TASKS[task_id][1].default_action_mode
-    config = task_config(task_id, args.set)
-    env = gymnasium.make_vec(task_id, num_envs=min(args.num_envs, args.episodes),
-                             vectorization_mode="vector_entry_point", backend=args.backend, action_mode=action_mode,
-                             config=config)
+    spec = task_spec(args.task)
+    task_id = spec.id
+    action_mode = args.action_mode or spec.default_action_mode
+    env = make_task_env(task_id, min(args.num_envs, args.episodes), backend=args.backend, action_mode=action_mode,
+                        config=parse_overrides(args.set))
     summaries = []
     try:
         task = env.unwrapped.task
         robot = task.robot
         limit_joints = np.array([i for i, name in enumerate(robot.joint_names)
                                  if name not in set(robot.joint_names[j] for j in robot.joint_indices("hands"))])
-        policies = [load_policy(spec, env, task_id, args.seed) for spec in args.policy]  # bad specs fail first
+        policies = [load_policy(policy_spec, env, args.seed) for policy_spec in args.policy]  # bad specs fail first
         for k, (spec, policy) in enumerate(zip(args.policy, policies)):
             name = args.names[k] if args.names else (Path(spec).stem if spec.endswith((".zip", ".pt")) else spec)
             bar = tqdm(total=args.episodes, desc=f"eval {name}", unit="ep", disable=None if args.progress else True)

@@ -18,8 +18,6 @@ from .scripted import HandExpert
 from ..physics.rotations import matrix_to_quat, quat_conjugate, quat_multiply, quat_to_axis_angle, quat_to_matrix
 from ..scenes import assembly as assembly_scene
 from ..scenes import bread as bread_scene
-from .balance import StandBalanceExpert
-from .fold_expert import WardrobeFoldExpert
 
 # Right-hand grasp site orientation for a top-down grasp: palm facing down, fingers forward.
 # Columns are the palm frame's x, y, z axes in the world (see robots/humanoid43.py).
@@ -297,23 +295,3 @@ class Assembly3CExpert(TopDownPickPlaceExpert):
         centred = np.linalg.norm(obs["chip_to_seat"][:, :2], axis=-1) < self.seat_alignment
         turned = np.abs(self._yaw_to_socket(obs)) < self.yaw_alignment
         return centred & turned & (distance < 0.003)
-
-
-EXPERTS = {
-    "TrainingGround/BreadPickPlace-v0": BreadPickPlaceExpert,
-    "TrainingGround/Assembly3C-v0": Assembly3CExpert,
-    "TrainingGround/Stand-v0": StandBalanceExpert,
-    "TrainingGround/WardrobeFold-v0": WardrobeFoldExpert,
-}
-
-
-def make_expert(env, task_id: str | None = None):
-    """The scripted expert for an env of a registered task (made by gymnasium.make or directly)."""
-    from ..envs import TASKS
-
-    if task_id is None:
-        task_class = type(env.unwrapped.task)
-        task_id = next((name for name, (_, cls, _) in TASKS.items() if cls is task_class), None)
-    if task_id not in EXPERTS:
-        raise KeyError(f"no scripted expert for {task_id!r}; experts exist for {sorted(EXPERTS)}")
-    return EXPERTS[task_id].for_env(env)

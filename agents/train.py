@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..envs import make_config, parse_overrides, task_spec
+
 ALGORITHMS = ("ppo", "sac")
 
 
@@ -108,11 +110,7 @@ def _require_sb3():
 
 def task_config(task: str, overrides: tuple[str, ...]):
     """The task's config with ``KEY=VALUE`` overrides; unknown keys raise ConfigError."""
-    from ..data.collect import parse_overrides
-    from ..data.dataset import config_from_dict
-    from ..envs import TASKS, resolve_task_id
-
-    return config_from_dict(TASKS[resolve_task_id(task)][1].config_class, parse_overrides(list(overrides)))
+    return make_config(task_spec(task).config_class, parse_overrides(overrides))
 
 
 def make_env(args: TrainArgs, num_envs: int, seed: int):
@@ -337,9 +335,7 @@ def train(args: TrainArgs) -> dict:
     _require_sb3()
     import torch
 
-    from ..envs import resolve_task_id
-
-    args.task = resolve_task_id(args.task)
+    args.task = task_spec(args.task).id
     torch.set_num_threads(args.torch_threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

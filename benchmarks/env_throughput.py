@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..envs import TASKS, load_entry_point, resolve_task_id, task_spec
+
 from .engine_throughput import in_processes, plot_throughput
 
 
@@ -50,12 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def task_worker(num_envs: int, task_id: str, backend: str, seconds: float, barrier) -> tuple[int, float]:
     """Control steps of the task with its scripted expert on num_envs environments for ``seconds``."""
-    from ..agents.experts import EXPERTS
-    from ..envs import TASKS
-
-    task = TASKS[task_id][1](backend=backend, num_envs=num_envs)  # the task's default action mode: its expert's
+    spec = task_spec(task_id)
+    task = spec.task_class(backend=backend, num_envs=num_envs)  # the task's default action mode: its expert's
     try:
-        expert = EXPERTS[task_id].for_task(task)
+        expert = load_entry_point(spec.expert).for_task(task)
         rngs = [np.random.default_rng(seed) for seed in range(num_envs)]
         observation = task.observe()
 
@@ -197,7 +197,6 @@ def measure_task(task_id: str, args: argparse.Namespace, progress) -> list[dict]
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..envs import TASKS, resolve_task_id
     from . import engine_throughput
 
     task_ids = [resolve_task_id(name) for name in args.tasks] if args.tasks else list(TASKS)

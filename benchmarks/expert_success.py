@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from ..agents.evaluate import wilson_interval
+from ..agents.policies import load_policy
+from ..agents.runner import PolicyRunner
+from ..envs import TASKS, make_task_env, resolve_task_id
 
 MIN_SUCCESS = 0.8
 MAX_GAP = 0.10
@@ -33,30 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_expert_batch(task_id: str, backend: str, episodes: int, seed: int = 0, progress=None):
-    """One episode per environment of a VectorEnv, env i seeded seed + i; returns success (K,) and lengths (K,)."""
-    import gymnasium
-
-    from ..agents.experts import make_expert
-
-    env = gymnasium.make_vec(task_id, num_envs=episodes, vectorization_mode="vector_entry_point", backend=backend)
+    """Seeds seed..seed+K-1, one per environment of a VectorEnv; returns success (K,) and lengths (K,)."""
+    env = make_task_env(task_id, episodes, backend=backend)
     try:
-        expert = make_expert(env, task_id)
-        observation, _ = env.reset(seed=seed)
-        expert.reset()
-        finished = np.zeros(episodes, dtype=bool)
-        succeeded = np.zeros(episodes, dtype=bool)
-        lengths = np.zeros(episodes, dtype=np.int64)
-        while not finished.all():
-            observation, _, terminated, truncated, info = env.step(expert.act(observation))
-            lengths += ~finished
-            newly = (terminated | truncated) & ~finished
-            succeeded |= info["is_success"] & newly
-            finished |= newly
-            if progress is not None and newly.any():
-                progress(int(newly.sum()))
+        ends = PolicyRunner(env, range(seed, seed + episodes), load_policy("expert", env),
+                            on_end=None if progress is None else lambda end: progress(1)).run()
     finally:
         env.close()
-    return succeeded, lengths
+    return np.array([end.success for end in ends]), np.array([end.steps for end in ends], dtype=np.int64)
 
 
 def plot(results: dict, path: str) -> None:
@@ -89,13 +76,11 @@ def plot(results: dict, path: str) -> None:
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..agents.experts import EXPERTS
-    from ..envs import resolve_task_id
-
-    task_ids = [resolve_task_id(name) for name in args.tasks] if args.tasks else list(EXPERTS)
-    missing = [t for t in task_ids if t not in EXPERTS]
+    with_expert = [task_id for task_id, spec in TASKS.items() if spec.expert]
+    task_ids = [resolve_task_id(name) for name in args.tasks] if args.tasks else with_expert
+    missing = [t for t in task_ids if t not in with_expert]
     if missing:
-        raise SystemExit(f"no scripted expert for {missing}; experts exist for {sorted(EXPERTS)}")
+        raise SystemExit(f"no scripted expert for {missing}; experts exist for {sorted(with_expert)}")
     results = {"machine": platform.platform(), "episodes": args.episodes, "first_seed": args.seed,
                "backends": args.backends, "tasks": {}}
     with tqdm(total=len(task_ids) * len(args.backends) * args.episodes, desc="expert episodes", unit="ep") as bar:

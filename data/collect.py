@@ -9,9 +9,7 @@ no autoreset ever picks a seed), which is also how a rerun of the same command r
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import importlib
 import json
 import math
 import os
@@ -24,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import (DatasetError, DatasetWriter, Episode, check_output_location, check_resumable, config_from_dict,
-                      journal_seeds, make_env_args, stored_seeds)
+from ..agents.policies import Policy, checked_actions, load_policy
+from ..envs import make_config, make_task_env, parse_overrides, task_spec
+from .dataset import (DatasetError, DatasetWriter, Episode, check_output_location, check_resumable, journal_seeds,
+                      make_env_args, stored_seeds)
 
 SECONDS_PER_DAY = 86_400.0
 REAL_ROBOT_PER_DAY = (300.0, 500.0)  # episodes one real robot records in a day
@@ -56,126 +56,6 @@ class CollectOptions:
     # False in a Ray worker: there SIGTERM must end the process, so that Ray restarts the work,
     # which resumes from the journal, instead of returning as if the shard were finished.
     stop_on_sigterm: bool = True
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """``["max_steps=40", "ik.damping=0.1", "randomization={...}"]`` -> a nested dict of parsed values.
-
-    A value is read as JSON, then as a Python literal (tuples), else kept as a string.
-    """
-    from ..envs.base import ConfigError
-
-    result: dict = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set takes KEY=VALUE, got {pair!r}")
-        value = _parse_value(text.strip())
-        parts = key.strip().split(".")
-        target = result
-        for part in parts[:-1]:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"--set {key}: {part} was already given a value")
-        if isinstance(target.get(parts[-1]), dict) and isinstance(value, dict):
-            target[parts[-1]].update(value)
-        else:
-            target[parts[-1]] = value
-    return result
-
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        value = ast.literal_eval(text)
-        return list(value) if isinstance(value, tuple) else value
-    except (ValueError, SyntaxError):
-        return text
-
-
-# ---------------------------------------------------------------------------------------------- policies
-class Policy:
-    """Batched observations -> batched actions, and ``reset(env_mask)`` when environments start episodes."""
-
-    def __init__(self, act, reset=None, name: str = "policy"):
-        self._act, self._reset, self.name = act, reset, name
-
-    def act(self, observation: dict) -> np.ndarray:
-        return self._act(observation)
-
-    def reset(self, env_mask: np.ndarray) -> None:
-        if self._reset is not None:
-            self._reset(env_mask)
-
-
-def load_policy(spec: str, env, task_id: str) -> Policy:
-    """``expert`` (the task's scripted expert), a saved SB3 model ``PATH.zip``, or ``module:callable``.
-
-    ``module:callable`` is called with the vector env and returns the policy: a callable from
-    batched observations to batched actions, or an object with ``act(observations)``; either
-    may have ``reset(env_mask)``. (``training_ground.agents.experts:make_expert`` is one.)
-    """
-    if spec == "expert":
-        from ..agents.experts import make_expert
-
-        return _wrap(make_expert(env, task_id), "expert")
-    if spec.endswith(".zip"):
-        return _sb3_policy(Path(spec), env)
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(f"--policy must be 'expert', a saved SB3 model PATH.zip, or module:callable; got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"--policy {spec}: cannot import {module_name!r} ({error})") from None
-    factory = getattr(module, attribute, None)
-    if not callable(factory):
-        raise ValueError(f"--policy {spec}: {module_name} has no callable {attribute!r}")
-    return _wrap(factory(env), spec)
-
-
-def _wrap(policy, name: str) -> Policy:
-    act = getattr(policy, "act", None) or policy
-    if not callable(act):
-        raise ValueError(f"policy {name!r} is neither callable nor has an act() method")
-    return Policy(act, getattr(policy, "reset", None), name)
-
-
-def _sb3_policy(path: Path, env) -> Policy:
-    if not path.is_file():
-        raise ValueError(f"--policy {path}: no such file")
-    try:
-        import stable_baselines3 as sb3
-    except ImportError:
-        raise RuntimeError("--policy PATH.zip needs stable-baselines3 (pip install stable-baselines3)") from None
-    from gymnasium import spaces
-
-    model, errors = None, []
-    for name in ("PPO", "SAC", "TD3", "A2C", "DDPG"):  # the zip does not name its algorithm class
-        try:
-            model = getattr(sb3, name).load(str(path), device="cpu")
-            break
-        except Exception as error:  # noqa: BLE001 - a wrong class fails in many ways; the next is tried
-            errors.append(f"{name}: {error}")
-    if model is None:
-        raise ValueError(f"--policy {path}: not a loadable SB3 model ({'; '.join(errors)[:300]})")
-    if model.action_space.shape != env.single_action_space.shape:
-        raise ValueError(f"--policy {path}: the model acts in {model.action_space.shape}, the env takes "
-                         f"{env.single_action_space.shape} (another task or action mode?)")
-    keys = list(env.single_observation_space.spaces)
-    flat = not isinstance(model.observation_space, spaces.Dict)
-
-    def act(observation):
-        if flat:  # trained on FlattenObservation: the keys in the space's order
-            n = len(observation[keys[0]])
-            observation = np.concatenate([observation[key].reshape(n, -1) for key in keys], axis=1)
-        actions, _ = model.predict(observation, deterministic=True)
-        return actions
-
-    return Policy(act, None, str(path))
 
 
 # ---------------------------------------------------------------------------------------------- the loop
@@ -237,16 +117,6 @@ class RunStats:
                 "ep/core/day": f"{core_day:,.0f}"}
 
 
-def _act(policy: Policy, observation: dict, space) -> np.ndarray:
-    actions = np.asarray(policy.act(observation))
-    if actions.shape != space.shape:
-        raise ValueError(f"policy {policy.name!r} returned actions of shape {actions.shape}; the env takes {space.shape}")
-    if not np.all(np.isfinite(actions)):
-        raise ValueError(f"policy {policy.name!r} returned NaN or inf actions")
-    # Recorded exactly as applied: the env's dtype, clipped to the normalised range.
-    return np.clip(actions.astype(space.dtype), -1.0, 1.0)
-
-
 def run_episodes(env, policy: Policy, pending: deque, writer: DatasetWriter, stats: RunStats,
                  only_success: bool = False, on_episode=None) -> None:
     """Step all robots until ``pending`` seeds are done; each finished episode goes to ``writer`` at once.
@@ -276,7 +146,7 @@ def run_episodes(env, policy: Policy, pending: deque, writer: DatasetWriter, sta
     while observation is not None and (slot_seed >= 0).any():
         active = np.flatnonzero(slot_seed >= 0)
         states = task.get_state()
-        actions = _act(policy, observation, env.action_space)
+        actions = checked_actions(policy, observation, env.action_space)
         next_observation, rewards, terminated, truncated, info = env.step(actions)
         done = terminated | truncated
         for i in active:
@@ -343,29 +213,23 @@ class CollectPlan:
 
 def plan_collection(options: CollectOptions) -> CollectPlan:
     """Check the options and resolve task, config and action mode; bad input raises with the reason."""
-    from ..envs import TASKS, resolve_task_id
-
     if options.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {options.episodes}")
     if options.robots < 1:
         raise ValueError(f"--robots must be >= 1, got {options.robots}")
     if options.seed < 0:
         raise ValueError(f"--seed must be >= 0 (seeds are SEED..SEED+EPISODES-1), got {options.seed}")
-    task_id = resolve_task_id(options.task)
-    task_class = TASKS[task_id][1]
-    config = config_from_dict(task_class.config_class, parse_overrides(options.overrides))
-    action_mode = options.action_mode or getattr(task_class, "default_action_mode", "ee_delta")
-    env_args = make_env_args(task_id, options.backend, action_mode, options.reward_mode, config)
-    return CollectPlan(task_id, config, action_mode, env_args)
+    spec = task_spec(options.task)
+    config = make_config(spec.config_class, parse_overrides(options.overrides))
+    action_mode = options.action_mode or spec.default_action_mode
+    env_args = make_env_args(spec.id, options.backend, action_mode, options.reward_mode, config)
+    return CollectPlan(spec.id, config, action_mode, env_args)
 
 
 def make_env(plan: CollectPlan, options: CollectOptions, robots: int):
     """The native VectorEnv of ``robots`` robots that a collection steps."""
-    import gymnasium
-
-    return gymnasium.make_vec(plan.task_id, num_envs=robots, vectorization_mode="vector_entry_point",
-                              backend=options.backend, action_mode=plan.action_mode,
-                              reward_mode=options.reward_mode, config=plan.config)
+    return make_task_env(plan.task_id, robots, backend=options.backend, action_mode=plan.action_mode,
+                         reward_mode=options.reward_mode, config=plan.config)
 
 
 def collect(options: CollectOptions) -> CollectResult:
@@ -396,7 +260,7 @@ def collect(options: CollectOptions) -> CollectResult:
     interrupted = False
     try:
         task = env.unwrapped.task
-        policy = load_policy(options.policy, env, task_id)  # a bad policy fails before any file is made
+        policy = load_policy(options.policy, env)  # a bad policy fails before any file is made
         writer = DatasetWriter(out, env_args, task.state_layout().to_json(), options.policy, options.commit_every)
         try:
             pending = deque(seed for seed in wanted if seed not in writer.done_seeds)

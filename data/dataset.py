@@ -41,6 +41,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .. import __version__
+from ..envs.config import config_to_dict
+
 FORMAT = "training_ground.dataset/1"
 GYM_TYPE = 2  # robomimic's EnvType.GYM_TYPE
 REQUIRED_DEMO_KEYS = ("obs", "next_obs", "actions", "rewards", "dones", "states")
@@ -56,65 +59,7 @@ class DatasetError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------- config
-def config_to_dict(config) -> dict:
-    """A task config as plain JSON values (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
-
-
-def config_from_dict(config_class: type, values: dict | None):
-    """The config ``config_class`` with ``values`` (nested dicts, JSON lists) applied over its defaults.
-
-    Unknown keys at any depth and values of the wrong type raise ConfigError; lists become
-    tuples where the default is a tuple, so a config survives a JSON round trip unchanged.
-    """
-    from ..envs.base import ConfigError
-
-    if values is not None and not isinstance(values, dict):
-        raise ConfigError(f"config must be a JSON object, got {type(values).__name__}")
-    return _coerce(config_class.__name__, config_class(), values or {}, ConfigError)
-
-
-def _coerce(name: str, default, value, error: type[Exception]):
-    if dataclasses.is_dataclass(default):
-        if isinstance(value, type(default)):
-            return value
-        fields = {f.name for f in dataclasses.fields(default)}
-        if not isinstance(value, dict):
-            raise error(f"{name} takes a JSON object with keys {sorted(fields)}, got {value!r}")
-        unknown = sorted(set(value) - fields)
-        if unknown:
-            raise error(f"unknown config key(s) {unknown} in {name}; valid keys: {sorted(fields)}")
-        return dataclasses.replace(default, **{key: _coerce(f"{name}.{key}", getattr(default, key), item, error)
-                                               for key, item in value.items()})
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise error(f"{name} must be true or false, got {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise error(f"{name} must be a whole number, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise error(f"{name} must be a number, got {value!r}")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise error(f"{name} must be a string, got {value!r}")
-        return value
-    if isinstance(default, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise error(f"{name} must be a list like {list(default)!r}, got {value!r}")
-        if not default:
-            return tuple(value)
-        return tuple(_coerce(f"{name}[{i}]", default[min(i, len(default) - 1)], item, error)
-                     for i, item in enumerate(value))
-    return value
-
-
 def make_env_args(task_id: str, backend: str, action_mode: str, reward_mode: str, config) -> dict:
-    from .. import __version__
-
     return {
         "env_name": task_id,
         "type": GYM_TYPE,

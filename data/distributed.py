@@ -42,7 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .collect import (CollectOptions, CollectResult, FieldReport, collect, load_policy, make_env, plan_collection,
+from ..agents.policies import load_policy
+from ..envs import make_task_env, parse_overrides, task_spec
+from .collect import (CollectOptions, CollectResult, FieldReport, collect, make_env, plan_collection,
                       terminate_as_interrupt)
 from .dataset import (DatasetError, check_output_location, check_resumable, contiguous_runs, finish_journal,
                       journal_seeds, merge_datasets, stored_seeds)
@@ -96,7 +98,7 @@ class _Worker:
         plan = plan_collection(options)
         env = make_env(plan, options, 1)
         try:
-            load_policy(options.policy, env, plan.task_id)
+            load_policy(options.policy, env)
             env.reset(seed=0)
         finally:
             env.close()
@@ -486,15 +488,11 @@ def run_over_seeds(run_seeds, seeds, *, address: str = "auto", workers: int = 2,
 
 def _eval_env(args, num_envs: int):
     """The native VectorEnv ``tground eval`` runs, and its task id and action mode."""
-    import gymnasium
-
-    from ..agents.train import task_config
-    from ..envs import TASKS, resolve_task_id
-
-    task_id = resolve_task_id(args.task)
-    action_mode = args.action_mode or TASKS[task_id][1].default_action_mode
-    env = gymnasium.make_vec(task_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                             backend=args.backend, action_mode=action_mode, config=task_config(task_id, args.set))
+    spec = task_spec(args.task)
+    action_mode = args.action_mode or spec.default_action_mode
+    env = make_task_env(spec.id, num_envs, backend=args.backend, action_mode=action_mode,
+                        config=parse_overrides(args.set))
+    task_id = spec.id
     return env, task_id, action_mode
 
 
@@ -511,7 +509,7 @@ def evaluate_episodes(args, spec: str, seeds: list[int]) -> list:
         hands = {robot.joint_names[j] for j in robot.joint_indices("hands")}
         limit_joints = np.array([i for i, name in enumerate(robot.joint_names) if name not in hands])
         # The random policy draws from the chunk's first seed: a chunk rerun after a lost worker repeats itself.
-        policy = evaluate.load_policy(spec, env, task_id, seeds[0])
+        policy = load_policy(spec, env, seeds[0])
         records = evaluate.rollout(env, policy, len(seeds), seeds[0])
         return [evaluate.episode_metrics(record, task.config.control_dt, robot.joint_lower, robot.joint_upper,
                                          limit_joints) for record in records]
@@ -542,7 +540,7 @@ def evaluate_distributed(args, address: str = "auto", workers: int = 2, retries:
     env, task_id, action_mode = _eval_env(args, 1)
     try:  # a bad policy fails here, with eval's own message, before any worker starts
         for spec in args.policy:
-            evaluate.load_policy(spec, env, task_id, args.seed)
+            load_policy(spec, env, args.seed)
     finally:
         env.close()
     chunks = seed_chunks(range(args.seed, args.seed + args.episodes), workers, chunk_size)

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from .collect import episode_model
-from .dataset import (DatasetError, Episode, config_from_dict, dataset_env_args, demo_names, open_dataset, read_demo,
+from ..envs import make_task_env, task_spec
+from .dataset import (DatasetError, Episode, dataset_env_args, demo_names, open_dataset, read_demo,
                       reading)
 
 
@@ -91,21 +92,15 @@ class ReplayResult:
 
 def make_env_for(path, num_envs: int, render_mode: str | None = None):
     """The VectorEnv a dataset was recorded on (same task, engine, action mode and config), and its env_args."""
-    import gymnasium
-
-    from ..envs import TASKS, resolve_task_id
-
     with open_dataset(path) as handle, reading(path):
         env_args = dataset_env_args(handle, path)
         stored_layout = json.loads(handle["data"].attrs.get("state_layout", "null"))
     try:
-        task_id = resolve_task_id(env_args["env_name"])
+        task_id = task_spec(env_args["env_name"]).id
     except KeyError:
         raise DatasetError(f"{path} was recorded on {env_args['env_name']!r}, which this version does not have") from None
     kwargs = dict(env_args["env_kwargs"])
-    config = config_from_dict(TASKS[task_id][1].config_class, kwargs.pop("config", {}))
-    env = gymnasium.make_vec(task_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                             render_mode=render_mode, config=config, **kwargs)
+    env = make_task_env(task_id, num_envs, render_mode=render_mode, **kwargs)
     layout = env.unwrapped.task.state_layout().to_json()
     if layout != stored_layout:
         env.close()

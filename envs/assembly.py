@@ -20,9 +20,9 @@ import numpy as np
 
 from ..scenes import assembly as assembly_scene
 from ..physics.scene import Scene
-from .base import BatchedTask, TaskConfig, TrainingGroundEnv
+from .base import BatchedTask, TaskConfig
 from .controllers import grasp_site_poses
-from .vector import TrainingGroundVectorEnv
+from .registry import register_task
 
 #: How high above its seat the dense reward guides a carried chip before it is lowered (m).
 APPROACH_HEIGHT = 0.03
@@ -50,7 +50,13 @@ class Assembly3CConfig(TaskConfig):
     rest_spin: float = 0.5
 
 
+@register_task("TrainingGround/Assembly3C-v0", alias="assembly",
+               expert="training_ground.agents.experts:Assembly3CExpert")
 class Assembly3CTask(BatchedTask):
+    """Version history: v0, first release (pybullet and numpy backends; joint_pos and ee_delta
+    actions; native VectorEnv).
+    """
+
     config_class = Assembly3CConfig
     reward_names = ("reach", "grasp", "transport", "insert", "seat")
 
@@ -157,19 +163,3 @@ class Assembly3CTask(BatchedTask):
             "insert": insert,
             "seat": evaluation["success"].astype(float),
         }
-
-
-class Assembly3CEnv(TrainingGroundEnv):
-    """``TrainingGround/Assembly3C-v0``.
-
-    Version history: v0, first release (pybullet and numpy backends; joint_pos and ee_delta
-    actions; native VectorEnv).
-    """
-
-    task_class = Assembly3CTask
-
-
-class Assembly3CVectorEnv(TrainingGroundVectorEnv):
-    """``gymnasium.make_vec("TrainingGround/Assembly3C-v0", num_envs=N, vectorization_mode="vector_entry_point")``."""
-
-    task_class = Assembly3CTask

@@ -18,14 +18,11 @@ from .. import robots
 from ..physics import BACKENDS, EngineConfig, make_engine
 from ..physics.engine import StateLayout
 from ..physics.scene import ObjectParams, Scene
+from .config import make_config
 from .controllers import ACTION_MODES, IKSettings, make_controller, validate_action
 
 REWARD_MODES = ("dense", "sparse")
 OBS_LIMIT = 1e4
-
-
-class ConfigError(ValueError):
-    """An unknown or invalid task configuration key."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,30 +45,6 @@ class TaskConfig:
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(physics_dt=self.physics_dt, control_dt=self.control_dt, grasp=self.grasp)
-
-
-def make_config(config_class: type, config=None, **overrides) -> TaskConfig:
-    """A config from a config instance or dict plus keyword overrides; unknown keys raise ConfigError."""
-    if isinstance(config, config_class):
-        base = config
-    elif config is None or isinstance(config, dict):
-        base = config_class()
-        overrides = {**(config or {}), **overrides}
-    else:
-        raise ConfigError(f"config must be a {config_class.__name__} or a dict, got {type(config).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(config_class)}
-    unknown = sorted(set(overrides) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {unknown} for {config_class.__name__}; valid keys: {sorted(fields)}")
-    for name, value in list(overrides.items()):
-        default = getattr(base, name)
-        if dataclasses.is_dataclass(default) and isinstance(value, dict):
-            nested = {f.name for f in dataclasses.fields(default)}
-            bad = sorted(set(value) - nested)
-            if bad:
-                raise ConfigError(f"unknown key(s) {bad} in config {name!r}; valid keys: {sorted(nested)}")
-            overrides[name] = dataclasses.replace(default, **value)
-    return dataclasses.replace(base, **overrides)
 
 
 class BatchedTask(abc.ABC):

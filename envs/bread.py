@@ -17,9 +17,9 @@ import numpy as np
 
 from ..scenes import bread as bread_scene
 from ..physics.scene import Scene
-from .base import BatchedTask, TaskConfig, TrainingGroundEnv
+from .base import BatchedTask, TaskConfig
 from .controllers import grasp_site_poses
-from .vector import TrainingGroundVectorEnv
+from .registry import register_task
 
 #: Where the dense reward guides the roll: above the basket centre.
 BASKET_DROP_POINT = np.array([*bread_scene.BASKET_CENTER, bread_scene.TABLE_HEIGHT + 0.12])
@@ -42,7 +42,13 @@ class BreadPickPlaceConfig(TaskConfig):
     rest_speed: float = 0.2
 
 
+@register_task("TrainingGround/BreadPickPlace-v0", alias="bread",
+               expert="training_ground.agents.experts:BreadPickPlaceExpert")
 class BreadPickPlaceTask(BatchedTask):
+    """Version history: v0, first release (pybullet and numpy backends; joint_pos and ee_delta
+    actions; native VectorEnv on the numpy engine).
+    """
+
     config_class = BreadPickPlaceConfig
     reward_names = ("reach", "grasp", "transport", "place")
 
@@ -101,20 +107,3 @@ class BreadPickPlaceTask(BatchedTask):
             "transport": transport,
             "place": evaluation["success"].astype(float),
         }
-
-
-class BreadPickPlaceEnv(TrainingGroundEnv):
-    """``TrainingGround/BreadPickPlace-v0``.
-
-    Version history: v0, first release (pybullet and numpy backends; joint_pos and ee_delta
-    actions; native VectorEnv on the numpy engine).
-    """
-
-    task_class = BreadPickPlaceTask
-
-
-class BreadPickPlaceVectorEnv(TrainingGroundVectorEnv):
-    """``gymnasium.make_vec("TrainingGround/BreadPickPlace-v0", num_envs=N, vectorization_mode="vector_entry_point")``."""
-
-    task_class = BreadPickPlaceTask
-

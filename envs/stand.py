@@ -22,8 +22,8 @@ import numpy as np
 from ..physics.rotations import quat_to_matrix
 from ..scenes import stand as stand_scene
 from ..physics.scene import Scene
-from .base import BatchedTask, TaskConfig, TrainingGroundEnv
-from .vector import TrainingGroundVectorEnv
+from .base import BatchedTask, TaskConfig
+from .registry import register_task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +50,13 @@ class StandConfig(TaskConfig):
     success_scale: float = 10.0
 
 
+@register_task("TrainingGround/Stand-v0", alias="stand",
+               expert="training_ground.agents.balance:StandBalanceExpert")
 class StandTask(BatchedTask):
+    """Version history: v0, first release (pybullet and numpy backends; joint_pos (default)
+    and ee_delta actions; native VectorEnv on the numpy engine).
+    """
+
     config_class = StandConfig
     reward_names = ("alive", "upright", "balance", "stillness", "success")
     default_action_mode = "joint_pos"
@@ -144,19 +150,3 @@ class StandTask(BatchedTask):
             "stillness": -speed / (1.0 + speed),
             "success": evaluation["success"].astype(float),
         }
-
-
-class StandEnv(TrainingGroundEnv):
-    """``TrainingGround/Stand-v0``.
-
-    Version history: v0, first release (pybullet and numpy backends; joint_pos (default)
-    and ee_delta actions; native VectorEnv on the numpy engine).
-    """
-
-    task_class = StandTask
-
-
-class StandVectorEnv(TrainingGroundVectorEnv):
-    """``gymnasium.make_vec("TrainingGround/Stand-v0", num_envs=N, vectorization_mode="vector_entry_point")``."""
-
-    task_class = StandTask

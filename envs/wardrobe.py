@@ -22,9 +22,9 @@ import numpy as np
 
 from ..scenes import wardrobe as wardrobe_scene
 from ..physics.scene import Scene
-from .base import BatchedTask, TaskConfig, TrainingGroundEnv
+from .base import BatchedTask, TaskConfig
 from .controllers import grasp_site_poses
-from .vector import TrainingGroundVectorEnv
+from .registry import register_task
 
 #: The shelf's top centre, where the dense reward guides the folded garment.
 SHELF_POINT = np.array([*wardrobe_scene.SHELF_CENTER, wardrobe_scene.SHELF_TOP])
@@ -56,7 +56,13 @@ class WardrobeFoldConfig(TaskConfig):
     place_scale: float = 10.0
 
 
+@register_task("TrainingGround/WardrobeFold-v0", alias="wardrobe",
+               expert="training_ground.agents.fold_expert:WardrobeFoldExpert")
 class WardrobeFoldTask(BatchedTask):
+    """Version history: v0, first release (pybullet soft-body cloth and the numpy engine's
+    position-based cloth; joint_pos and ee_delta actions; native VectorEnv).
+    """
+
     config_class = WardrobeFoldConfig
     reward_names = ("reach", "grasp", "fold", "transport", "place")
 
@@ -133,19 +139,3 @@ class WardrobeFoldTask(BatchedTask):
             "transport": np.where(evaluation["success"], 1.0, transport),
             "place": evaluation["success"].astype(float),
         }
-
-
-class WardrobeFoldEnv(TrainingGroundEnv):
-    """``TrainingGround/WardrobeFold-v0``.
-
-    Version history: v0, first release (pybullet soft-body cloth and the numpy engine's
-    position-based cloth; joint_pos and ee_delta actions; native VectorEnv).
-    """
-
-    task_class = WardrobeFoldTask
-
-
-class WardrobeFoldVectorEnv(TrainingGroundVectorEnv):
-    """``gymnasium.make_vec("TrainingGround/WardrobeFold-v0", num_envs=N, vectorization_mode="vector_entry_point")``."""
-
-    task_class = WardrobeFoldTask

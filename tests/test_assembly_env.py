@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import training_ground  # noqa: F401  (registers the ids)
-from training_ground.agents.experts import Assembly3CExpert, make_expert
-from training_ground.envs import Assembly3CTask
+from training_ground.agents.experts import Assembly3CExpert
+from training_ground.agents.policies import make_expert
+from training_ground.envs.assembly import Assembly3CTask
 from training_ground.physics.rotations import quat_multiply
 from training_ground.scenes import assembly as scene
 
@@ -122,7 +123,7 @@ def run_batch(num_envs: int, seed: int, backend: str = "numpy", max_steps: int |
     the final chip poses."""
     env = gymnasium.make_vec(ASSEMBLY, num_envs=num_envs, vectorization_mode="vector_entry_point", backend=backend)
     try:
-        expert = make_expert(env, ASSEMBLY)
+        expert = make_expert(env)
         observation, _ = env.reset(seed=seed)
         expert.reset()
         done, success, grasped = (np.zeros(num_envs, bool) for _ in range(3))

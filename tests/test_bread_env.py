@@ -8,7 +8,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import training_ground
-from training_ground.envs import BreadPickPlaceConfig, ConfigError
+from training_ground.envs import ConfigError
+from training_ground.envs.bread import BreadPickPlaceConfig
 
 BREAD_ID = "TrainingGround/BreadPickPlace-v0"
 ACTION_MODES = ("joint_pos", "ee_delta")

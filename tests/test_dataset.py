@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 import training_ground  # noqa: F401
-from training_ground.agents.experts import make_expert
-from training_ground.data.collect import CollectOptions, collect, parse_overrides
-from training_ground.data.dataset import (DatasetError, DatasetWriter, config_from_dict, config_to_dict,
-                                          inspect_dataset, journal_dir, open_dataset, read_demo, stored_seeds)
-from training_ground.envs import TASKS, BreadPickPlaceConfig, ConfigError
+from training_ground.agents.policies import make_expert
+from training_ground.data.collect import CollectOptions, collect
+from training_ground.data.dataset import (DatasetError, DatasetWriter, inspect_dataset, journal_dir, open_dataset,
+                                          read_demo, stored_seeds)
+from training_ground.envs import TASKS, ConfigError, config_to_dict, make_config, parse_overrides
+from training_ground.envs.bread import BreadPickPlaceConfig
 from training_ground.physics.engine import StateLayout
 
 BREAD = "TrainingGround/BreadPickPlace-v0"
@@ -24,7 +25,7 @@ BREAD = "TrainingGround/BreadPickPlace-v0"
 def _expert_run(backend: str, num_envs: int, steps: int, seed: int = 0):
     env = gymnasium.make_vec(BREAD, num_envs=num_envs, vectorization_mode="vector_entry_point", backend=backend)
     observation, _ = env.reset(seed=seed)
-    expert = make_expert(env, BREAD)
+    expert = make_expert(env)
     expert.reset()
     for _ in range(steps):
         observation, *_ = env.step(expert.act(observation))
@@ -123,17 +124,17 @@ def test_set_state_refuses_a_state_of_the_wrong_width():
 
 # ---------------------------------------------------------------------------------------------- config
 def test_config_survives_json_and_refuses_unknown_or_mistyped_keys():
-    config = config_from_dict(BreadPickPlaceConfig, parse_overrides(
+    config = make_config(BreadPickPlaceConfig, parse_overrides(
         ["max_steps=40", "ik.damping=0.1", "randomization.mass_range=[0.1, 0.2]"]))
     assert config.max_steps == 40 and config.ik.damping == 0.1
     assert config.randomization.mass_range == (0.1, 0.2)
-    assert config_from_dict(BreadPickPlaceConfig, json.loads(json.dumps(config_to_dict(config)))) == config
+    assert make_config(BreadPickPlaceConfig, json.loads(json.dumps(config_to_dict(config)))) == config
     with pytest.raises(ConfigError, match="unknown config key"):
-        config_from_dict(BreadPickPlaceConfig, {"max_stepz": 3})
+        make_config(BreadPickPlaceConfig, {"max_stepz": 3})
     with pytest.raises(ConfigError, match="unknown config key"):
-        config_from_dict(BreadPickPlaceConfig, {"ik": {"dampnig": 0.1}})
+        make_config(BreadPickPlaceConfig, {"ik": {"dampnig": 0.1}})
     with pytest.raises(ConfigError, match="whole number"):
-        config_from_dict(BreadPickPlaceConfig, parse_overrides(["max_steps=fast"]))
+        make_config(BreadPickPlaceConfig, parse_overrides(["max_steps=fast"]))
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_overrides(["max_steps"])
 

@@ -6,7 +6,8 @@ import gymnasium
 import numpy as np
 import pytest
 
-from training_ground.agents.experts import BreadPickPlaceExpert, make_expert
+from training_ground.agents.experts import BreadPickPlaceExpert
+from training_ground.agents.policies import make_expert
 
 SEEDS = range(100, 110)
 
@@ -68,9 +69,9 @@ def test_expert_resets_per_env(bread_env):
     assert expert.timer.tolist() == [5, 0]
 
 
-def test_no_expert_for_unknown_task(bread_env):
-    with pytest.raises(KeyError, match="no scripted expert"):
-        make_expert(bread_env, "TrainingGround/NoSuchTask-v0")
+def test_no_expert_for_an_unregistered_task():
+    with pytest.raises(KeyError, match="not a registered task"):
+        make_expert(object())
 
 
 def test_expert_on_a_gymnasium_made_env_uses_its_config():
@@ -84,9 +85,10 @@ def test_expert_on_a_gymnasium_made_env_uses_its_config():
 
 
 def test_bread_and_assembly_experts_are_configurations_of_one_state_machine():
-    from training_ground.agents.experts import EXPERTS, Assembly3CExpert, TopDownPickPlaceExpert
+    from training_ground.agents.experts import Assembly3CExpert, TopDownPickPlaceExpert
+    from training_ground.envs import TASKS, load_entry_point
 
-    assert EXPERTS["TrainingGround/Assembly3C-v0"] is Assembly3CExpert
+    assert load_entry_point(TASKS["TrainingGround/Assembly3C-v0"].expert) is Assembly3CExpert
     for expert in (BreadPickPlaceExpert, Assembly3CExpert):
         assert issubclass(expert, TopDownPickPlaceExpert) and "act" not in vars(expert)
 

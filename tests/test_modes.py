@@ -4,7 +4,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-from training_ground.agents.experts import make_expert
+from training_ground.agents.policies import make_expert
 
 BREAD_ID = "TrainingGround/BreadPickPlace-v0"
 

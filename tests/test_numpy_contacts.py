@@ -71,7 +71,7 @@ def test_expert_grasp_reports_hand_contact_and_holds_the_roll_on_the_numpy_engin
     the assisted grasp welds it, and the roll rises with the hand."""
     import gymnasium
 
-    from training_ground.agents.experts import make_expert
+    from training_ground.agents.policies import make_expert
 
     env = gymnasium.make("TrainingGround/BreadPickPlace-v0", backend="numpy")
     try:

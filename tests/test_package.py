@@ -53,7 +53,7 @@ def test_subpackages_live_under_training_ground():
     import training_ground.robots
     import training_ground.scenes.bread  # noqa: F401
 
-    assert training_ground.envs.BreadPickPlaceEnv.__module__ == "training_ground.envs.bread"
+    assert training_ground.envs.bread.BreadPickPlaceEnv.__module__ == "training_ground.envs.bread"
 
 
 def test_import_twice_and_register_all_twice_are_idempotent(tmp_path):
@@ -90,7 +90,7 @@ def test_gymnasium_make_after_import():
         assert env.spec.id == BREAD_ID
         observation, info = env.reset(seed=0)
         assert "bread_pos" in observation
-        assert isinstance(env.unwrapped, tg_envs.BreadPickPlaceEnv)
+        assert isinstance(env.unwrapped, tg_envs.bread.BreadPickPlaceEnv)
     finally:
         env.close()
 

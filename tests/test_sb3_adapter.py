@@ -181,14 +181,14 @@ def test_ppo_learns_through_the_adapter_without_error():
 
 def test_success_bonus_is_added_only_on_successful_episode_ends():
     """tground train's success bonus: on the step an episode succeeds, never otherwise; infos stay the env's."""
-    from training_ground.agents.experts import make_expert
+    from training_ground.agents.policies import make_expert
     from training_ground.agents.train import TrainArgs, wrap_for_training
 
     adapter = SB3VecEnv(BREAD, 2, seed=0, max_steps=150)
     plain = SB3VecEnv(BREAD, 2, seed=0, max_steps=150)
     env = wrap_for_training(adapter, TrainArgs(success_bonus=100.0, normalize_reward=False))
     try:
-        expert = make_expert(adapter.vector_env, BREAD)
+        expert = make_expert(adapter.vector_env)
         env.reset()
         plain.reset()
         expert.reset()

@@ -6,7 +6,7 @@ import pytest
 
 import training_ground  # noqa: F401
 from training_ground import robots
-from training_ground.agents.experts import make_expert
+from training_ground.agents.policies import make_expert
 from training_ground.physics import make_engine
 from training_ground.scenes import stand as stand_scene
 
@@ -102,7 +102,7 @@ def _run(env, policy, steps):
 def test_the_balance_expert_survives_pushes_that_topple_the_bare_posture_controller():
     env = gymnasium.make_vec(STAND, num_envs=12, vectorization_mode="vector_entry_point", backend="numpy")
     try:
-        expert = make_expert(env, STAND)
+        expert = make_expert(env)
         held = np.tile(expert.act({"com_pos": np.zeros((1, 3)), "com_vel": np.zeros((1, 3))}), (12, 1))
         expert_success, _ = _run(env, expert, env.unwrapped.config.max_steps)
         posture_success, posture_fell = _run(env, lambda _: held, env.unwrapped.config.max_steps)
@@ -115,7 +115,7 @@ def test_the_balance_expert_survives_pushes_that_topple_the_bare_posture_control
 def test_the_balance_expert_stands_on_pybullet_and_falls_are_terminal():
     env = gymnasium.make(STAND, backend="pybullet")
     try:
-        expert = make_expert(env, STAND)
+        expert = make_expert(env)
         observation, _ = env.reset(seed=3)
         for step in range(env.unwrapped.config.max_steps):
             observation, reward, terminated, truncated, info = env.step(expert(observation))
@@ -150,4 +150,4 @@ def test_dense_reward_is_the_sum_of_its_terms_and_the_default_mode_is_joint_pos(
         env.close()
     with gymnasium.make(STAND, backend="numpy", action_mode="ee_delta") as env:
         with pytest.raises(ValueError, match="joint_pos"):
-            make_expert(env, STAND)
+            make_expert(env)

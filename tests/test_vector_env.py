@@ -7,8 +7,9 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
 
 import training_ground  # noqa: F401
-from training_ground.agents.experts import make_expert
-from training_ground.envs import TASKS, BreadPickPlaceVectorEnv
+from training_ground.agents.policies import make_expert
+from training_ground.envs import TASKS
+from training_ground.envs.bread import BreadPickPlaceVectorEnv
 
 BREAD = "TrainingGround/BreadPickPlace-v0"
 
@@ -161,7 +162,7 @@ def test_check_env_on_the_numpy_backend(task_id, action_mode):
 
 def test_expert_succeeds_on_the_numpy_engine_in_a_batch(make_vec):
     env = make_vec(10)
-    expert = make_expert(env, BREAD)
+    expert = make_expert(env)
     observation, _ = env.reset(seed=200)
     expert.reset()
     succeeded = np.zeros(10, dtype=bool)

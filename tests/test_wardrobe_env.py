@@ -4,7 +4,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-from training_ground.agents.experts import make_expert
+from training_ground.agents.policies import make_expert
 from training_ground.agents.fold_expert import WardrobeFoldExpert
 from training_ground.envs.wardrobe import WardrobeFoldTask
 from training_ground.physics import grasp as grasp_rule
@@ -133,7 +133,7 @@ def test_a_closing_hand_pins_the_corner_under_its_grasp_site_and_opening_lets_go
 def test_the_expert_folds_and_shelves_the_garment_on_the_numpy_engine_in_a_batch():
     env = gymnasium.make_vec(WARDROBE, num_envs=2, vectorization_mode="vector_entry_point", backend="numpy")
     try:
-        expert = make_expert(env, WARDROBE)
+        expert = make_expert(env)
         observation, _ = env.reset(seed=10)
         expert.reset()
         done, succeeded = np.zeros(2, bool), np.zeros(2, bool)

@@ -42,12 +42,12 @@ def _demo_episodes(task_id: str, args: argparse.Namespace, render: bool):
     import gymnasium
     from tqdm import tqdm
 
-    from .agents.experts import make_expert
+    from .agents.policies import make_expert
 
     env = gymnasium.make(task_id, backend=args.backend, render_mode="rgb_array" if render else None)
     frames, successes, lengths = [], [], []
     try:
-        expert = make_expert(env, task_id)
+        expert = make_expert(env)
         for episode in tqdm(range(args.episodes), desc="episodes", unit="ep", disable=args.episodes < 2):
             seed = args.seed + episode
             observation, _ = env.reset(seed=seed)

@@ -1,0 +1,108 @@
+"""The one config parser: task configs from instances, dicts, JSON and ``KEY=VALUE`` overrides.
+
+Every way a config arrives goes through :func:`make_config`: keyword arguments of
+``gymnasium.make``, ``--set`` pairs of the command line (:func:`parse_overrides`) and the
+JSON stored in a dataset (:func:`config_to_dict` writes it). Unknown keys at any depth and
+values of the wrong type raise :class:`ConfigError`; lists become tuples where the default is
+a tuple, so a config survives a JSON round trip unchanged.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+
+
+class ConfigError(ValueError):
+    """An unknown or invalid task configuration key or value."""
+
+
+def make_config(config_class: type, config=None, **overrides):
+    """``config_class`` from a config instance, a dict (nested dicts, JSON lists) or None, plus keyword overrides."""
+    if isinstance(config, config_class):
+        base, values = config, overrides
+    elif config is None or isinstance(config, dict):
+        base, values = config_class(), {**(config or {}), **overrides}
+    else:
+        raise ConfigError(f"config must be a {config_class.__name__} or a dict, got {type(config).__name__}")
+    return _coerce(config_class.__name__, base, values)
+
+
+def config_to_dict(config) -> dict:
+    """A task config as plain JSON values (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _coerce(name: str, default, value):
+    if dataclasses.is_dataclass(default):
+        if isinstance(value, type(default)):
+            return value
+        fields = {f.name for f in dataclasses.fields(default)}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} takes a JSON object with keys {sorted(fields)}, got {value!r}")
+        unknown = sorted(set(value) - fields)
+        if unknown:
+            raise ConfigError(f"unknown config key(s) {unknown} in {name}; valid keys: {sorted(fields)}")
+        return dataclasses.replace(default, **{key: _coerce(f"{name}.{key}", getattr(default, key), item)
+                                               for key, item in value.items()})
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} must be a whole number, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name} must be a list like {list(default)!r}, got {value!r}")
+        if not default:
+            return tuple(value)
+        return tuple(_coerce(f"{name}[{i}]", default[min(i, len(default) - 1)], item)
+                     for i, item in enumerate(value))
+    return value
+
+
+def parse_overrides(pairs) -> dict:
+    """``["max_steps=40", "ik.damping=0.1", "randomization={...}"]`` -> a nested dict of parsed values.
+
+    A value is read as JSON, then as a Python literal (tuples), else kept as a string.
+    """
+    result: dict = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set takes KEY=VALUE, got {pair!r}")
+        value = _parse_value(text.strip())
+        parts = key.strip().split(".")
+        target = result
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {key}: {part} was already given a value")
+        if isinstance(target.get(parts[-1]), dict) and isinstance(value, dict):
+            target[parts[-1]].update(value)
+        else:
+            target[parts[-1]] = value
+    return result
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        value = ast.literal_eval(text)
+        return list(value) if isinstance(value, tuple) else value
+    except (ValueError, SyntaxError):
+        return text
