@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+
 GRAVITY = 9.81
 
 
@@ -35,7 +37,7 @@ class StandBalanceExpert:
     def for_task(cls, task, num_envs: int | None = None) -> "StandBalanceExpert":
         """The expert for a batched task (envs/base.py BatchedTask); ``for_env`` takes a Gymnasium env."""
         if task.action_mode != "joint_pos":
-            raise ValueError("the Stand expert commands joint targets; make the env with action_mode='joint_pos'")
+            raise InputError("the Stand expert commands joint targets; make the env with action_mode='joint_pos'")
         return cls(task.robot, num_envs or task.num_envs)
 
     @classmethod

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..envs import make_task_env
+from ..errors import InputError, SetupError
 
 
 @dataclass
@@ -49,7 +50,7 @@ def _require_torch():
     try:
         import torch
     except ImportError:
-        raise RuntimeError("behaviour cloning needs torch: pip install torch==2.13.0 "
+        raise SetupError("behaviour cloning needs torch: pip install torch==2.13.0 "
                            "(or the rl extra: pip install 'training-ground[rl]')") from None
     return torch
 
@@ -63,31 +64,6 @@ class Demonstrations:
     shapes: dict[str, tuple]  # each key's per-step shape
     demos: list[str]
     env_args: dict
-
-
-def load_demonstrations(path, count: int, seed: int) -> Demonstrations:
-    """The first ``count`` successful demos (all if 0), in the file's demo order, flattened."""
-    from ..data.dataset import DatasetError, dataset_env_args, demo_names, open_dataset, reading
-
-    with open_dataset(path) as handle, reading(path):
-        env_args = dataset_env_args(handle, path)
-        data = handle["data"]
-        successful = [name for name in demo_names(data) if bool(data[name].attrs["success"])]
-        if not successful:
-            raise DatasetError(f"{path} holds no successful demos to clone")
-        if count > len(successful):
-            raise ValueError(f"--demos {count}: {path} holds only {len(successful)} successful demos")
-        chosen = successful[:count] if count else successful
-        keys = sorted(data[chosen[0]]["obs"])
-        shapes = {key: data[chosen[0]][f"obs/{key}"].shape[1:] for key in keys}
-        observations, actions = [], []
-        for name in chosen:
-            group = data[name]
-            n = int(group.attrs["num_samples"])
-            observations.append(np.concatenate([group[f"obs/{key}"][()].reshape(n, -1) for key in keys], axis=1))
-            actions.append(group["actions"][()])
-    return Demonstrations(np.concatenate(observations).astype(np.float32), np.concatenate(actions).astype(np.float32),
-                          keys, shapes, chosen, env_args)
 
 
 # ---------------------------------------------------------------------------------------------- the policy
@@ -139,13 +115,13 @@ def load_policy(path, env=None) -> BCPolicy:
     torch = _require_torch()
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"--policy {path}: no such file")
+        raise InputError(f"--policy {path}: no such file")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=False)
         network = build_network(torch, len(saved["mean"]), int(saved["action_size"]), tuple(saved["hidden"]))
         network.load_state_dict(saved["state_dict"])
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise ValueError(f"--policy {path}: not a policy written by tground bc ({error})") from None
+        raise InputError(f"--policy {path}: not a policy written by tground bc ({error})") from None
     network.eval()
     policy = BCPolicy(network, list(saved["keys"]), saved["shapes"], np.asarray(saved["mean"]), np.asarray(saved["std"]))
     if env is not None:
@@ -153,7 +129,7 @@ def load_policy(path, env=None) -> BCPolicy:
         missing = [key for key in policy.keys if key not in space.spaces]
         action_shape = getattr(env, "single_action_space", env.action_space).shape
         if missing or action_shape != (int(saved["action_size"]),):
-            raise ValueError(f"--policy {path} was cloned on {saved.get('env_name')} ({saved.get('action_mode')}); "
+            raise InputError(f"--policy {path} was cloned on {saved.get('env_name')} ({saved.get('action_mode')}); "
                              f"it does not fit this env (missing keys {missing}, actions {action_shape})")
     return policy
 
@@ -211,22 +187,26 @@ def evaluate_in_env(policy: BCPolicy, env_args: dict, args: BCArgs) -> dict:
             "mean_length": float(np.mean([r.length for r in records]))}
 
 
-def train_bc(args: BCArgs) -> list[dict]:
-    """One policy per demo count; returns (and writes) the results table."""
+def train_bc(args: BCArgs, load_demonstrations) -> list[dict]:
+    """One policy per demo count; returns (and writes) the results table.
+
+    ``load_demonstrations(path, count)`` reads the first ``count`` successful demos (all if 0) of a
+    dataset: data/imitation.py passes the dataset reader, which lives in the data layer above this one.
+    """
     torch = _require_torch()
     torch.set_num_threads(args.torch_threads)
     if not args.dataset:
-        raise ValueError("--dataset is required")
+        raise InputError("--dataset is required")
     if any(count < 0 for count in args.demos) or args.gradient_steps < 1 or args.batch_size < 1:
-        raise ValueError("--demos must be >= 0, --gradient-steps and --batch-size >= 1")
+        raise InputError("--demos must be >= 0, --gradient-steps and --batch-size >= 1")
     if args.eval_episodes < 0:
-        raise ValueError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
+        raise InputError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for count in args.demos:
         started = time.perf_counter()
-        demos = load_demonstrations(args.dataset, count, args.seed)
+        demos = load_demonstrations(args.dataset, count)
         policy, losses = fit(demos, args, args.progress)
         folder = out / f"demos_{len(demos.demos)}"
         folder.mkdir(exist_ok=True)
@@ -281,16 +261,3 @@ def plot_results(results: list[dict], path, task: str) -> None:
     axes.set_title(f"Behaviour cloning on {task.split('/')[-1]}", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-
-
-def add_arguments(parser) -> None:
-    from .train import add_dataclass_arguments
-
-    add_dataclass_arguments(parser, BCArgs)
-
-
-def main(namespace) -> int:
-    from .train import args_from_namespace
-
-    train_bc(args_from_namespace(BCArgs, namespace))
-    return 0

@@ -31,6 +31,8 @@ import numpy as np
 
 from ..envs import make_task_env, parse_overrides, task_spec
 from .policies import load_policy
+from .runner import PolicyRunner
+from ..errors import InputError
 
 # ---------------------------------------------------------------------------------------------- metric definitions
 
@@ -175,43 +177,43 @@ def _engine_sample(task) -> dict[str, np.ndarray]:
     }
 
 
+class RecordingRunner(PolicyRunner):
+    """Keeps what the metrics need of every step of every episode (:func:`_engine_sample`)."""
+
+    PER_STEP = ("joint_vel", "torques", "contact_force")  # after each step; the rest also before the first
+
+    def __init__(self, env, seeds, policy, progress=None):
+        super().__init__(env, seeds, policy)
+        self.progress = progress
+        self.history: list[dict | None] = [None] * self.num_envs
+        self.records: list[EpisodeRecord] = []
+
+    def started(self, env_ids, observation) -> None:
+        super().started(env_ids, observation)
+        sample = _engine_sample(self.task)
+        for i in env_ids:
+            self.history[i] = {key: [] if key in self.PER_STEP else [value[i]] for key, value in sample.items()}
+
+    def after_step(self, active, actions, observation, rewards, done, info) -> None:
+        sample = _engine_sample(self.task)  # before any reset: an ending episode's last state
+        for i in active:
+            for key, values in self.history[i].items():
+                values.append(sample[key][i])
+
+    def ended(self, ends, info) -> None:
+        for end in ends:
+            stacked = {key: np.stack(values) for key, values in self.history[end.slot].items()}
+            self.records.append(EpisodeRecord(seed=end.seed, success=end.success, length=end.steps, **stacked))
+            self.history[end.slot] = None
+        if self.progress is not None:
+            self.progress(len(ends))
+
+
 def rollout(env, policy, episodes: int, seed: int, progress=None) -> list[EpisodeRecord]:
-    """Episodes seed..seed+episodes-1 on a native VectorEnv, num_envs at a time; one record each, in seed order."""
-    task = env.unwrapped.task
-    n = env.num_envs
-    records: list[EpisodeRecord] = []
-    for start in range(0, episodes, n):
-        batch = min(n, episodes - start)
-        observation, _ = env.reset(seed=seed + start)
-        policy.reset(np.ones(n, dtype=bool))
-        sample = _engine_sample(task)
-        history = {key: [value] for key, value in sample.items() if key not in ("joint_vel", "torques", "contact_force")}
-        history.update(joint_vel=[], torques=[], contact_force=[])
-        active = np.arange(n) < batch
-        length = np.zeros(n, dtype=np.int64)
-        success = np.zeros(n, dtype=bool)
-        while active.any():
-            actions = np.clip(np.asarray(policy.act(observation), dtype=env.single_action_space.dtype), -1, 1)
-            observation, _, terminated, truncated, info = env.step(actions)
-            sample = _engine_sample(task)  # before any reset: the episode's last state
-            for key, values in history.items():
-                values.append(sample[key])
-            length += active
-            done = (terminated | truncated) & active
-            success |= info["is_success"] & done
-            active &= ~done
-            if progress is not None:
-                progress(int(done.sum()))
-        stacked = {key: np.stack(values, axis=1) for key, values in history.items()}  # (n, steps(+1), ...)
-        for i in range(batch):
-            t = int(length[i])
-            records.append(EpisodeRecord(
-                seed=seed + start + i, success=bool(success[i]), length=t,
-                hand_pos=stacked["hand_pos"][i, :t + 1], joint_pos=stacked["joint_pos"][i, :t + 1],
-                joint_vel=stacked["joint_vel"][i, :t], torques=stacked["torques"][i, :t],
-                contact_force=stacked["contact_force"][i, :t], held=stacked["held"][i, :t + 1],
-                object_height=stacked["object_height"][i, :t + 1]))
-    return records
+    """Episodes seed..seed+episodes-1 on a native VectorEnv (the episode runner); one record each, in seed order."""
+    runner = RecordingRunner(env, range(seed, seed + episodes), policy, progress)
+    runner.run()
+    return sorted(runner.records, key=lambda record: record.seed)
 
 
 # ---------------------------------------------------------------------------------------------- summary
@@ -308,45 +310,92 @@ class EvalArgs:
     progress: bool = True  # tqdm progress bar
 
 
-def evaluate(args: EvalArgs) -> list[dict]:
-    from tqdm import tqdm
-
+def check_args(args: EvalArgs) -> None:
     if args.episodes < 1 or args.num_envs < 1:
-        raise ValueError(f"--episodes and --num-envs must be >= 1, got {args.episodes} and {args.num_envs}")
+        raise InputError(f"--episodes and --num-envs must be >= 1, got {args.episodes} and {args.num_envs}")
     if args.names and len(args.names) != len(args.policy):
-        raise ValueError(f"--names gives {len(args.names)} names for {len(args.policy)} policies")
+        raise InputError(f"--names gives {len(args.names)} names for {len(args.policy)} policies")
+
+
+def policy_names(args: EvalArgs) -> tuple[str, ...]:
+    """Display names: ``--names``, else each spec (a file's stem)."""
+    return args.names or tuple(Path(spec).stem if spec.endswith((".zip", ".pt")) else spec for spec in args.policy)
+
+
+def eval_env(args: EvalArgs, num_envs: int):
+    """The native VectorEnv ``tground eval`` runs, and its action mode."""
     spec = task_spec(args.task)
-    task_id = spec.id
     action_mode = args.action_mode or spec.default_action_mode
-    env = make_task_env(task_id, min(args.num_envs, args.episodes), backend=args.backend, action_mode=action_mode,
+    env = make_task_env(spec.id, num_envs, backend=args.backend, action_mode=action_mode,
                         config=parse_overrides(args.set))
-    summaries = []
+    return env, action_mode
+
+
+def evaluate_seeds(args: EvalArgs, policy_spec: str, seeds, progress=None) -> list[EpisodeMetrics]:
+    """The per-episode metrics of one policy on a contiguous block of seeds: the whole of a local
+    evaluation, or one chunk of a distributed one (data/distributed.py runs this in each worker)."""
+    seeds = list(seeds)
+    if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
+        raise ValueError("evaluate_seeds takes a contiguous block of seeds")
+    env, _ = eval_env(args, min(args.num_envs, len(seeds)))
     try:
-        task = env.unwrapped.task
-        robot = task.robot
-        limit_joints = np.array([i for i, name in enumerate(robot.joint_names)
-                                 if name not in set(robot.joint_names[j] for j in robot.joint_indices("hands"))])
-        policies = [load_policy(policy_spec, env, args.seed) for policy_spec in args.policy]  # bad specs fail first
-        for k, (spec, policy) in enumerate(zip(args.policy, policies)):
-            name = args.names[k] if args.names else (Path(spec).stem if spec.endswith((".zip", ".pt")) else spec)
-            bar = tqdm(total=args.episodes, desc=f"eval {name}", unit="ep", disable=None if args.progress else True)
-            records = rollout(env, policy, args.episodes, args.seed, bar.update)
-            bar.close()
-            metrics = [episode_metrics(r, task.config.control_dt, robot.joint_lower, robot.joint_upper, limit_joints)
-                       for r in records]
-            summary = summarize(name, metrics)
-            summary.update(spec=spec, episodes_detail=[_finite_or_none(dataclasses.asdict(m)) for m in metrics])
-            summaries.append(summary)
+        task, robot = env.unwrapped.task, env.unwrapped.task.robot
+        hands = {robot.joint_names[j] for j in robot.joint_indices("hands")}
+        limit_joints = np.array([i for i, name in enumerate(robot.joint_names) if name not in hands])
+        # The random policy draws from the block's first seed: a chunk rerun after a lost worker repeats itself.
+        policy = load_policy(policy_spec, env, seeds[0])
+        records = rollout(env, policy, len(seeds), seeds[0], progress)
+        return [episode_metrics(record, task.config.control_dt, robot.joint_lower, robot.joint_upper, limit_joints)
+                for record in records]
     finally:
         env.close()
+
+
+def check_policies(args: EvalArgs) -> str:
+    """Load every policy once on a one-env batch, so that a bad spec fails before any episode runs; the action mode."""
+    env, action_mode = eval_env(args, 1)
+    try:
+        for policy_spec in args.policy:
+            load_policy(policy_spec, env, args.seed)
+    finally:
+        env.close()
+    return action_mode
+
+
+def summaries_of(args: EvalArgs, metrics_per_policy: list[list[EpisodeMetrics]]) -> list[dict]:
+    summaries = []
+    for name, policy_spec, metrics in zip(policy_names(args), args.policy, metrics_per_policy):
+        summary = summarize(name, metrics)
+        summary.update(spec=policy_spec, episodes_detail=[_finite_or_none(dataclasses.asdict(m)) for m in metrics])
+        summaries.append(summary)
+    return summaries
+
+
+def write_evaluation(args: EvalArgs, action_mode: str, summaries: list[dict], title: str = "", **extra) -> None:
+    """OUT.json and OUT.png of an evaluation."""
+    task_id = task_spec(args.task).id
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {"task": task_id, "backend": args.backend, "action_mode": action_mode, "config_overrides": list(args.set),
-              "seed": args.seed,
-              "episodes": args.episodes, "policies": summaries}
+              "seed": args.seed, "episodes": args.episodes, "policies": summaries, **extra}
     out.with_suffix(".json").write_text(json.dumps(report, indent=2, allow_nan=False, default=_json_default))
     plot_comparison(summaries, out.with_suffix(".png"),
-                    f"{task_id.split('/')[-1]}: {args.episodes} episodes per policy, seeds {args.seed}+")
+                    f"{task_id.split('/')[-1]}: {args.episodes} episodes per policy, seeds {args.seed}+{title}")
+
+
+def evaluate(args: EvalArgs) -> list[dict]:
+    from tqdm import tqdm
+
+    check_args(args)
+    action_mode = check_policies(args)
+    seeds = range(args.seed, args.seed + args.episodes)
+    metrics = []
+    for name, policy_spec in zip(policy_names(args), args.policy):
+        bar = tqdm(total=args.episodes, desc=f"eval {name}", unit="ep", disable=None if args.progress else True)
+        metrics.append(evaluate_seeds(args, policy_spec, seeds, bar.update))
+        bar.close()
+    summaries = summaries_of(args, metrics)
+    write_evaluation(args, action_mode, summaries)
     return summaries
 
 

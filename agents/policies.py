@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..envs import load_entry_point, spec_of
+from ..errors import InputError, UnknownNameError
 
 POLICY_SPECS = "expert, random, a saved SB3 model PATH.zip, a BC policy PATH.pt, or module:callable"
 
@@ -64,14 +65,14 @@ def load_policy(spec: str, env, seed: int = 0) -> Policy:
         return wrap(bc.load_policy(spec, env), spec)
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
-        raise ValueError(f"--policy must be {POLICY_SPECS}; got {spec!r}")
+        raise InputError(f"--policy must be {POLICY_SPECS}; got {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ValueError(f"--policy {spec}: cannot import {module_name!r} ({error})") from None
+        raise InputError(f"--policy {spec}: cannot import {module_name!r} ({error})") from None
     factory = getattr(module, attribute, None)
     if not callable(factory):
-        raise ValueError(f"--policy {spec}: {module_name} has no callable {attribute!r}")
+        raise InputError(f"--policy {spec}: {module_name} has no callable {attribute!r}")
     return wrap(factory(env), spec)
 
 
@@ -81,7 +82,7 @@ def wrap(policy, name: str) -> Policy:
         return policy
     act = getattr(policy, "act", None) or policy
     if not callable(act):
-        raise ValueError(f"policy {name!r} is neither callable nor has an act() method")
+        raise InputError(f"policy {name!r} is neither callable nor has an act() method")
     return Policy(act, getattr(policy, "reset", None), name)
 
 
@@ -89,20 +90,20 @@ def checked_actions(policy: Policy, observation: dict, space) -> np.ndarray:
     """The policy's actions for a batch, refused with the reason if they do not fit; clipped as the env applies them."""
     actions = np.asarray(policy.act(observation))
     if actions.shape != space.shape:
-        raise ValueError(f"policy {policy.name!r} returned actions of shape {actions.shape}; the env takes {space.shape}")
+        raise InputError(f"policy {policy.name!r} returned actions of shape {actions.shape}; the env takes {space.shape}")
     if not np.all(np.isfinite(actions)):
-        raise ValueError(f"policy {policy.name!r} returned NaN or inf actions")
+        raise InputError(f"policy {policy.name!r} returned NaN or inf actions")
     # Recorded exactly as applied: the env's dtype, clipped to the normalised range.
     return np.clip(actions.astype(space.dtype), -1.0, 1.0)
 
 
 def _sb3_policy(path: Path, env) -> Policy:
     if not path.is_file():
-        raise ValueError(f"--policy {path}: no such file")
+        raise InputError(f"--policy {path}: no such file")
     try:
         import stable_baselines3 as sb3
     except ImportError:
-        raise RuntimeError("--policy PATH.zip needs stable-baselines3 (pip install stable-baselines3)") from None
+        raise InputError("--policy PATH.zip needs stable-baselines3 (pip install stable-baselines3)") from None
     from gymnasium import spaces
 
     model, errors = None, []
@@ -113,10 +114,17 @@ def _sb3_policy(path: Path, env) -> Policy:
         except Exception as error:  # noqa: BLE001 - a wrong class fails in many ways; the next is tried
             errors.append(f"{name}: {error}")
     if model is None:
-        raise ValueError(f"--policy {path}: not a loadable SB3 model ({'; '.join(errors)[:300]})")
+        raise InputError(f"--policy {path}: not a loadable SB3 model ({'; '.join(errors)[:300]})")
     if model.action_space.shape != env.single_action_space.shape:
-        raise ValueError(f"--policy {path}: the model acts in {model.action_space.shape}, the env takes "
+        raise InputError(f"--policy {path}: the model acts in {model.action_space.shape}, the env takes "
                          f"{env.single_action_space.shape} (another task or action mode?)")
+    return sb3_model_policy(model, env, str(path))
+
+
+def sb3_model_policy(model, env, name: str = "sb3") -> Policy:
+    """A Policy from a stable-baselines3 model (deterministic actions) for a native VectorEnv."""
+    from gymnasium import spaces
+
     keys = list(env.single_observation_space.spaces)
     flat = not isinstance(model.observation_space, spaces.Dict)
 
@@ -127,4 +135,4 @@ def _sb3_policy(path: Path, env) -> Policy:
         actions, _ = model.predict(observation, deterministic=True)
         return actions
 
-    return Policy(act, None, str(path))
+    return Policy(act, None, name)

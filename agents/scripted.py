@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+
 from ..envs.controllers import IKSettings
 
 
@@ -26,7 +28,7 @@ class HandExpert:
     def for_task(cls, task, num_envs: int | None = None):
         """The expert for a batched task (envs/base.py BatchedTask); ``for_env`` takes a Gymnasium env."""
         if task.action_mode != "ee_delta":
-            raise ValueError(f"the {cls.__name__} moves the hands; make the env with action_mode='ee_delta'")
+            raise InputError(f"the {cls.__name__} moves the hands; make the env with action_mode='ee_delta'")
         return cls(num_envs or task.num_envs, task.config.ik, task.scene.robot_position)
 
     @classmethod

@@ -36,6 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from ..envs import make_config, parse_overrides, task_spec
+from .policies import sb3_model_policy
+from .runner import PolicyRunner
+from ..errors import InputError, SetupError
 
 ALGORITHMS = ("ppo", "sac")
 
@@ -86,17 +89,17 @@ class TrainArgs:
 
     def check(self) -> None:
         if self.algo not in ALGORITHMS:
-            raise ValueError(f"unknown --algo {self.algo!r}; choose one of {ALGORITHMS}")
+            raise InputError(f"unknown --algo {self.algo!r}; choose one of {ALGORITHMS}")
         for name in ("num_envs", "total_steps", "eval_episodes", "n_steps", "batch_size", "n_epochs", "torch_threads"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         for name in ("eval_every", "checkpoint_every", "seed", "eval_seed", "learning_starts"):
             if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+                raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.init_posture and self.algo != "ppo":
-            raise ValueError("--init-posture applies to --algo ppo (SAC's squashed mean starts at zero)")
+            raise InputError("--init-posture applies to --algo ppo (SAC's squashed mean starts at zero)")
         if not 0 < self.gamma <= 1:
-            raise ValueError(f"--gamma must be in (0, 1], got {self.gamma}")
+            raise InputError(f"--gamma must be in (0, 1], got {self.gamma}")
 
 
 def _require_sb3():
@@ -104,7 +107,7 @@ def _require_sb3():
         import stable_baselines3  # noqa: F401
         import torch  # noqa: F401
     except ImportError:
-        raise RuntimeError("training needs the rl extra: pip install torch==2.13.0 && "
+        raise SetupError("training needs the rl extra: pip install torch==2.13.0 && "
                            "pip install 'training-ground[rl]'") from None
 
 
@@ -149,7 +152,7 @@ def start_at_posture(model, env, keyframe: str) -> None:
 
     controller = env.task.controller
     if not hasattr(controller, "to_action"):
-        raise ValueError(f"--init-posture needs the joint_pos action mode, not {env.task.action_mode}")
+        raise InputError(f"--init-posture needs the joint_pos action mode, not {env.task.action_mode}")
     action = controller.to_action(env.task.robot.keyframe(keyframe))
     with torch.no_grad():
         model.policy.action_net.bias.copy_(torch.as_tensor(action, dtype=model.policy.action_net.bias.dtype))
@@ -183,29 +186,35 @@ def wrap_for_training(env, args: TrainArgs):
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
+class ReturnRunner(PolicyRunner):
+    """The episode runner, adding up each episode's (unnormalised) return."""
+
+    def __init__(self, env, seeds, policy):
+        super().__init__(env, seeds, policy)
+        self.episode_return = np.zeros(self.num_envs)
+        self.returns: dict[int, float] = {}
+
+    def started(self, env_ids, observation) -> None:
+        super().started(env_ids, observation)
+        self.episode_return[env_ids] = 0.0
+
+    def after_step(self, active, actions, observation, rewards, done, info) -> None:
+        self.episode_return[active] += rewards[active]
+
+    def ended(self, ends, info) -> None:
+        for end in ends:
+            self.returns[end.seed] = float(self.episode_return[end.slot])
+
+
 def evaluate_model(model, env, episodes: int, seed: int) -> dict:
-    """Deterministic episodes with seeds seed..seed+episodes-1 on ``env`` (an SB3VecEnv); success and return."""
-    successes, returns, lengths = [], [], []
-    start = 0
-    while start < episodes:
-        batch = min(env.num_envs, episodes - start)
-        env.seed(seed + start)
-        observation = env.reset()
-        active = np.zeros(env.num_envs, dtype=bool)
-        active[:batch] = True
-        episode_return = np.zeros(env.num_envs)
-        while active.any():
-            actions, _ = model.predict(observation, deterministic=True)
-            observation, rewards, dones, infos = env.step(actions)
-            episode_return += rewards * active
-            for i in np.flatnonzero(dones & active):
-                successes.append(bool(infos[i]["is_success"]))
-                returns.append(float(episode_return[i]))
-                lengths.append(int(infos[i]["episode"]["l"]))
-                active[i] = False
-        start += batch
-    return {"success_rate": float(np.mean(successes)), "mean_return": float(np.mean(returns)),
-            "mean_length": float(np.mean(lengths)), "episodes": len(successes)}
+    """Deterministic episodes with seeds seed..seed+episodes-1 on the native VectorEnv behind ``env`` (an
+    SB3VecEnv), through the episode runner; success rate, mean return and length."""
+    vector_env = env.vector_env
+    runner = ReturnRunner(vector_env, range(seed, seed + episodes), sb3_model_policy(model, vector_env))
+    ends = runner.run()
+    return {"success_rate": float(np.mean([end.success for end in ends])),
+            "mean_return": float(np.mean([runner.returns[end.seed] for end in ends])),
+            "mean_length": float(np.mean([end.steps for end in ends])), "episodes": len(ends)}
 
 
 CURVE_FIELDS = ("env_steps", "wall_s", "train_success_rate", "train_return", "eval_success_rate", "eval_return",

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SetupError
+
 from ..physics.engine import pd_torques
 
 DT = 1.0 / 500.0
@@ -346,7 +348,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             import mujoco  # noqa: F401
         except ImportError:
-            raise RuntimeError("MuJoCo is not installed: pip install 'training-ground[bench]', "
+            raise SetupError("MuJoCo is not installed: pip install 'training-ground[bench]', "
                                "or leave it out with --engines numpy pybullet") from None
     results = {"machine": platform.platform(), "cpu_count": os.cpu_count(), "workers": args.workers,
                "dt": DT, "seconds_per_point": args.seconds, "rows": []}

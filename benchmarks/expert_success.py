@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UnknownNameError
+
 from ..agents.evaluate import wilson_interval
 from ..agents.policies import load_policy
 from ..agents.runner import PolicyRunner
@@ -80,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
     task_ids = [resolve_task_id(name) for name in args.tasks] if args.tasks else with_expert
     missing = [t for t in task_ids if t not in with_expert]
     if missing:
-        raise SystemExit(f"no scripted expert for {missing}; experts exist for {sorted(with_expert)}")
+        raise UnknownNameError(f"no scripted expert for {missing}; experts exist for {sorted(with_expert)}")
     results = {"machine": platform.platform(), "episodes": args.episodes, "first_seed": args.seed,
                "backends": args.backends, "tasks": {}}
     with tqdm(total=len(task_ids) * len(args.backends) * args.episodes, desc="expert episodes", unit="ep") as bar:

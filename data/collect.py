@@ -14,18 +14,22 @@ import json
 import math
 import os
 import signal
+import sys
 import time
-from collections import deque
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..agents.policies import Policy, checked_actions, load_policy
+from ..agents.policies import POLICY_SPECS, Policy, load_policy
+from ..agents.runner import PolicyRunner
 from ..envs import make_config, make_task_env, parse_overrides, task_spec
+from ..physics import BACKENDS
+from .ray_options import add_ray_arguments, ray_wanted
 from .dataset import (DatasetError, DatasetWriter, Episode, check_output_location, check_resumable, journal_seeds,
                       make_env_args, stored_seeds)
+from ..errors import InputError
 
 SECONDS_PER_DAY = 86_400.0
 REAL_ROBOT_PER_DAY = (300.0, 500.0)  # episodes one real robot records in a day
@@ -117,61 +121,44 @@ class RunStats:
                 "ep/core/day": f"{core_day:,.0f}"}
 
 
-def run_episodes(env, policy: Policy, pending: deque, writer: DatasetWriter, stats: RunStats,
-                 only_success: bool = False, on_episode=None) -> None:
-    """Step all robots until ``pending`` seeds are done; each finished episode goes to ``writer`` at once.
+class CollectRunner(PolicyRunner):
+    """Records every step of every episode and hands each finished one to the writer at once."""
 
-    KeyboardInterrupt propagates after the current step; episodes in flight are dropped.
-    """
-    task = env.unwrapped.task
-    n = env.num_envs
-    slot_seed = np.full(n, -1, dtype=np.int64)
-    buffers: list[_EpisodeBuffer | None] = [None] * n
+    def __init__(self, env, seeds, policy: Policy, writer: DatasetWriter, stats: RunStats, only_success: bool = False,
+                 on_episode=None):
+        super().__init__(env, seeds, policy)
+        self.writer, self.stats, self.only_success, self.on_episode = writer, stats, only_success, on_episode
+        self.buffers: list[_EpisodeBuffer | None] = [None] * self.num_envs
+        self._states = None
 
-    def start(env_ids) -> dict | None:
-        seeds, mask = [0] * n, np.zeros(n, dtype=bool)
+    def started(self, env_ids, observation) -> None:
+        super().started(env_ids, observation)
         for i in env_ids:
-            slot_seed[i] = pending.popleft() if pending else -1
-            if slot_seed[i] >= 0:
-                seeds[i], mask[i] = int(slot_seed[i]), True
-        if not mask.any():
-            return None
-        observation, _ = env.reset(seed=seeds, options={"reset_mask": mask})
-        policy.reset(mask)
-        for i in np.flatnonzero(mask):
-            buffers[i] = _EpisodeBuffer(int(slot_seed[i]), int(i), _row(observation, i))
-        return observation
+            self.buffers[i] = _EpisodeBuffer(int(self.slot_seed[i]), int(i), _row(observation, i))
 
-    observation = start(range(n))
-    while observation is not None and (slot_seed >= 0).any():
-        active = np.flatnonzero(slot_seed >= 0)
-        states = task.get_state()
-        actions = checked_actions(policy, observation, env.action_space)
-        next_observation, rewards, terminated, truncated, info = env.step(actions)
-        done = terminated | truncated
+    def before_step(self, active) -> None:
+        self._states = self.task.get_state()
+
+    def after_step(self, active, actions, observation, rewards, done, info) -> None:
         for i in active:
-            buffers[i].add(states[i], actions[i], rewards[i], done[i], _row(next_observation, i))
-        finished = [i for i in active if done[i]]
-        if finished:
-            final_states = task.get_state()
-            for i in finished:
-                success = bool(info["is_success"][i])
-                episode = buffers[i].finish(final_states[i], success, bool(info["diverged"][i]),
-                                            episode_model(task.episode_params[i]))
-                buffers[i] = None
-                if only_success and not success:
-                    writer.add_filtered(episode.seed)
-                    stats.filtered += 1
-                else:
-                    writer.add(episode)
-                stats.steps.append(episode.num_samples)
-                stats.successes.append(success)
-                if on_episode is not None:
-                    on_episode(episode)
-            fresh = start(finished)
-            if fresh is not None:
-                next_observation = fresh
-        observation = next_observation
+            self.buffers[i].add(self._states[i], actions[i], rewards[i], done[i], _row(observation, i))
+
+    def ended(self, ends, info) -> None:
+        final_states = self.task.get_state()
+        for end in ends:
+            i = end.slot
+            episode = self.buffers[i].finish(final_states[i], end.success, end.diverged,
+                                             episode_model(self.task.episode_params[i]))
+            self.buffers[i] = None
+            if self.only_success and not end.success:
+                self.writer.add_filtered(episode.seed)
+                self.stats.filtered += 1
+            else:
+                self.writer.add(episode)
+            self.stats.steps.append(episode.num_samples)
+            self.stats.successes.append(end.success)
+            if self.on_episode is not None:
+                self.on_episode(episode)
 
 
 @contextmanager
@@ -214,11 +201,11 @@ class CollectPlan:
 def plan_collection(options: CollectOptions) -> CollectPlan:
     """Check the options and resolve task, config and action mode; bad input raises with the reason."""
     if options.episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {options.episodes}")
+        raise InputError(f"--episodes must be >= 1, got {options.episodes}")
     if options.robots < 1:
-        raise ValueError(f"--robots must be >= 1, got {options.robots}")
+        raise InputError(f"--robots must be >= 1, got {options.robots}")
     if options.seed < 0:
-        raise ValueError(f"--seed must be >= 0 (seeds are SEED..SEED+EPISODES-1), got {options.seed}")
+        raise InputError(f"--seed must be >= 0 (seeds are SEED..SEED+EPISODES-1), got {options.seed}")
     spec = task_spec(options.task)
     config = make_config(spec.config_class, parse_overrides(options.overrides))
     action_mode = options.action_mode or spec.default_action_mode
@@ -263,7 +250,7 @@ def collect(options: CollectOptions) -> CollectResult:
         policy = load_policy(options.policy, env)  # a bad policy fails before any file is made
         writer = DatasetWriter(out, env_args, task.state_layout().to_json(), options.policy, options.commit_every)
         try:
-            pending = deque(seed for seed in wanted if seed not in writer.done_seeds)
+            pending = [seed for seed in wanted if seed not in writer.done_seeds]
             resumed = options.episodes - len(pending)
             bar = tqdm(total=len(pending), desc=f"collect {task_id.split('/')[-1]} x{robots}", unit="ep",
                        disable=None if options.progress else True, dynamic_ncols=True)  # None: off when not a terminal
@@ -276,7 +263,7 @@ def collect(options: CollectOptions) -> CollectResult:
 
             with terminate_as_interrupt() if options.stop_on_sigterm else nullcontext():
                 try:
-                    run_episodes(env, policy, pending, writer, stats, options.only_success, progress)
+                    CollectRunner(env, pending, policy, writer, stats, options.only_success, progress).run()
                 except KeyboardInterrupt:
                     interrupted = True
             bar.close()
@@ -492,3 +479,55 @@ def write_report(report: FieldReport, options: CollectOptions) -> tuple[Path, Pa
     except OSError as error:
         raise DatasetError(f"cannot write the report {json_path}: {error.strerror or error}") from None
     return json_path, png_path
+
+
+# ---------------------------------------------------------------------------------------------- command
+
+
+def add_arguments(parser) -> None:
+    """``tground collect``: run a policy (the task's scripted expert by default) on N simulated robots at once and
+    write every episode to a crash-safe HDF5 dataset (robomimic layout); rerunning the same command resumes.
+    Episode k gets seed SEED+k. Ends with a report against the real field."""
+    parser.add_argument("--task", required=True, help="task id or alias, e.g. TrainingGround/BreadPickPlace-v0 or bread")
+    parser.add_argument("--robots", type=int, default=64, help="simulated robots stepped together (default: 64)")
+    parser.add_argument("--episodes", type=int, required=True, help="episodes to collect (seeds SEED..SEED+N-1)")
+    parser.add_argument("--out", required=True, help="dataset file (.hdf5); an existing one of the same run resumes")
+    parser.add_argument("--backend", default="numpy", choices=BACKENDS, help="physics backend (default: numpy)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
+    parser.add_argument("--action-mode", default=None, help="joint_pos or ee_delta (default: the task's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="task config override, repeatable: --set max_steps=200 --set ik.damping=0.1")
+    parser.add_argument("--policy", default="expert",
+                        help=f"the policy: {POLICY_SPECS} (default: expert)")
+    parser.add_argument("--only-success", action="store_true",
+                        help="keep only successful episodes (failed seeds are recorded in filtered_seeds)")
+    parser.add_argument("--report", default=None,
+                        help="report JSON path (default: OUT_report.json beside the dataset); a PNG goes beside it")
+    parser.add_argument("--commit-every", type=float, default=30.0,
+                        help="seconds between merges of finished episodes into the file (default: 30)")
+    add_ray_arguments(parser, "collect on Ray workers, each writing a shard beside OUT; the shards are merged "
+                               "into OUT at the end")
+    parser.add_argument("--scaling", action="store_true",
+                        help="with --ray: first time one worker alone on one worker's share of the seeds and "
+                             "report the scaling efficiency (the share is collected twice)")
+
+
+def main(args) -> int:
+    options = CollectOptions(
+        task=args.task, episodes=args.episodes, out=args.out, robots=args.robots, backend=args.backend,
+        seed=args.seed, action_mode=args.action_mode, overrides=args.set, policy=args.policy,
+        only_success=args.only_success, report=args.report, commit_every=args.commit_every)
+    if ray_wanted(args, scaling=args.scaling):
+        from . import distributed  # Ray is imported only here; distributed imports this module
+
+        result = distributed.collect_distributed(options, args.ray, workers=args.workers, retries=args.retries,
+                                                 measure_scaling=args.scaling)
+    else:
+        result = collect(options)
+    if result.report is not None:
+        print(result.report.table())
+        json_path, png_path = write_report(result.report, options)
+        print(f"{args.out}: {result.file_episodes} episodes; report {json_path}, plot {png_path}")
+    if result.message:
+        print(result.message, file=sys.stderr if result.interrupted else sys.stdout)
+    return 130 if result.interrupted else 0

@@ -42,6 +42,7 @@ import h5py
 import numpy as np
 
 from .. import __version__
+from ..errors import InputError, UserError
 from ..envs.config import config_to_dict
 
 FORMAT = "training_ground.dataset/1"
@@ -54,7 +55,7 @@ _CHECKED = {"fletcher32": True}
 _COMPRESSED = {"compression": "gzip", "compression_opts": 4, "shuffle": True, **_CHECKED}
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """A dataset file that cannot be read, written or resumed, with the reason in words."""
 
 
@@ -705,3 +706,45 @@ def merge_datasets(inputs, out, seeds=None) -> MergeResult:
     write_atomically(out, fill)
     return MergeResult(path=str(out), inputs=[str(path) for path in paths], episodes=len(order),
                        filtered=len(filtered), left_out=len(set(owner) - selected))
+
+
+# ---------------------------------------------------------------------------------------------- command
+
+
+def add_arguments(parser) -> None:
+    """``tground dataset``: inspect and merge datasets written by tground collect."""
+    dataset_sub = parser.add_subparsers(dest="dataset_command", metavar="COMMAND", required=True)
+    info = dataset_sub.add_parser("info", help="counts, success rate, lengths, action range of a dataset",
+                                  description="Counts, success rate, episode lengths, seeds and action range; "
+                                              "checks every demo's keys and sizes.")
+    info.add_argument("dataset", help="an HDF5 file written by tground collect")
+    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    info.set_defaults(dataset_handler=info_main)
+    merge = dataset_sub.add_parser(
+        "merge", help="merge datasets of one collection (the shards of a --ray run) into one file",
+        description="Merge datasets of one collection (same task, engine, config and policy; the shards of "
+                    "tground collect --ray) into one robomimic-layout file, demos in seed order. A seed in two "
+                    "inputs is an error. With --seed/--episodes the output must hold exactly those seeds.")
+    merge.add_argument("shards", nargs="+", metavar="SHARD", help="HDF5 files written by tground collect")
+    merge.add_argument("--out", required=True, help="the merged file (may be one of the inputs: replaced atomically)")
+    merge.add_argument("--seed", type=int, default=None, help="with --episodes: require exactly seeds SEED..SEED+N-1")
+    merge.add_argument("--episodes", type=int, default=None, help="with --seed: how many seeds")
+    merge.set_defaults(dataset_handler=merge_main)
+
+
+def main(args) -> int:
+    return args.dataset_handler(args)
+
+
+def info_main(args) -> int:
+    info = inspect_dataset(args.dataset)
+    print(json.dumps(info.to_json(), indent=2) if args.json else info.format())
+    return 1 if info.problems else 0
+
+
+def merge_main(args) -> int:
+    if (args.seed is None) != (args.episodes is None):
+        raise InputError("--seed and --episodes go together (the seeds SEED..SEED+EPISODES-1)")
+    seeds = None if args.seed is None else range(args.seed, args.seed + args.episodes)
+    print(merge_datasets(args.shards, args.out, seeds).summary())
+    return 0

@@ -42,12 +42,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..agents import evaluate
 from ..agents.policies import load_policy
-from ..envs import make_task_env, parse_overrides, task_spec
 from .collect import (CollectOptions, CollectResult, FieldReport, collect, make_env, plan_collection,
                       terminate_as_interrupt)
 from .dataset import (DatasetError, check_output_location, check_resumable, contiguous_runs, finish_journal,
                       journal_seeds, merge_datasets, stored_seeds)
+from ..errors import InputError, SetupError
 
 RAY_MISSING = 'the --ray options need Ray, which is the "dist" extra: pip install "training-ground[dist]"'
 SHARD_NAME = re.compile(r"seeds_(\d+)-(\d+)\.hdf5")
@@ -59,7 +60,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise RuntimeError(RAY_MISSING) from None
+        raise SetupError(RAY_MISSING) from None
     return ray
 
 
@@ -77,7 +78,7 @@ def connect(address: str = "auto"):
         ray.init(address=None if address == "auto" else address, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING)
     except (ConnectionError, ValueError) as error:
-        raise RuntimeError(f"--ray {address}: cannot connect to a Ray cluster ({error}). Start one with "
+        raise SetupError(f"--ray {address}: cannot connect to a Ray cluster ({error}). Start one with "
                            f"`ray start --head` and pass its address, or use --ray auto") from None
     return ray
 
@@ -119,12 +120,12 @@ class WorkerPool:
 
     def __init__(self, ray, workers: int, retries: int = 3):
         if workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {workers}")
+            raise InputError(f"--workers must be >= 1, got {workers}")
         if retries < 0:
-            raise ValueError(f"--retries must be >= 0, got {retries}")
+            raise InputError(f"--retries must be >= 0, got {retries}")
         cpus = ray.cluster_resources().get("CPU", 0)
         if workers > cpus:
-            raise ValueError(f"--workers {workers}: the Ray cluster has {cpus:g} CPUs and each worker takes one; "
+            raise InputError(f"--workers {workers}: the Ray cluster has {cpus:g} CPUs and each worker takes one; "
                              f"add nodes (ray start --address HEAD:6379) or use fewer workers")
         self.ray = ray
         actor = ray.remote(num_cpus=1, max_restarts=retries, max_task_retries=retries)(_Worker)
@@ -133,7 +134,7 @@ class WorkerPool:
             self.workers = ray.get([a.describe.remote() for a in self.actors], timeout=START_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:
             self.close()
-            raise RuntimeError(f"the {workers} Ray workers did not start within {START_TIMEOUT_S:.0f} s; the "
+            raise SetupError(f"the {workers} Ray workers did not start within {START_TIMEOUT_S:.0f} s; the "
                                f"cluster has {cpus:g} CPUs, {ray.available_resources().get('CPU', 0):g} free") from None
 
     @property
@@ -176,7 +177,7 @@ class WorkerPool:
                 raise cause from None
             raise RuntimeError(f"a Ray worker failed: {error}") from None
         except ray.exceptions.RayActorError as error:
-            raise RuntimeError(f"a Ray worker was lost more often than --retries allows: {error}") from None
+            raise SetupError(f"a Ray worker was lost more often than --retries allows: {error}") from None
 
     def close(self) -> None:
         for actor in self.actors:
@@ -268,7 +269,7 @@ def _collect_shard(options: CollectOptions) -> dict:
     cpu_start = time.process_time()
     result = collect(options)
     if result.interrupted:  # SIGINT reached the worker; its finished episodes are in the shard
-        raise RuntimeError(f"the worker collecting {options.out} was interrupted; rerun to resume")
+        raise SetupError(f"the worker collecting {options.out} was interrupted; rerun to resume")
     stats = result.stats
     return {"shard": options.out, "host": socket.gethostname(), "pid": os.getpid(), "resumed": result.resumed,
             "steps": list(stats.steps) if stats else [], "successes": list(stats.successes) if stats else [],
@@ -297,7 +298,7 @@ def collect_distributed(options: CollectOptions, address: str = "auto", workers:
 
     plan = plan_collection(options)
     if workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {workers}")
+        raise InputError(f"--workers must be >= 1, got {workers}")
     out = Path(options.out).absolute()  # workers do not share the driver's working directory
     check_output_location(out)
     if options.policy.endswith(".zip"):
@@ -486,65 +487,21 @@ def run_over_seeds(run_seeds, seeds, *, address: str = "auto", workers: int = 2,
         pool.close()
 
 
-def _eval_env(args, num_envs: int):
-    """The native VectorEnv ``tground eval`` runs, and its task id and action mode."""
-    spec = task_spec(args.task)
-    action_mode = args.action_mode or spec.default_action_mode
-    env = make_task_env(spec.id, num_envs, backend=args.backend, action_mode=action_mode,
-                        config=parse_overrides(args.set))
-    task_id = spec.id
-    return env, task_id, action_mode
-
-
-def evaluate_episodes(args, spec: str, seeds: list[int]) -> list:
-    """``tground eval``'s per-episode metrics of policy ``spec`` on a contiguous block of seeds, as
-    :func:`training_ground.agents.evaluate.evaluate` computes them (one chunk, in a worker)."""
-    from ..agents import evaluate
-
-    if list(seeds) != list(range(seeds[0], seeds[0] + len(seeds))):
-        raise ValueError("evaluate_episodes takes a contiguous block of seeds")
-    env, task_id, _ = _eval_env(args, min(args.num_envs, len(seeds)))
-    try:
-        task, robot = env.unwrapped.task, env.unwrapped.task.robot
-        hands = {robot.joint_names[j] for j in robot.joint_indices("hands")}
-        limit_joints = np.array([i for i, name in enumerate(robot.joint_names) if name not in hands])
-        # The random policy draws from the chunk's first seed: a chunk rerun after a lost worker repeats itself.
-        policy = load_policy(spec, env, seeds[0])
-        records = evaluate.rollout(env, policy, len(seeds), seeds[0])
-        return [evaluate.episode_metrics(record, task.config.control_dt, robot.joint_lower, robot.joint_upper,
-                                         limit_joints) for record in records]
-    finally:
-        env.close()
-
-
 def evaluate_distributed(args, address: str = "auto", workers: int = 2, retries: int = 3, chunk_size=None,
                          ray=None) -> list[dict]:
-    """``tground eval ... --ray``: every policy's episodes in chunks on K Ray workers; the same
-    summaries, JSON and PNG as a local ``tground eval``."""
-    import json
-
+    """``tground eval ... --ray``: every policy's episodes in chunks on K Ray workers, each chunk a local
+    evaluation (``agents.evaluate.evaluate_seeds``); the same summaries, JSON and PNG as ``tground eval``."""
     from tqdm import tqdm
 
-    from ..agents import evaluate
-
-    if args.episodes < 1 or args.num_envs < 1:
-        raise ValueError(f"--episodes and --num-envs must be >= 1, got {args.episodes} and {args.num_envs}")
-    if args.names and len(args.names) != len(args.policy):
-        raise ValueError(f"--names gives {len(args.names)} names for {len(args.policy)} policies")
+    evaluate.check_args(args)
     specs = args.policy
     # Files are read by the workers, whose working directory is not this one.
     args = dataclasses.replace(args, policy=tuple(str(Path(spec).absolute()) if spec.endswith((".zip", ".pt"))
                                                   else spec for spec in args.policy),
-                               names=args.names or tuple(Path(spec).stem if spec.endswith((".zip", ".pt")) else spec
-                                                         for spec in args.policy))
-    env, task_id, action_mode = _eval_env(args, 1)
-    try:  # a bad policy fails here, with eval's own message, before any worker starts
-        for spec in args.policy:
-            load_policy(spec, env, args.seed)
-    finally:
-        env.close()
+                               names=evaluate.policy_names(args))
+    action_mode = evaluate.check_policies(args)  # a bad policy fails here, before any worker starts
     chunks = seed_chunks(range(args.seed, args.seed + args.episodes), workers, chunk_size)
-    jobs = [(functools.partial(evaluate_episodes, args, spec), chunk) for spec in args.policy for chunk in chunks]
+    jobs = [(functools.partial(evaluate.evaluate_seeds, args, spec), chunk) for spec in args.policy for chunk in chunks]
     ray = ray or connect(address)
     pool = WorkerPool(ray, min(workers, len(jobs)), retries)
     bar = tqdm(total=args.episodes * len(args.policy), desc=f"eval on {workers} Ray workers", unit="ep",
@@ -554,18 +511,10 @@ def evaluate_distributed(args, address: str = "auto", workers: int = 2, retries:
     finally:
         bar.close()
         pool.close()
-    summaries = []
-    for k, spec in enumerate(specs):
-        metrics = _flatten(chunks, results[k * len(chunks):(k + 1) * len(chunks)])
-        summary = evaluate.summarize(args.names[k], metrics)
-        summary.update(spec=spec, episodes_detail=[evaluate._finite_or_none(dataclasses.asdict(m)) for m in metrics])
-        summaries.append(summary)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"task": task_id, "backend": args.backend, "action_mode": action_mode,
-              "config_overrides": list(args.set), "seed": args.seed, "episodes": args.episodes, "policies": summaries,
-              "ray": {"workers": workers, "chunks_per_policy": len(chunks)}}
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2, allow_nan=False))
-    evaluate.plot_comparison(summaries, out.with_suffix(".png"), f"{task_id.split('/')[-1]}: {args.episodes} "
-                             f"episodes per policy, seeds {args.seed}+, on {workers} Ray workers")
+    metrics = [_flatten(chunks, results[k * len(chunks):(k + 1) * len(chunks)]) for k in range(len(args.policy))]
+    summaries = evaluate.summaries_of(args, metrics)
+    for summary, spec in zip(summaries, specs):
+        summary["spec"] = spec  # as given, not the absolute path the workers read
+    evaluate.write_evaluation(args, action_mode, summaries, f", on {workers} Ray workers",
+                              ray={"workers": workers, "chunks_per_policy": len(chunks)})
     return summaries

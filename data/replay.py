@@ -12,14 +12,15 @@ side in one VectorEnv, as they were collected.
 from __future__ import annotations
 
 import json
+import sys
 import time
-from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .collect import episode_model
+from ..agents.runner import EpisodeRunner
 from ..envs import make_task_env, task_spec
 from .dataset import (DatasetError, Episode, dataset_env_args, demo_names, open_dataset, read_demo,
                       reading)
@@ -126,6 +127,71 @@ def _error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.nanmax(difference)) if difference.size else 0.0
 
 
+class ReplayRunner(EpisodeRunner):
+    """Restores each demo's first state, applies its recorded actions and compares every state on the way."""
+
+    def __init__(self, env, path: Path, handle, names: list[str], progress):
+        self.path, self.handle, self.progress = path, handle, progress
+        self.demos: dict[int, tuple[Episode, EpisodeCheck]] = {}
+        self.checks: list[EpisodeCheck] = []
+        seeds = []
+        for name in names:
+            with reading(path):
+                group = handle["data"][name]
+                seed = int(group.attrs["seed"])
+            seeds.append(seed)
+            self.demos[seed] = name
+        super().__init__(env, seeds)
+        self.slots: list[tuple[Episode, EpisodeCheck] | None] = [None] * self.num_envs
+
+    def started(self, env_ids, observation) -> None:
+        reset_states = self.task.get_state()
+        for i in env_ids:
+            name = self.demos[int(self.slot_seed[i])]
+            with reading(self.path):
+                episode = read_demo(self.handle["data"][name])
+            check = EpisodeCheck(name, episode.seed, episode.num_samples, episode.success)
+            check.objects_match = episode_model(self.task.episode_params[i]) == episode.model
+            check.initial_state_error = _error(reset_states[i], episode.states[0])
+            self.slots[i] = (episode, check)
+            self.checks.append(check)
+        self.task.set_state(env_ids, np.stack([self.slots[i][0].states[0] for i in env_ids]))
+
+    def before_step(self, active) -> None:
+        states = self.task.get_state()
+        for i in active:
+            episode, check = self.slots[i]
+            error = _error(states[i], episode.states[self.steps[i]])
+            if error > 0 and check.first_divergence is None:
+                check.first_divergence = int(self.steps[i])
+            check.max_state_error = max(check.max_state_error, error)
+
+    def actions(self, observation, active):
+        actions = np.zeros(self.env.action_space.shape, dtype=self.env.action_space.dtype)
+        for i in active:
+            actions[i] = self.slots[i][0].actions[self.steps[i]]
+        return actions
+
+    def cut(self, active):
+        cut = np.zeros(self.num_envs, dtype=bool)
+        for i in active:
+            cut[i] = self.steps[i] >= self.slots[i][1].steps
+        return cut
+
+    def ended(self, ends, info) -> None:
+        final_states = self.task.get_state()
+        for end in ends:
+            episode, check = self.slots[end.slot]
+            check.ended_at = end.steps if end.done else None
+            check.replayed_success = end.success
+            check.final_state_error = _error(final_states[end.slot], episode.final_state)
+            if check.final_state_error > 0 and check.first_divergence is None:
+                check.first_divergence = end.steps
+            check.max_state_error = max(check.max_state_error, check.final_state_error)
+            self.slots[end.slot] = None
+            self.progress(1)
+
+
 def replay_dataset(path, demos: list[str] | None = None, robots: int = 16, atol: float = 0.0,
                    progress: bool = True) -> ReplayResult:
     from tqdm import tqdm
@@ -136,74 +202,17 @@ def replay_dataset(path, demos: list[str] | None = None, robots: int = 16, atol:
         raise DatasetError(f"{path} holds no episodes to replay")
     started = time.perf_counter()
     env, env_args = make_env_for(path, min(robots, len(names)))
-    task = env.unwrapped.task
-    n = env.num_envs
-    queue = deque(names)
     handle = open_dataset(path)
-    slots: list[tuple[Episode, EpisodeCheck] | None] = [None] * n
-    steps = np.zeros(n, dtype=np.int64)
-    checks: list[EpisodeCheck] = []
     bar = tqdm(total=len(names), desc="replay", unit="ep", disable=None if progress else True)
-
-    def start(env_ids) -> None:
-        seeds, mask = [0] * n, np.zeros(n, dtype=bool)
-        for i in env_ids:
-            slots[i] = None
-            if queue:
-                name = queue.popleft()
-                with reading(path):
-                    episode = read_demo(handle["data"][name])
-                check = EpisodeCheck(name, episode.seed, episode.num_samples, episode.success)
-                slots[i], seeds[i], mask[i] = (episode, check), episode.seed, True
-                checks.append(check)
-        if not mask.any():
-            return
-        env.reset(seed=seeds, options={"reset_mask": mask})
-        ids = np.flatnonzero(mask)
-        reset_states = task.get_state()
-        for i in ids:
-            episode, check = slots[i]
-            check.objects_match = episode_model(task.episode_params[i]) == episode.model
-            check.initial_state_error = _error(reset_states[i], episode.states[0])
-        task.set_state(ids, np.stack([slots[i][0].states[0] for i in ids]))
-        steps[ids] = 0
-
     try:
-        start(range(n))
-        action_shape = env.action_space.shape
-        while any(slot is not None for slot in slots):
-            states = task.get_state()
-            actions = np.zeros(action_shape, dtype=env.action_space.dtype)
-            active = [i for i in range(n) if slots[i] is not None]
-            for i in active:
-                episode, check = slots[i]
-                error = _error(states[i], episode.states[steps[i]])
-                if error > 0 and check.first_divergence is None:
-                    check.first_divergence = int(steps[i])
-                check.max_state_error = max(check.max_state_error, error)
-                actions[i] = episode.actions[steps[i]]
-            _, _, terminated, truncated, info = env.step(actions)
-            steps[active] += 1
-            done = terminated | truncated
-            finished = [i for i in active if done[i] or steps[i] >= slots[i][1].steps]
-            if finished:
-                final_states = task.get_state()
-                for i in finished:
-                    episode, check = slots[i]
-                    check.ended_at = int(steps[i]) if done[i] else None
-                    check.replayed_success = bool(info["is_success"][i])
-                    check.final_state_error = _error(final_states[i], episode.final_state)
-                    if check.final_state_error > 0 and check.first_divergence is None:
-                        check.first_divergence = int(steps[i])
-                    check.max_state_error = max(check.max_state_error, check.final_state_error)
-                    bar.update(1)
-                start(finished)
+        runner = ReplayRunner(env, path, handle, names, bar.update)
+        runner.run()
     finally:
         bar.close()
         handle.close()
         env.close()
     order = {name: k for k, name in enumerate(names)}
-    checks.sort(key=lambda check: order[check.demo])
+    checks = sorted(runner.checks, key=lambda check: order[check.demo])
     kwargs = env_args["env_kwargs"]
     return ReplayResult(str(path), env_args["env_name"], kwargs.get("backend", "?"), checks, atol,
                         time.perf_counter() - started)
@@ -236,3 +245,41 @@ def render_demo(path, demo: str, out, frame_every: int = 2) -> int:
     except OSError as error:
         raise DatasetError(f"cannot write {out}: {error.strerror or error}") from None
     return len(images)
+
+
+# ---------------------------------------------------------------------------------------------- command
+
+
+def add_arguments(parser) -> None:
+    """``tground replay``: restore each episode's initial state, apply its recorded actions on the same engine and
+    check that it ends on the same step with the same success flag and final state."""
+    parser.add_argument("dataset", help="an HDF5 file written by tground collect")
+    parser.add_argument("--demos", nargs="+", default=None, metavar="DEMO", help="only these demos (e.g. demo_0)")
+    parser.add_argument("--episodes", type=int, default=None, help="only the first N demos")
+    parser.add_argument("--robots", type=int, default=16, help="episodes replayed side by side (default: 16)")
+    parser.add_argument("--atol", type=float, default=0.0,
+                        help="allowed final-state difference (default: 0, bit for bit)")
+    parser.add_argument("--json", default=None, help="write per-episode results to this JSON file")
+    parser.add_argument("--render", default=None, metavar="OUT.gif",
+                        help="write an animated GIF of one replayed demo instead of checking them all")
+    parser.add_argument("--render-demo", default=None, metavar="DEMO", help="the demo to render (default: demo_0)")
+    parser.add_argument("--frame-every", type=int, default=2, help="keep every k-th control step as a frame")
+    parser.add_argument("--check", action="store_true", help="with --render, also check the episodes")
+
+
+def main(args) -> int:
+    if args.render:
+        demo = args.render_demo or "demo_0"
+        frames = render_demo(args.dataset, demo, args.render, frame_every=args.frame_every)
+        print(f"wrote {args.render} ({frames} frames of {demo})")
+        if not args.check:
+            return 0
+    demos = args.demos or None
+    if demos is None and args.episodes is not None:
+        with open_dataset(args.dataset) as handle:
+            demos = demo_names(handle["data"])[:args.episodes]
+    result = replay_dataset(args.dataset, demos, robots=args.robots, atol=args.atol)
+    print(result.summary())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_json(), indent=2))
+    return 0 if result.reproduced == len(result.checks) else 1

@@ -12,6 +12,8 @@ import abc
 import dataclasses
 import gymnasium
 import numpy as np
+
+from ..errors import InputError
 from gymnasium import spaces
 
 from .. import robots
@@ -60,11 +62,11 @@ class BatchedTask(abc.ABC):
                  reward_mode: str = "dense", config: TaskConfig | None = None, gui: bool = False):
         action_mode = action_mode or self.default_action_mode
         if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+            raise InputError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         if action_mode not in ACTION_MODES:
-            raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
+            raise InputError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
         if reward_mode not in REWARD_MODES:
-            raise ValueError(f"unknown reward_mode {reward_mode!r}; choose one of {REWARD_MODES}")
+            raise InputError(f"unknown reward_mode {reward_mode!r}; choose one of {REWARD_MODES}")
         self.config = config or self.config_class()
         self._state_cache: dict = {}
         self.backend, self.action_mode, self.reward_mode = backend, action_mode, reward_mode

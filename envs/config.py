@@ -13,8 +13,10 @@ import ast
 import dataclasses
 import json
 
+from ..errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """An unknown or invalid task configuration key or value."""
 
 

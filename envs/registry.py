@@ -24,6 +24,7 @@ import gymnasium
 from .base import BatchedTask, TrainingGroundEnv
 from .config import make_config
 from .vector import TrainingGroundVectorEnv
+from ..errors import UnknownNameError
 
 _ID = re.compile(r"^TrainingGround/(?P<name>[A-Za-z][A-Za-z0-9]*)-v(?P<version>\d+)$")
 
@@ -111,7 +112,7 @@ def task_spec(name: str) -> TaskSpec:
     """The spec of a task id or alias; a clear error lists what exists."""
     task_id = ALIASES.get(name, name)
     if task_id not in TASKS:
-        raise KeyError(f"unknown task {name!r}; known ids: {sorted(TASKS)}, aliases: {sorted(ALIASES)}")
+        raise UnknownNameError(f"unknown task {name!r}; known ids: {sorted(TASKS)}, aliases: {sorted(ALIASES)}")
     return TASKS[task_id]
 
 
@@ -126,7 +127,7 @@ def spec_of(env_or_task) -> TaskSpec:
     for spec in TASKS.values():
         if type(task) is spec.task_class:
             return spec
-    raise KeyError(f"{type(task).__name__} is not a registered task")
+    raise UnknownNameError(f"{type(task).__name__} is not a registered task")
 
 
 def load_entry_point(text: str):

@@ -19,6 +19,8 @@ import dataclasses
 
 import numpy as np
 
+from ..errors import InputError
+
 from ..physics.rotations import quat_to_matrix
 from ..scenes import stand as stand_scene
 from ..physics.scene import Scene
@@ -67,7 +69,7 @@ class StandTask(BatchedTask):
     def sample_episode(self, rng):
         robot = self.robot
         if len(robot.feet) != 2:
-            raise ValueError(f"Stand needs a robot that declares two feet; {robot.name!r} declares {robot.feet}")
+            raise InputError(f"Stand needs a robot that declares two feet; {robot.name!r} declares {robot.feet}")
         q = robot.keyframe("standing")
         upper = np.concatenate([robot.joint_indices(g) for g in ("waist", "head", "arms")])
         legs = robot.joint_indices("legs")

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
+
 from ..robots import RobotDescription
 from .scene import ObjectParams, Scene
 from .grasp import check_grasp_mode
@@ -38,10 +40,10 @@ class EngineConfig:
     def __post_init__(self):
         check_grasp_mode(self.grasp)
         if not 0 < self.physics_dt <= 1.0 / 500.0 + 1e-12:
-            raise ValueError(f"physics_dt must be in (0, 1/500] s for stable contacts, got {self.physics_dt}")
+            raise InputError(f"physics_dt must be in (0, 1/500] s for stable contacts, got {self.physics_dt}")
         ratio = self.control_dt / self.physics_dt
         if self.control_dt < self.physics_dt or abs(ratio - round(ratio)) > 1e-6:
-            raise ValueError(f"control_dt ({self.control_dt}) must be a whole multiple of physics_dt ({self.physics_dt})")
+            raise InputError(f"control_dt ({self.control_dt}) must be a whole multiple of physics_dt ({self.physics_dt})")
 
     @property
     def substeps(self) -> int:

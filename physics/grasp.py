@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+
 GRASP_RADIUS = 0.07
 TOUCH_MARGIN = 0.005
 GRASP_MODES = ("assisted", "physical")
@@ -59,5 +61,5 @@ def update_cloth_pins(closing: np.ndarray, pinned_by: np.ndarray, sites: np.ndar
 
 def check_grasp_mode(mode: str) -> str:
     if mode not in GRASP_MODES:
-        raise ValueError(f"unknown grasp mode {mode!r}; use one of {GRASP_MODES}")
+        raise InputError(f"unknown grasp mode {mode!r}; use one of {GRASP_MODES}")
     return mode

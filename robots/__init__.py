@@ -14,6 +14,7 @@ from .description import (
     check_contract,
     describe,
 )
+from ..errors import UnknownNameError
 
 _REGISTRY = {"humanoid43": humanoid43.load}
 
@@ -32,7 +33,7 @@ def load(name: str = "humanoid43", **overrides) -> RobotDescription:
             raise RobotContractError(f"loading URDF {name} needs groups={{group: joint names}} for {list(GROUP_SIZES)}")
         path = Path(name)
         return describe(name=path.stem, urdf_path=path, **overrides)
-    raise KeyError(f"unknown robot {name!r}; registered robots: {sorted(_REGISTRY)}, or pass a .urdf path with groups=")
+    raise UnknownNameError(f"unknown robot {name!r}; registered robots: {sorted(_REGISTRY)}, or pass a .urdf path with groups=")
 
 
 __all__ = [

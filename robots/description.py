@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+
 #: The actuated-joint budget of every robot this project runs, per group.
 GROUP_SIZES = {"legs": 12, "waist": 3, "head": 2, "arms": 14, "hands": 12}
 NUM_ACTUATED = sum(GROUP_SIZES.values())
@@ -20,7 +22,7 @@ NUM_ACTUATED = sum(GROUP_SIZES.values())
 ACTUATED_TYPES = ("revolute", "continuous", "prismatic")
 
 
-class RobotContractError(ValueError):
+class RobotContractError(InputError):
     """A robot description that breaks the 43-DoF contract or names unknown joints."""
 
 
