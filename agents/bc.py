@@ -24,6 +24,7 @@ import numpy as np
 
 from ..envs import make_task_env
 from ..errors import InputError, SetupError
+from .evaluate import rollout, wilson_interval
 
 
 @dataclass
@@ -171,8 +172,6 @@ def fit(demos: Demonstrations, args: BCArgs, progress: bool = True) -> tuple[BCP
 def evaluate_in_env(policy: BCPolicy, env_args: dict, args: BCArgs) -> dict:
     """Success rate (with its Wilson interval) and mean length on the dataset's env, fresh seeds."""
     from tqdm import tqdm
-
-    from .evaluate import rollout, wilson_interval
 
     env = make_task_env(env_args["env_name"], min(args.num_envs, args.eval_episodes), **env_args["env_kwargs"])
     try:

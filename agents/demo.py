@@ -13,8 +13,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..envs import make_task_env
-from ..errors import InputError
 from ..physics import BACKENDS
+from ..errors import InputError
 from .policies import load_policy
 from .runner import PolicyRunner
 

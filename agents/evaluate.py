@@ -30,9 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from ..envs import make_task_env, parse_overrides, task_spec
+from ..envs.controllers import grasp_site_poses
+from ..physics.engine import pd_torques
+from ..errors import InputError
 from .policies import load_policy
 from .runner import PolicyRunner
-from ..errors import InputError
+from .train import add_dataclass_arguments, args_from_namespace
 
 # ---------------------------------------------------------------------------------------------- metric definitions
 
@@ -159,9 +162,6 @@ def episode_metrics(record: EpisodeRecord, dt: float, lower: np.ndarray, upper: 
 
 
 def _engine_sample(task) -> dict[str, np.ndarray]:
-    from ..envs.controllers import grasp_site_poses
-    from ..physics.engine import pd_torques
-
     engine = task.engine
     q, qd = engine.joint_state()
     hand_pos, _ = grasp_site_poses(engine)
@@ -410,14 +410,10 @@ def _json_default(value):
 
 
 def add_arguments(parser) -> None:
-    from .train import add_dataclass_arguments
-
     add_dataclass_arguments(parser, EvalArgs)
 
 
 def main(namespace) -> int:
-    from .train import args_from_namespace
-
     args = args_from_namespace(EvalArgs, namespace)
     summaries = evaluate(args)
     print(format_table(summaries))

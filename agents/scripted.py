@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
 
 from ..envs.controllers import IKSettings
+from ..errors import InputError
 
 
 class HandExpert:

@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from ..envs import make_config, parse_overrides, task_spec
+from ..errors import InputError, SetupError
 from .policies import sb3_model_policy
 from .runner import PolicyRunner
-from ..errors import InputError, SetupError
 
 ALGORITHMS = ("ppo", "sac")
 

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SetupError
 
 from ..physics.engine import pd_torques
+from ..errors import SetupError
 
 DT = 1.0 / 500.0
 

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import robots
 from ..envs import TASKS, load_entry_point, resolve_task_id, task_spec
 
+from ..physics.engine import pd_torques
 from .engine_throughput import in_processes, plot_throughput
 
 
@@ -84,8 +86,6 @@ def measure_pybullet_layout(num_envs: int, physics_steps: int = 500) -> dict:
     import pybullet
     from pybullet_utils import bullet_client
 
-    from .. import robots
-    from ..physics.engine import pd_torques
 
     robot = robots.load("humanoid43")
     targets = robot.keyframe("arms_ready")

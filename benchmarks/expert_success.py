@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UnknownNameError
 
 from ..agents.evaluate import wilson_interval
 from ..agents.policies import load_policy
 from ..agents.runner import PolicyRunner
 from ..envs import TASKS, make_task_env, resolve_task_id
+from ..errors import UnknownNameError
 
 MIN_SUCCESS = 0.8
 MAX_GAP = 0.10

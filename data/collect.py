@@ -26,10 +26,10 @@ from ..agents.policies import POLICY_SPECS, Policy, load_policy
 from ..agents.runner import PolicyRunner
 from ..envs import make_config, make_task_env, parse_overrides, task_spec
 from ..physics import BACKENDS
+from ..errors import InputError
 from .ray_options import add_ray_arguments, ray_wanted
 from .dataset import (DatasetError, DatasetWriter, Episode, check_output_location, check_resumable, journal_seeds,
                       make_env_args, stored_seeds)
-from ..errors import InputError
 
 SECONDS_PER_DAY = 86_400.0
 REAL_ROBOT_PER_DAY = (300.0, 500.0)  # episodes one real robot records in a day

@@ -42,8 +42,8 @@ import h5py
 import numpy as np
 
 from .. import __version__
-from ..errors import InputError, UserError
 from ..envs.config import config_to_dict
+from ..errors import InputError, UserError
 
 FORMAT = "training_ground.dataset/1"
 GYM_TYPE = 2  # robomimic's EnvType.GYM_TYPE

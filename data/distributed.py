@@ -44,11 +44,11 @@ import numpy as np
 
 from ..agents import evaluate
 from ..agents.policies import load_policy
+from ..errors import InputError, SetupError
 from .collect import (CollectOptions, CollectResult, FieldReport, collect, make_env, plan_collection,
                       terminate_as_interrupt)
 from .dataset import (DatasetError, check_output_location, check_resumable, contiguous_runs, finish_journal,
                       journal_seeds, merge_datasets, stored_seeds)
-from ..errors import InputError, SetupError
 
 RAY_MISSING = 'the --ray options need Ray, which is the "dist" extra: pip install "training-ground[dist]"'
 SHARD_NAME = re.compile(r"seeds_(\d+)-(\d+)\.hdf5")

@@ -13,13 +13,13 @@ import dataclasses
 import gymnasium
 import numpy as np
 
-from ..errors import InputError
 from gymnasium import spaces
 
 from .. import robots
 from ..physics import BACKENDS, EngineConfig, make_engine
 from ..physics.engine import StateLayout
 from ..physics.scene import ObjectParams, Scene
+from ..errors import InputError
 from .config import make_config
 from .controllers import ACTION_MODES, IKSettings, make_controller, validate_action
 

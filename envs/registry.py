@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import gymnasium
 
+from ..errors import UnknownNameError
 from .base import BatchedTask, TrainingGroundEnv
 from .config import make_config
 from .vector import TrainingGroundVectorEnv
-from ..errors import UnknownNameError
 
 _ID = re.compile(r"^TrainingGround/(?P<name>[A-Za-z][A-Za-z0-9]*)-v(?P<version>\d+)$")
 

@@ -19,11 +19,11 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import InputError
 
 from ..physics.rotations import quat_to_matrix
 from ..scenes import stand as stand_scene
 from ..physics.scene import Scene
+from ..errors import InputError
 from .base import BatchedTask, TaskConfig
 from .registry import register_task
 

@@ -21,7 +21,8 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from .base import BatchedTask, make_config
+from .base import BatchedTask, sanitize
+from .config import make_config
 from .controllers import validate_action
 
 
@@ -68,8 +69,6 @@ class TrainingGroundVectorEnv(gymnasium.vector.VectorEnv):
                              "_is_success": np.ones(self.num_envs, dtype=bool)}
 
     def _observe(self) -> dict[str, np.ndarray]:
-        from .base import sanitize
-
         return {key: sanitize(value) for key, value in self.task.observe().items()}
 
     def step(self, actions):

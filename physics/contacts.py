@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .model import _dot, _rpy_matrix
+from .rotations import quat_to_matrix
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,6 @@ class StaticGeometry:
 
     @classmethod
     def from_scene(cls, scene) -> "StaticGeometry":
-        from .rotations import quat_to_matrix
-
         boxes = scene.static_boxes
         return cls(
             floor_height=0.0,

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
 
 from ..robots import RobotDescription
+from ..errors import InputError
 from .scene import ObjectParams, Scene
 from .grasp import check_grasp_mode
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import UnknownNameError
 from . import humanoid43
 from .description import (
     GROUP_SIZES,
@@ -14,7 +15,6 @@ from .description import (
     check_contract,
     describe,
 )
-from ..errors import UnknownNameError
 
 _REGISTRY = {"humanoid43": humanoid43.load}
 
