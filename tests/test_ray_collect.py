@@ -29,8 +29,8 @@ import pytest
 import training_ground  # noqa: F401
 from training_ground import cli
 from training_ground.data.collect import CollectOptions, collect
-from training_ground.data.dataset import (DatasetError, DatasetWriter, inspect_dataset, journal_dir,
-                                          merge_datasets, read_demo)
+from training_ground.data.dataset import (DatasetError, DatasetWriter, inspect_dataset, journal_dir, journal_seeds,
+                                          merge_datasets, read_demo, stored_seeds)
 
 ray_test = pytest.mark.ray
 TINY = ["max_steps=30"]  # every episode ends by time after 30 steps: equal work per seed
@@ -192,9 +192,29 @@ def test_dataset_merge_command(two_shards, tmp_path, capsys):
 
 # ---------------------------------------------------------------------------------------------- over Ray
 @pytest.fixture(scope="module")
-def ray_local():
+def worker_gate(tmp_path_factory):
+    """The gate file of ``--policy gated_expert:make`` (tests/gated_expert.py) in the Ray workers; closed while
+    it exists."""
+    gate = tmp_path_factory.mktemp("gate") / "gate"
+    yield gate
+    gate.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def ray_local(worker_gate):
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # The workers start with the environment Ray starts with: tests/ importable, the gate named.
+    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", "TG_TEST_GATE")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), saved["PYTHONPATH"]]))
+    os.environ["TG_TEST_GATE"] = str(worker_gate)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     yield ray
     ray.shutdown()
 
@@ -231,14 +251,28 @@ def _lock_holder(journal: Path) -> int | None:
     return int(text.split()[1]) if text.startswith("pid ") else None
 
 
+def _finished_in(shard: Path) -> set[int]:
+    """Seeds a shard holds durably, in its file or its journal (counted once if in both for a moment)."""
+    try:
+        committed = stored_seeds(shard) if shard.exists() else set()
+    except DatasetError:  # not yet a dataset: the writer is making it
+        committed = set()
+    return committed | journal_seeds(shard)
+
+
 @ray_test
-def test_a_killed_worker_costs_only_its_episodes_in_flight(ray_local, local_run, tmp_path):
+def test_a_killed_worker_costs_only_its_episodes_in_flight(ray_local, worker_gate, local_run, tmp_path):
     """Kill one worker process (SIGKILL) once its shard holds finished episodes: Ray restarts it, the
-    shard resumes from its journal, and the merged file has every requested seed exactly once."""
+    shard resumes from its journal, and the merged file has every requested seed exactly once.
+
+    The workers run the expert behind a gate (tests/gated_expert.py) that holds each after 4 of its
+    shard's 6 episodes until the kill: whatever the machine's speed, the kill finds a shard part done."""
     from training_ground.data.distributed import collect_distributed, shards_dir
 
     out = tmp_path / "killed.hdf5"
-    options = options_for(out, 0, 12, robots=2)  # 2 shards of 6 seeds: 3 rounds of 30 steps on each worker
+    # 2 shards of 6 seeds: 3 rounds of 30 steps on each worker, held after the second round.
+    options = dataclasses.replace(options_for(out, 0, 12, robots=2), policy="gated_expert:make")
+    worker_gate.write_text("4")
     outcome = {}
 
     def drive():
@@ -247,30 +281,36 @@ def test_a_killed_worker_costs_only_its_episodes_in_flight(ray_local, local_run,
         except BaseException as error:  # noqa: BLE001 - reported by the test thread
             outcome["error"] = error
 
-    driver = threading.Thread(target=drive)
+    driver = threading.Thread(target=drive, daemon=True)
     driver.start()
     killed = None
-    deadline = time.monotonic() + 90
-    while killed is None and driver.is_alive() and time.monotonic() < deadline:
-        for journal in sorted(shards_dir(out).glob("*.journal")) if shards_dir(out).is_dir() else []:
-            finished = sorted(journal.glob("seed_*.hdf5"))
-            pid = _lock_holder(journal)
-            if finished and len(finished) < 6 and pid is not None:
-                os.kill(pid, signal.SIGKILL)
-                killed = (journal.name[:-len(".journal")], pid, len(finished))
-                break
-        time.sleep(0.02)
-    driver.join(timeout=150)
-    assert killed is not None, "no worker was caught with finished episodes in flight"
+    deadline = time.monotonic() + 600  # a safety net only: the gate holds the workers until the kill
+    try:
+        while killed is None:
+            assert driver.is_alive(), f"the run ended before a worker was killed: {outcome}"
+            assert time.monotonic() < deadline, "no worker finished an episode within 600 s"
+            for journal in sorted(shards_dir(out).glob("*.journal")) if shards_dir(out).is_dir() else []:
+                shard = journal.with_name(journal.name[:-len(".journal")])
+                finished = _finished_in(shard)
+                pid = _lock_holder(journal)
+                if finished and pid is not None:
+                    os.kill(pid, signal.SIGKILL)
+                    killed = (shard.name, pid, len(finished))
+                    break
+            time.sleep(0.02)
+    finally:
+        worker_gate.unlink(missing_ok=True)  # the other worker goes on; the restarted one is not held
+    driver.join(timeout=600)
     assert not driver.is_alive()
     assert "error" not in outcome, outcome.get("error")
     result = outcome["result"]
 
-    assert_same_episodes(out, local_run[1], range(0, 12))
+    assert_same_episodes(out, local_run[1], range(0, 12))  # the gated expert acts as the expert
     shard_name, pid, finished_at_kill = killed
     (resumed,) = [shard for shard in result.shards if Path(shard["shard"]).name == shard_name]
     assert resumed["pid"] != pid  # finished by the restarted worker
-    assert resumed["resumed"] >= finished_at_kill  # what the dead worker finished was kept, not redone
+    # What the dead worker finished was kept, not redone (and it could not have finished more than 4).
+    assert finished_at_kill <= resumed["resumed"] <= 4
     assert len(resumed["steps"]) == 6 - resumed["resumed"]
     assert not shards_dir(out).exists()
     assert result.report.episodes_per_run_day == pytest.approx(12 * 86_400 / result.report.wall_time_s)
