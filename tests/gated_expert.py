@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training_ground.agents.experts import make_expert
+from training_ground.agents.policies import make_expert
 
 
 class GatedExpert:
