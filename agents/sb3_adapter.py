@@ -30,6 +30,8 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
+from ..envs import make_task_env, task_spec
+
 
 def flatten_observations(observation: dict[str, np.ndarray], keys: Sequence[str]) -> np.ndarray:
     """(n, D) float32: each key's (n, ...) array flattened, concatenated in ``keys`` order."""
@@ -46,12 +48,9 @@ class SB3VecEnv(VecEnv):
     """
 
     def __init__(self, task_id: str, num_envs: int, seed: int | None = 0, flatten: bool = True, **env_kwargs):
-        from ..envs import resolve_task_id
-
-        self.task_id = resolve_task_id(task_id)
+        self.task_id = task_spec(task_id).id
         self.env_kwargs = dict(env_kwargs)
-        self.vector_env = gymnasium.make_vec(self.task_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                                             **env_kwargs)
+        self.vector_env = make_task_env(self.task_id, num_envs, **env_kwargs)
         single_space = self.vector_env.single_observation_space
         self.observation_keys = list(single_space.spaces)
         self.flatten = flatten

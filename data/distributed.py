@@ -476,15 +476,26 @@ def run_over_seeds(run_seeds, seeds, *, address: str = "auto", workers: int = 2,
     function, or a ``functools.partial`` of one) and importable on every node; it should depend on
     nothing but its seeds, so that a rerun chunk gives the same results.
     """
+    (results,) = run_each_over_seeds([run_seeds], seeds, address=address, workers=workers, chunk_size=chunk_size,
+                                     retries=retries, ray=ray)
+    return results
+
+
+def run_each_over_seeds(functions, seeds, *, address: str = "auto", workers: int = 2, chunk_size: int | None = None,
+                        retries: int = 3, ray=None, on_chunk=None) -> list[list]:
+    """:func:`run_over_seeds` for several functions over the same seeds on one pool of workers, their
+    chunks interleaved; one list of results per function. ``on_chunk(results)`` follows each finished chunk."""
     chunks = seed_chunks(seeds, workers, chunk_size)
     if not chunks:
-        return []
+        return [[] for _ in functions]
+    jobs = [(function, chunk) for function in functions for chunk in chunks]
     ray = ray or connect(address)
-    pool = WorkerPool(ray, min(workers, len(chunks)), retries)
+    pool = WorkerPool(ray, min(workers, len(jobs)), retries)
     try:
-        return _flatten(chunks, pool.run("call", [(run_seeds, chunk) for chunk in chunks]))
+        results = pool.run("call", jobs, on_result=None if on_chunk is None else lambda index, result: on_chunk(result))
     finally:
         pool.close()
+    return [_flatten(chunks, results[k * len(chunks):(k + 1) * len(chunks)]) for k in range(len(functions))]
 
 
 def evaluate_distributed(args, address: str = "auto", workers: int = 2, retries: int = 3, chunk_size=None,
@@ -500,21 +511,19 @@ def evaluate_distributed(args, address: str = "auto", workers: int = 2, retries:
                                                   else spec for spec in args.policy),
                                names=evaluate.policy_names(args))
     action_mode = evaluate.check_policies(args)  # a bad policy fails here, before any worker starts
-    chunks = seed_chunks(range(args.seed, args.seed + args.episodes), workers, chunk_size)
-    jobs = [(functools.partial(evaluate.evaluate_seeds, args, spec), chunk) for spec in args.policy for chunk in chunks]
-    ray = ray or connect(address)
-    pool = WorkerPool(ray, min(workers, len(jobs)), retries)
     bar = tqdm(total=args.episodes * len(args.policy), desc=f"eval on {workers} Ray workers", unit="ep",
                disable=None if args.progress else True)
     try:
-        results = pool.run("call", jobs, on_result=lambda index, result: bar.update(len(result)))
+        metrics = run_each_over_seeds([functools.partial(evaluate.evaluate_seeds, args, spec) for spec in args.policy],
+                                      range(args.seed, args.seed + args.episodes), address=address, workers=workers,
+                                      chunk_size=chunk_size, retries=retries, ray=ray,
+                                      on_chunk=lambda result: bar.update(len(result)))
     finally:
         bar.close()
-        pool.close()
-    metrics = [_flatten(chunks, results[k * len(chunks):(k + 1) * len(chunks)]) for k in range(len(args.policy))]
     summaries = evaluate.summaries_of(args, metrics)
     for summary, spec in zip(summaries, specs):
         summary["spec"] = spec  # as given, not the absolute path the workers read
+    chunks = len(seed_chunks(range(args.seed, args.seed + args.episodes), workers, chunk_size))
     evaluate.write_evaluation(args, action_mode, summaries, f", on {workers} Ray workers",
-                              ray={"workers": workers, "chunks_per_policy": len(chunks)})
+                              ray={"workers": workers, "chunks_per_policy": chunks})
     return summaries

@@ -218,28 +218,39 @@ def replay_dataset(path, demos: list[str] | None = None, robots: int = 16, atol:
                         time.perf_counter() - started)
 
 
+class FilmingReplayRunner(ReplayRunner):
+    """A replay of one demo that keeps every ``frame_every``-th camera frame, the first and the last."""
+
+    def __init__(self, env, path, handle, name: str, frame_every: int):
+        super().__init__(env, path, handle, [name], progress=lambda finished: None)
+        self.frame_every, self.frames = frame_every, []
+
+    def started(self, env_ids, observation) -> None:
+        super().started(env_ids, observation)
+        self.frames.append(self.env.render()[0])
+
+    def after_step(self, active, actions, observation, rewards, done, info) -> None:
+        step = int(self.steps[0])
+        if step % self.frame_every == 0 or step == self.slots[0][1].steps:
+            self.frames.append(self.env.render()[0])
+
+
 def render_demo(path, demo: str, out, frame_every: int = 2) -> int:
     """Replay one demo in a single rendering env and write its camera frames as an animated GIF."""
     from PIL import Image
 
     path = Path(path)
     (name,) = _select(path, [demo])
-    with open_dataset(path) as handle, reading(path):
-        episode = read_demo(handle["data"][name])
     env, _ = make_env_for(path, 1, render_mode="rgb_array")
-    frames = []
+    handle = open_dataset(path)
     try:
-        env.reset(seed=[episode.seed], options={"reset_mask": np.ones(1, dtype=bool)})
-        env.unwrapped.task.set_state([0], episode.states[:1])
-        frames.append(env.render()[0])
-        for step, action in enumerate(episode.actions, start=1):
-            env.step(action[None])
-            if step % frame_every == 0 or step == episode.num_samples:
-                frames.append(env.render()[0])
+        runner = FilmingReplayRunner(env, path, handle, name, frame_every)
+        runner.run()
         fps = max(1, int(round(env.metadata.get("render_fps", 50) / frame_every)))
     finally:
+        handle.close()
         env.close()
-    images = [Image.fromarray(frame) for frame in frames]
+    images = [Image.fromarray(frame) for frame in runner.frames]
     try:
         images[0].save(out, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
     except OSError as error:

@@ -15,6 +15,8 @@ import sys
 
 import pytest
 
+from training_ground.data.dataset import inspect_dataset
+
 HAVE_RL = all(importlib.util.find_spec(name) for name in ("stable_baselines3", "torch"))
 needs_rl = pytest.mark.skipif(not HAVE_RL, reason="needs the rl extra (stable-baselines3, torch)")
 
@@ -117,5 +119,10 @@ def test_bc_smoke_from_a_collected_dataset(tmp_path):
     run = tground("eval", "--task", "bread", "--policy", out / "demos_3" / "policy.pt", "--episodes", 2,
                   "--set", "max_steps=40", "--out", tmp_path / "bc_eval", "--no-progress", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
+    # One policy loader: collect takes the BC policy that eval takes.
+    run = tground("collect", "--task", "bread", "--robots", 2, "--episodes", 2, "--set", "max_steps=20",
+                  "--policy", out / "demos_3" / "policy.pt", "--out", tmp_path / "bc_rollouts.hdf5", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert inspect_dataset(tmp_path / "bc_rollouts.hdf5").episodes == 2
     run = tground("bc", "--dataset", dataset, "--demos", 50, "--out", out, cwd=tmp_path)
     assert run.returncode == 2 and "holds only 3 successful demos" in run.stderr
