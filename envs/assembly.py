@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 
 from ..scenes import assembly as assembly_scene
-from ..physics.scene import Scene
+from ..physics.scene import EpisodeSetup, Scene
 from .base import BatchedTask, TaskConfig
 from .controllers import grasp_site_poses
 from .registry import register_task
@@ -73,7 +73,7 @@ class Assembly3CTask(BatchedTask):
     def sample_episode(self, rng):
         q = self.arms_ready_posture(rng)
         params, pose = assembly_scene.sample_chip(rng, self.config.randomization)
-        return q, [params], pose[None]
+        return EpisodeSetup(q, (params,), pose[None])
 
     def reset(self, env_ids, rngs) -> None:
         super().reset(env_ids, rngs)

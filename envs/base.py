@@ -17,7 +17,7 @@ from gymnasium import spaces
 from .. import robots
 from ..physics import BACKENDS, EngineConfig, make_engine
 from ..physics.engine import StateLayout
-from ..physics.scene import ObjectParams, Scene
+from ..physics.scene import EpisodeSetup, ObjectParams, Scene
 from .config import make_config
 from .controllers import ACTION_MODES, IKSettings, make_controller, validate_action
 
@@ -93,11 +93,8 @@ class BatchedTask(abc.ABC):
         """The static scene and the names of its free objects."""
 
     @abc.abstractmethod
-    def sample_episode(self, rng: np.random.Generator) -> tuple[np.ndarray, list[ObjectParams], np.ndarray]:
-        """Initial joint positions (43,), object parameters and object poses (K, 7) for one env.
-
-        A scene with a cloth returns a fourth item: the garment's ClothParams and flat pose (7,).
-        """
+    def sample_episode(self, rng: np.random.Generator) -> EpisodeSetup:
+        """One env's initial state: joint positions, the objects' parameters and poses, the garment if any."""
 
     @abc.abstractmethod
     def observe(self) -> dict[str, np.ndarray]:
@@ -130,17 +127,11 @@ class BatchedTask(abc.ABC):
     # ------------------------------------------------------------------ batched API
     def reset(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> None:
         """Start new episodes in ``env_ids``, each drawn from its own generator."""
-        joint_pos, objects, poses, garments = [], [], [], []
-        for env_id, rng in zip(env_ids, rngs):
-            q, params, object_poses, *garment = self.sample_episode(rng)
-            joint_pos.append(q)
-            objects.append(params)
-            poses.append(object_poses)
-            garments.extend(garment)
-            self.episode_params[env_id] = params
-        joint_pos = np.array(joint_pos)
-        cloth = {"cloth": [c[0] for c in garments], "cloth_poses": np.array([c[1] for c in garments])} if garments else {}
-        self.engine.reset(env_ids, joint_pos, objects, np.array(poses), **cloth)
+        episodes = [self.sample_episode(rng) for rng in rngs]
+        for env_id, episode in zip(env_ids, episodes):
+            self.episode_params[env_id] = list(episode.objects)
+        joint_pos = np.array([episode.joint_pos for episode in episodes])
+        self.engine.reset(env_ids, episodes)
         self._state_cache = {}
         self.controller.reset(env_ids, joint_pos)
         self.elapsed[env_ids] = 0

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..physics.rotations import quat_to_matrix
 from ..scenes import stand as stand_scene
-from ..physics.scene import Scene
+from ..physics.scene import EpisodeSetup, Scene
 from .base import BatchedTask, TaskConfig
 from .registry import register_task
 
@@ -74,7 +74,7 @@ class StandTask(BatchedTask):
         q[upper] += rng.uniform(-1, 1, len(upper)) * self.config.init_joint_noise
         q[legs] += rng.uniform(-1, 1, len(legs)) * self.config.init_leg_noise
         q = np.clip(q, robot.joint_lower, robot.joint_upper)
-        return q, [], np.zeros((0, 7))
+        return EpisodeSetup(q)
 
     def reset(self, env_ids, rngs):
         if not hasattr(self, "pushes"):

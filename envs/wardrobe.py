@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 from ..scenes import wardrobe as wardrobe_scene
-from ..physics.scene import Scene
+from ..physics.scene import ClothSetup, EpisodeSetup, Scene
 from .base import BatchedTask, TaskConfig
 from .controllers import grasp_site_poses
 from .registry import register_task
@@ -78,7 +78,7 @@ class WardrobeFoldTask(BatchedTask):
     def sample_episode(self, rng):
         q = self.arms_ready_posture(rng)
         params, pose = wardrobe_scene.sample_garment(rng, self.config.randomization)
-        return q, [], np.zeros((0, 7)), (params, pose)
+        return EpisodeSetup(q, cloth=ClothSetup(params, pose))
 
     def _sites(self):
         return self.cached("sites", lambda: grasp_site_poses(self.engine))

@@ -12,12 +12,13 @@ while the targets are held.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..robots import RobotDescription
-from .scene import ObjectParams, Scene
+from .scene import EpisodeSetup, Scene
 from .grasp import check_grasp_mode
 
 
@@ -106,18 +107,33 @@ class Engine(abc.ABC):
     def link_index(self, link: str) -> int:
         """The engine's index of a robot link; KeyError naming the robot for an unknown one."""
 
-    def _cloth_episodes(self, env_ids: np.ndarray, cloth, cloth_poses):
+    def _episode_arrays(self, env_ids: np.ndarray, episodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Joint positions, joint velocities (n, num_joints) and object poses (n, num_objects, 7) of a reset's episodes."""
+        episodes = list(episodes)
+        n, k = len(env_ids), self.scene.num_objects
+        if len(episodes) != n:
+            raise ValueError(f"reset needs one EpisodeSetup per env id ({n}), got {len(episodes)}")
+        for episode in episodes:
+            if len(episode.objects) != k:
+                raise ValueError(f"scene {self.scene.name!r} has {k} objects; an episode gives {len(episode.objects)}")
+        joint_pos = np.array([episode.joint_pos for episode in episodes], dtype=float).reshape(n, self.robot.num_joints)
+        joint_vel = np.array([np.zeros(self.robot.num_joints) if episode.joint_vel is None else episode.joint_vel
+                              for episode in episodes], dtype=float).reshape(joint_pos.shape)
+        object_poses = np.array([np.asarray(episode.object_poses, float).reshape(k, 7) for episode in episodes],
+                                dtype=float).reshape(n, k, 7)
+        return joint_pos, joint_vel, object_poses
+
+    def _cloth_episodes(self, env_ids: np.ndarray, episodes):
         """Checked per-env garment parameters and poses for a reset, the spec's defaults where omitted; None without cloth."""
         spec = self.scene.cloth
         if spec is None:
-            if cloth is not None:
+            if any(episode.cloth is not None for episode in episodes):
                 raise ValueError(f"scene {self.scene.name!r} has no cloth; reset without cloth parameters")
             return None
-        params = [spec.default_params] * len(env_ids) if cloth is None else list(cloth)
-        poses = np.tile(spec.default_pose, (len(env_ids), 1)) if cloth_poses is None else np.asarray(cloth_poses, float)
-        if len(params) != len(env_ids) or poses.shape != (len(env_ids), 7) or not np.isfinite(poses).all():
-            raise ValueError(f"cloth needs one ClothParams and one finite pose (7,) per reset env ({len(env_ids)}), "
-                             f"got {len(params)} and poses of shape {poses.shape}")
+        params = [spec.default_params if e.cloth is None else e.cloth.params for e in episodes]
+        poses = np.array([spec.default_pose if e.cloth is None else e.cloth.pose for e in episodes], dtype=float)
+        if poses.shape != (len(env_ids), 7) or not np.isfinite(poses).all():
+            raise ValueError(f"cloth needs one finite pose (7,) per reset env ({len(env_ids)}), got shape {poses.shape}")
         return params, poses
 
     def _clear_forces(self, env_ids: np.ndarray) -> None:
@@ -129,15 +145,10 @@ class Engine(abc.ABC):
         self.grasp_commands = np.asarray(closing, dtype=bool).reshape(self.grasp_commands.shape).copy()
 
     @abc.abstractmethod
-    def reset(self, env_idx, joint_pos: np.ndarray, objects: list[list[ObjectParams]], object_poses: np.ndarray,
-              joint_vel: np.ndarray | None = None, cloth: list | None = None,
-              cloth_poses: np.ndarray | None = None) -> None:
-        """Put environments ``env_idx`` into the given state; others are untouched.
+    def reset(self, env_idx, episodes: Sequence[EpisodeSetup]) -> None:
+        """Put environments ``env_idx`` into the given episodes' initial states, one EpisodeSetup each; others are untouched.
 
-        joint_pos, joint_vel: (n, 43). objects: per env, one ObjectParams per scene object.
-        object_poses: (n, num_objects, 7). Grasps are released and targets set to joint_pos.
-        cloth: per env, the garment's ClothParams (physics/cloth.py), laid flat at cloth_poses
-        (n, 7); only for scenes with a cloth, whose spec's defaults stand in when omitted.
+        Grasps are released, held forces cleared and joint targets set to the episodes' joint_pos.
         """
 
     @abc.abstractmethod

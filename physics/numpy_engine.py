@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..robots import RobotDescription
-from .scene import ObjectParams, Scene
+from .scene import EpisodeSetup, ObjectParams, Scene
 from . import grasp as grasp_rule
 from .contacts import (SphereSet, StaticGeometry, penalty_forces, robot_spheres, sphere_pair_contacts, static_contacts,
                        sticky_forces)
@@ -365,11 +365,10 @@ class NumpyEngine(Engine):
     def _joint_slice(self) -> slice:
         return slice(self.model.nq - self.model.num_joints, None)
 
-    def reset(self, env_idx, joint_pos, objects=None, object_poses=None, joint_vel=None, cloth=None,
-              cloth_poses=None) -> None:
+    def reset(self, env_idx, episodes) -> None:
         env_ids = self._env_ids(env_idx)
-        joint_pos = np.asarray(joint_pos, float).reshape(len(env_ids), self.robot.num_joints)
-        joint_vel = np.zeros_like(joint_pos) if joint_vel is None else np.asarray(joint_vel, float).reshape(joint_pos.shape)
+        episodes = list(episodes)
+        joint_pos, joint_vel, object_poses = self._episode_arrays(env_ids, episodes)
         if not (np.isfinite(joint_pos).all() and np.isfinite(joint_vel).all()):
             raise ValueError("reset state contains NaN or inf")
         q, v = self.state.q.copy(), self.state.v.copy()
@@ -383,10 +382,9 @@ class NumpyEngine(Engine):
         diverged[env_ids] = False
         self.state = State(q, v, diverged)
         if self.scene.num_objects:
-            object_poses = np.asarray(object_poses, float).reshape(len(env_ids), self.scene.num_objects, 7)
             for row, env_id in enumerate(env_ids):
-                self._objects[env_id] = list(objects[row])
-                for k, params in enumerate(objects[row]):
+                self._objects[env_id] = list(episodes[row].objects)
+                for k, params in enumerate(episodes[row].objects):
                     centers, radii = object_spheres(params)
                     self._object_centers[env_id, k], self._object_radius[env_id, k] = centers, radii
                     self._object_mass[env_id, k] = params.mass
@@ -404,7 +402,7 @@ class NumpyEngine(Engine):
         self.joint_targets[env_ids] = joint_pos
         self.grasp_commands[env_ids] = False
         self.diverged = diverged.copy()
-        self._reset_cloth(env_ids, cloth, cloth_poses)
+        self._reset_cloth(env_ids, episodes)
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
@@ -680,11 +678,11 @@ class NumpyEngine(Engine):
         self._cloth_passthrough = -np.ones((n, spec.num_particles), dtype=np.int64)  # see cloth.update_passthrough
         self._cloth_palms = [self.model.link_index(self.robot.hands[h].palm_link) for h in self.hand_names]
 
-    def _reset_cloth(self, env_ids: np.ndarray, cloth, cloth_poses) -> None:
-        episodes = self._cloth_episodes(env_ids, cloth, cloth_poses)
-        if episodes is None:
+    def _reset_cloth(self, env_ids: np.ndarray, episodes) -> None:
+        garments = self._cloth_episodes(env_ids, episodes)
+        if garments is None:
             return
-        params, poses = episodes
+        params, poses = garments
         fresh = cloth_init(self._cloth_topology, params, poses)
         self.cloth_state.positions[env_ids] = fresh.positions
         self.cloth_state.velocities[env_ids] = 0.0
@@ -794,7 +792,7 @@ class NumpyEngine(Engine):
         if self._viewer is None:
             self._viewer = PybulletEngine(self.robot, self.scene, 1, self.config)
         joint_pos, _ = self.joint_state()
-        self._viewer.reset([0], joint_pos[env_id:env_id + 1], [self._objects[env_id]], self.object_pose[env_id:env_id + 1])
+        self._viewer.reset([0], [EpisodeSetup(joint_pos[env_id], tuple(self._objects[env_id]), self.object_pose[env_id])])
         if self._cloth_topology is not None:
             self._viewer._show_cloth(0, self.cloth_state.positions[env_id])
         if self.model.floating:

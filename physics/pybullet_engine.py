@@ -130,11 +130,10 @@ class PybulletEngine(Engine):
         return body
 
     # ----------------------------------------------------------------- state
-    def reset(self, env_idx, joint_pos, objects, object_poses, joint_vel=None, cloth=None, cloth_poses=None) -> None:
+    def reset(self, env_idx, episodes) -> None:
         env_ids = self._env_ids(env_idx)
-        joint_pos = np.asarray(joint_pos, float).reshape(len(env_ids), self.robot.num_joints)
-        joint_vel = np.zeros_like(joint_pos) if joint_vel is None else np.asarray(joint_vel, float).reshape(joint_pos.shape)
-        object_poses = np.asarray(object_poses, float).reshape(len(env_ids), self.scene.num_objects, 7)
+        episodes = list(episodes)
+        joint_pos, joint_vel, object_poses = self._episode_arrays(env_ids, episodes)
         for row, env_id in enumerate(env_ids):
             client, robot_id = self.clients[env_id], self._robot_ids[env_id]
             self._release(env_id, range(len(self.hand_names)))
@@ -145,12 +144,12 @@ class PybulletEngine(Engine):
             for k in range(self.scene.num_objects):
                 if self._object_ids[env_id][k] >= 0:
                     client.removeBody(self._object_ids[env_id][k])
-                self._object_ids[env_id][k] = self._make_object(client, objects[row][k], object_poses[row, k])
+                self._object_ids[env_id][k] = self._make_object(client, episodes[row].objects[k], object_poses[row, k])
         self._clear_forces(env_ids)
         self.joint_targets[env_ids] = joint_pos
         self.grasp_commands[env_ids] = False
         self.diverged[env_ids] = False
-        self._reset_cloth(env_ids, cloth, cloth_poses)
+        self._reset_cloth(env_ids, episodes)
 
     def joint_state(self):
         q = np.empty((self.num_envs, self.robot.num_joints))
@@ -400,11 +399,11 @@ class PybulletEngine(Engine):
         self._cloth_anchors[env_id] = {}
         self._cloth_pinned_by[env_id] = -1
 
-    def _reset_cloth(self, env_ids: np.ndarray, cloth, cloth_poses) -> None:
-        episodes = self._cloth_episodes(env_ids, cloth, cloth_poses)
-        if episodes is None:
+    def _reset_cloth(self, env_ids: np.ndarray, episodes) -> None:
+        garments = self._cloth_episodes(env_ids, episodes)
+        if garments is None:
             return
-        params, poses = episodes
+        params, poses = garments
         for row, env_id in enumerate(env_ids):
             self._release_cloth(env_id)
             if self._cloth_ids[env_id] >= 0:

@@ -1,4 +1,5 @@
-"""Scene description types that both engines build from: static boxes, free objects, cameras and where the robot stands.
+"""Scene description types that both engines build from: static boxes, free objects, cameras and where the robot
+stands; and :class:`EpisodeSetup`, one environment's initial state, which tasks draw and engines reset to.
 
 They live in physics (below scenes) because the engines consume them; scenes/ fills them in.
 
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .cloth import ClothSpec
+import numpy as np
+
+from .cloth import ClothParams, ClothSpec
 
 
 IDENTITY_QUAT = (0.0, 0.0, 0.0, 1.0)
@@ -84,3 +87,36 @@ class Scene:
     @property
     def num_objects(self) -> int:
         return len(self.object_names)
+
+
+@dataclass(frozen=True)
+class ClothSetup:
+    """One episode's garment: its ClothParams (physics/cloth.py), laid flat at ``pose`` (7,)."""
+
+    params: ClothParams
+    pose: np.ndarray
+
+
+@dataclass(frozen=True)
+class EpisodeSetup:
+    """One environment's initial state, as a task's ``sample_episode`` draws it and ``Engine.reset`` takes it.
+
+    joint_pos, joint_vel: (num_joints,); no joint_vel starts the joints at rest.
+    objects: one ObjectParams per scene object, resting at object_poses (num_objects, 7).
+    cloth: the garment of a scene with a cloth; None takes the scene's ClothSpec defaults.
+    """
+
+    joint_pos: np.ndarray
+    objects: tuple[ObjectParams, ...] = ()
+    object_poses: np.ndarray = field(default_factory=lambda: np.zeros((0, 7)))
+    cloth: ClothSetup | None = None
+    joint_vel: np.ndarray | None = None
+
+    @classmethod
+    def per_env(cls, joint_pos, objects=None, object_poses=None) -> list["EpisodeSetup"]:
+        """One setup per row of joint_pos (n, num_joints), with objects (per env, one ObjectParams per scene
+        object) at object_poses (n, num_objects, 7); no objects for a scene without any."""
+        joint_pos = np.asarray(joint_pos, float)
+        objects = [()] * len(joint_pos) if objects is None else objects
+        object_poses = np.zeros((len(joint_pos), 0, 7)) if object_poses is None else np.asarray(object_poses, float)
+        return [cls(q, tuple(params), poses) for q, params, poses in zip(joint_pos, objects, object_poses)]

@@ -103,7 +103,7 @@ def test_a_chip_let_go_above_its_socket_settles_seated(backend):
         half = task.chip_half[0, 2]
         pose = seated_chip(task.target_socket[0], half, (0.001, -0.0008, 0.0015), yaw_quat(np.deg2rad(2)))
         joint_pos, _ = task.engine.joint_state()
-        task.engine.reset([0], joint_pos, [task.episode_params[0]], pose[None, None])
+        task.engine.reset([0], EpisodeSetup.per_env(joint_pos, [task.episode_params[0]], pose[None, None]))
         hold = np.zeros((1, task.action_space.shape[0]))
         hold[:, 6::7] = -1.0  # hands open
         successes = [bool(task.step(hold)[4]["is_success"][0]) for _ in range(25)]
