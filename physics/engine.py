@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..robots import RobotDescription
+from .components import Component
 from .scene import EpisodeSetup, Scene
 from .grasp import check_grasp_mode
 
@@ -71,6 +72,8 @@ class Engine(abc.ABC):
         self.diverged = np.zeros(self.num_envs, dtype=bool)
         #: External forces held on robot links: link name -> (num_envs, 3), see apply_force.
         self.external_forces: dict[str, np.ndarray] = {}
+        #: What the scene adds beside the robot (physics/components.py), by name, in hook and state order.
+        self.components: dict[str, Component] = {}
 
     def _env_ids(self, env_idx) -> np.ndarray:
         if env_idx is None:
@@ -114,27 +117,13 @@ class Engine(abc.ABC):
         if len(episodes) != n:
             raise ValueError(f"reset needs one EpisodeSetup per env id ({n}), got {len(episodes)}")
         for episode in episodes:
-            if len(episode.objects) != k:
-                raise ValueError(f"scene {self.scene.name!r} has {k} objects; an episode gives {len(episode.objects)}")
+            self.scene.check_episode(episode)
         joint_pos = np.array([episode.joint_pos for episode in episodes], dtype=float).reshape(n, self.robot.num_joints)
         joint_vel = np.array([np.zeros(self.robot.num_joints) if episode.joint_vel is None else episode.joint_vel
                               for episode in episodes], dtype=float).reshape(joint_pos.shape)
         object_poses = np.array([np.asarray(episode.object_poses, float).reshape(k, 7) for episode in episodes],
                                 dtype=float).reshape(n, k, 7)
         return joint_pos, joint_vel, object_poses
-
-    def _cloth_episodes(self, env_ids: np.ndarray, episodes):
-        """Checked per-env garment parameters and poses for a reset, the spec's defaults where omitted; None without cloth."""
-        spec = self.scene.cloth
-        if spec is None:
-            if any(episode.cloth is not None for episode in episodes):
-                raise ValueError(f"scene {self.scene.name!r} has no cloth; reset without cloth parameters")
-            return None
-        params = [spec.default_params if e.cloth is None else e.cloth.params for e in episodes]
-        poses = np.array([spec.default_pose if e.cloth is None else e.cloth.pose for e in episodes], dtype=float)
-        if poses.shape != (len(env_ids), 7) or not np.isfinite(poses).all():
-            raise ValueError(f"cloth needs one finite pose (7,) per reset env ({len(env_ids)}), got shape {poses.shape}")
-        return params, poses
 
     def _clear_forces(self, env_ids: np.ndarray) -> None:
         for force in self.external_forces.values():
@@ -183,19 +172,6 @@ class Engine(abc.ABC):
     def hand_contact_forces(self) -> np.ndarray:
         """Total normal contact force (N) between each hand and each object, (num_envs, num_hands, num_objects)."""
 
-    # Cloth: scenes without one keep these defaults (no particles, nothing pinned).
-    def cloth_positions(self) -> np.ndarray:
-        """World positions of the cloth's particles, (num_envs, P, 3) in the grid's row-major order; P = 0 without cloth."""
-        return np.zeros((self.num_envs, 0, 3))
-
-    def cloth_velocities(self) -> np.ndarray:
-        """The particles' mean velocity over the last control period (displacement / control_dt), (num_envs, P, 3)."""
-        return np.zeros((self.num_envs, 0, 3))
-
-    def cloth_grasped(self) -> np.ndarray:
-        """Whether each hand pins cloth particles (the rule in physics/grasp.py), (num_envs, num_hands) bool."""
-        return np.zeros((self.num_envs, len(self.hand_names)), dtype=bool)
-
     @abc.abstractmethod
     def center_of_mass(self) -> tuple[np.ndarray, np.ndarray]:
         """The whole robot's centre of mass and its velocity, (num_envs, 3) each, world frame."""
@@ -215,7 +191,8 @@ class Engine(abc.ABC):
 
         Restoring these rows with :meth:`load_state_blocks` must make the environment step on
         exactly as it would have. The objects' per-episode parameters (shape, mass, friction)
-        are not state: they come from the episode's reset.
+        are not state: they come from the episode's reset. The components' blocks follow the
+        engine's own, component by component.
         """
 
     @abc.abstractmethod
@@ -251,6 +228,8 @@ class Engine(abc.ABC):
 
     def close(self) -> None:
         """Release native resources; safe to call twice."""
+        for component in self.components.values():
+            component.close()
 
     def __enter__(self):
         return self

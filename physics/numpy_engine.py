@@ -31,9 +31,8 @@ from .scene import EpisodeSetup, ObjectParams, Scene
 from . import grasp as grasp_rule
 from .contacts import (SphereSet, StaticGeometry, penalty_forces, robot_spheres, sphere_pair_contacts, static_contacts,
                        sticky_forces)
-from .cloth import (ClothPins, MovingSpheres, cloth_init, cloth_material, cloth_step, cloth_topology,
-                    update_passthrough)
 from .engine import Engine, EngineConfig
+from .numpy_cloth import NumpyCloth
 from .model import (Kinematics, Model, _bias_forces, _cross, _dot, _kinematics, _ltdl_factor, _ltdl_solve, _mass_pairs,
                     generalized_forces, jacobian, link_velocities, load_model, ordered_sum)
 from .rotations import axis_angle_to_quat, matrix_to_quat, quat_conjugate, quat_multiply, quat_to_matrix
@@ -288,7 +287,8 @@ class NumpyEngine(Engine):
         self._kinematics_of = None  # see _current_kinematics
         self._viewer = None
         self._build_contacts()
-        self._build_cloth()
+        if scene.cloth is not None:
+            self.components["cloth"] = NumpyCloth(self)
 
     def _build_contacts(self) -> None:
         model, robot = self.model, self.robot
@@ -402,17 +402,20 @@ class NumpyEngine(Engine):
         self.joint_targets[env_ids] = joint_pos
         self.grasp_commands[env_ids] = False
         self.diverged = diverged.copy()
-        self._reset_cloth(env_ids, episodes)
+        for component in self.components.values():
+            component.reset(env_ids, episodes)
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
-        cloth_start = self._cloth_frames()  # the hands' poses at the start of the control period
+        for component in self.components.values():
+            component.begin_step()
         for _ in range(self.config.substeps):
             self._substep(self.config.physics_dt)
         if self.scene.num_objects:
             self._follow_palms(self.config.control_dt)
         self._update_grasps()
-        self._step_cloth(cloth_start)
+        for component in self.components.values():
+            component.end_step()
         self.diverged = self.state.diverged.copy()
 
     def _robot_spheres_world(self, kin, v_last):
@@ -647,144 +650,6 @@ class NumpyEngine(Engine):
     def hand_contact_forces(self):
         return self._hand_forces.copy()
 
-    # ------------------------------------------------------------------ cloth
-    #: XPBD substeps per control period (1 kHz at 50 Hz control). The cloth runs once per control
-    #: step rather than inside the robot's substeps: it is one-way coupled (it does not load the
-    #: arm), so it needs only the hands' path over the period, interpolated linearly. 1 ms substeps
-    #: hold a 500 N/m garment hanging from two corners to a median stretch under 1 % (the links at
-    #: the pins stretch up to several per cent: one constraint pass per substep, tests/test_cloth.py).
-    cloth_substeps = 20
-
-    def _build_cloth(self) -> None:
-        spec = self.scene.cloth
-        self._cloth_topology = None
-        if spec is None:
-            return
-        n = self.num_envs
-        self._cloth_topology = cloth_topology(spec)
-        self._cloth_static = StaticGeometry.from_scene(self.scene)
-        self._cloth_params = [spec.default_params] * n
-        self._cloth_material = cloth_material(self._cloth_topology, self._cloth_params)
-        self.cloth_state = cloth_init(self._cloth_topology, self._cloth_params, np.tile(spec.default_pose, (n, 1)))
-        self._cloth_previous = self.cloth_state.positions.copy()
-        self._cloth_pinned_by = -np.ones((n, spec.num_particles), dtype=np.int64)
-        self._cloth_pin_offset = np.zeros((n, spec.num_particles, 3))  # in the pinning palm's frame
-        # The cloth collides with the hands' spheres (palms and fingers).
-        hand_spheres = np.concatenate(self._hand_spheres)
-        self._cloth_sphere_body = self.spheres.body[hand_spheres]
-        self._cloth_sphere_center = np.ascontiguousarray(self.spheres.center[hand_spheres].T)  # (3, S)
-        self._cloth_sphere_radius = self.spheres.radius[hand_spheres]
-        self._cloth_sphere_owner = np.concatenate([np.full(len(s), h) for h, s in enumerate(self._hand_spheres)])
-        self._cloth_passthrough = -np.ones((n, spec.num_particles), dtype=np.int64)  # see cloth.update_passthrough
-        self._cloth_palms = [self.model.link_index(self.robot.hands[h].palm_link) for h in self.hand_names]
-
-    def _reset_cloth(self, env_ids: np.ndarray, episodes) -> None:
-        garments = self._cloth_episodes(env_ids, episodes)
-        if garments is None:
-            return
-        params, poses = garments
-        fresh = cloth_init(self._cloth_topology, params, poses)
-        self.cloth_state.positions[env_ids] = fresh.positions
-        self.cloth_state.velocities[env_ids] = 0.0
-        self._cloth_previous[env_ids] = fresh.positions
-        self._cloth_material.assign(env_ids, cloth_material(self._cloth_topology, params))
-        for row, env_id in enumerate(env_ids):
-            self._cloth_params[env_id] = params[row]
-        self._cloth_pinned_by[env_ids] = -1
-        self._cloth_passthrough[env_ids] = -1
-
-    def _cloth_frames(self):
-        """Hand-sphere centres (N, S, 3), palm positions (N, H, 3) and rotations (N, H, 3, 3) now; None without cloth."""
-        if self._cloth_topology is None:
-            return None
-        kin = self._current_kinematics()
-        body = self._cloth_sphere_body
-        rotation = kin.rotation[:, :, body]
-        spheres = kin.origin[:, body] + (rotation * self._cloth_sphere_center[None, :, :, None]).sum(axis=1)
-        spheres = spheres + kin.base_position[:, None]
-        palms = self._cloth_palms
-        palm_position = (kin.origin[:, palms] + kin.base_position[:, None]).transpose(2, 1, 0)
-        palm_rotation = kin.rotation[:, :, palms].transpose(3, 2, 0, 1)
-        return spheres.transpose(2, 1, 0), palm_position, palm_rotation
-
-    def _cloth_pin_targets(self, frames) -> np.ndarray:
-        """Where the pinned particles' palm-frame offsets put them for the given frames, (N, P, 3)."""
-        _, palm_position, palm_rotation = frames
-        hand = np.maximum(self._cloth_pinned_by, 0)
-        position = np.take_along_axis(palm_position, hand[..., None], axis=1)
-        rotation = np.take_along_axis(palm_rotation, hand[..., None, None], axis=1)
-        return position + (rotation * self._cloth_pin_offset[..., None, :]).sum(-1)
-
-    def _step_cloth(self, start) -> None:
-        if self._cloth_topology is None:
-            return
-        end = self._cloth_frames()
-        pinned = self._cloth_pinned_by >= 0
-        pins = ClothPins(pinned, self._cloth_pin_targets(start), self._cloth_pin_targets(end)) if pinned.any() else None
-        spheres = MovingSpheres(start[0], end[0], self._cloth_sphere_radius, self._cloth_sphere_owner)
-        previous = self.cloth_state.positions
-        state = cloth_step(self.cloth_state, self._cloth_topology, self._cloth_material, self._cloth_static,
-                           self.config.control_dt, self.cloth_substeps, self.config.gravity, spheres=spheres, pins=pins,
-                           passthrough=self._cloth_passthrough)
-        bad = ~(np.isfinite(state.positions).all(axis=(1, 2)) & np.isfinite(state.velocities).all(axis=(1, 2)))
-        if bad.any():  # keep the last good cloth, as the robot keeps its last good state
-            state.positions[bad], state.velocities[bad] = previous[bad], 0.0
-            self.state.diverged |= bad
-        self.cloth_state, self._cloth_previous = state, previous
-        if self.config.grasp != "assisted":
-            return
-        _, palm_position, palm_rotation = end
-        sites = palm_position + (palm_rotation * self._grasp_site[None, :, None, :]).sum(-1)
-        pinned_by = grasp_rule.update_cloth_pins(self.grasp_commands, self._cloth_pinned_by, sites, state.positions)
-        env, particle = np.nonzero((pinned_by >= 0) & (self._cloth_pinned_by < 0))
-        if len(env):
-            hand = pinned_by[env, particle]
-            offset = state.positions[env, particle] - palm_position[env, hand]
-            self._cloth_pin_offset[env, particle] = (palm_rotation[env, hand] * offset[:, :, None]).sum(axis=1)
-        released = (self._cloth_pinned_by >= 0) & (pinned_by < 0)
-        self._cloth_passthrough = update_passthrough(state.positions, spheres, self.scene.cloth.thickness,
-                                                     self._cloth_passthrough, released, self._cloth_pinned_by)
-        self._cloth_pinned_by = pinned_by
-
-    def _cloth_state_blocks(self) -> dict[str, np.ndarray]:
-        """With a cloth: its particles' positions, velocities and positions a control period ago, which hand
-        pins each particle and where in its palm frame, and which hand each passes through (none without)."""
-        if self._cloth_topology is None:
-            return {}
-        return {
-            "cloth_positions": self.cloth_state.positions.copy(),
-            "cloth_velocities": self.cloth_state.velocities.copy(),
-            "cloth_previous": self._cloth_previous.copy(),
-            "cloth_pinned_by": self._cloth_pinned_by.astype(float),
-            "cloth_pin_offset": self._cloth_pin_offset.copy(),
-            "cloth_passthrough": self._cloth_passthrough.astype(float),
-        }
-
-    def _load_cloth_state_blocks(self, env_ids, blocks) -> None:
-        if self._cloth_topology is None:
-            return
-        self.cloth_state.positions[env_ids] = blocks["cloth_positions"]
-        self.cloth_state.velocities[env_ids] = blocks["cloth_velocities"]
-        self._cloth_previous[env_ids] = blocks["cloth_previous"]
-        self._cloth_pinned_by[env_ids] = np.rint(blocks["cloth_pinned_by"]).astype(np.int64)
-        self._cloth_pin_offset[env_ids] = blocks["cloth_pin_offset"]
-        self._cloth_passthrough[env_ids] = np.rint(blocks["cloth_passthrough"]).astype(np.int64)
-
-    def cloth_positions(self):
-        if self._cloth_topology is None:
-            return super().cloth_positions()
-        return self.cloth_state.positions.copy()
-
-    def cloth_velocities(self):
-        if self._cloth_topology is None:
-            return super().cloth_velocities()
-        return (self.cloth_state.positions - self._cloth_previous) / self.config.control_dt
-
-    def cloth_grasped(self):
-        if self._cloth_topology is None:
-            return super().cloth_grasped()
-        return (self._cloth_pinned_by[:, None, :] == np.arange(len(self.hand_names))[None, :, None]).any(axis=2)
-
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
         """Copy one environment's poses into a pybullet viewer and take the scene camera's picture."""
         from .pybullet_engine import PybulletEngine
@@ -793,8 +658,8 @@ class NumpyEngine(Engine):
             self._viewer = PybulletEngine(self.robot, self.scene, 1, self.config)
         joint_pos, _ = self.joint_state()
         self._viewer.reset([0], [EpisodeSetup(joint_pos[env_id], tuple(self._objects[env_id]), self.object_pose[env_id])])
-        if self._cloth_topology is not None:
-            self._viewer._show_cloth(0, self.cloth_state.positions[env_id])
+        for component in self.components.values():
+            component.show_in(self._viewer, env_id)
         if self.model.floating:
             client, body = self._viewer.clients[0], self._viewer._robot_ids[0]
             client.resetBasePositionAndOrientation(body, self.state.q[env_id, :3], self.state.q[env_id, 3:7])
@@ -820,7 +685,7 @@ class NumpyEngine(Engine):
             "robot_slip": self._robot_slip.transpose(2, 1, 0).copy(),
             "object_slip": self._object_slip.transpose(2, 1, 0).copy(),
             "hand_forces": self._hand_forces.copy(),
-            **self._cloth_state_blocks(),
+            **{name: block for component in self.components.values() for name, block in component.state_blocks().items()},
         }
 
     def load_state_blocks(self, env_ids, blocks) -> None:
@@ -838,9 +703,11 @@ class NumpyEngine(Engine):
         self._robot_slip[..., env_ids] = blocks["robot_slip"].transpose(2, 1, 0)
         self._object_slip[..., env_ids] = blocks["object_slip"].transpose(2, 1, 0)
         self._hand_forces[env_ids] = blocks["hand_forces"]
-        self._load_cloth_state_blocks(env_ids, blocks)
+        for component in self.components.values():
+            component.load_state_blocks(env_ids, blocks)
 
     def close(self) -> None:
         if self._viewer is not None:
             self._viewer.close()
             self._viewer = None
+        super().close()

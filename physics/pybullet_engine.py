@@ -13,7 +13,6 @@ off so that the model matches the URDF and the numpy engine exactly.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 import pybullet
@@ -22,8 +21,8 @@ from pybullet_utils import bullet_client
 from ..robots import RobotDescription
 from .scene import ObjectParams, Scene
 from . import grasp as grasp_rule
-from .cloth import cloth_topology, grid_positions
 from .engine import Engine, EngineConfig, pd_torques
+from .pybullet_cloth import PybulletCloth
 
 
 class PybulletEngine(Engine):
@@ -33,6 +32,9 @@ class PybulletEngine(Engine):
         if gui and not os.environ.get("DISPLAY"):
             raise RuntimeError("render_mode='human' opens a pybullet GUI window and needs a display; "
                                "no DISPLAY is set. Use render_mode='rgb_array' on a headless machine.")
+        # Components are made before the worlds, which they may prepare (a cloth needs a deformable world).
+        if scene.cloth is not None:
+            self.components["cloth"] = PybulletCloth(self)
         self.clients: list[bullet_client.BulletClient] = []
         try:
             for env_id in range(self.num_envs):
@@ -46,12 +48,11 @@ class PybulletEngine(Engine):
         self._object_ids = [[-1] * scene.num_objects for _ in range(self.num_envs)]
         self._welds = -np.ones((self.num_envs, len(self.hand_names)), dtype=np.int64)  # constraint ids
         self._grasped = -np.ones((self.num_envs, len(self.hand_names)), dtype=np.int64)
-        self._build_cloth()
 
     # ----------------------------------------------------------------- building
     def _build_world(self, client) -> int:
-        if self.scene.cloth is not None:  # soft bodies live only in Bullet's deformable world
-            client.resetSimulation(pybullet.RESET_USE_DEFORMABLE_WORLD)
+        for component in self.components.values():
+            component.prepare_world(client)
         client.setGravity(0, 0, self.config.gravity)
         client.setPhysicsEngineParameter(fixedTimeStep=self.config.physics_dt, numSubSteps=1,
                                          deterministicOverlappingPairs=1)
@@ -149,7 +150,8 @@ class PybulletEngine(Engine):
         self.joint_targets[env_ids] = joint_pos
         self.grasp_commands[env_ids] = False
         self.diverged[env_ids] = False
-        self._reset_cloth(env_ids, episodes)
+        for component in self.components.values():
+            component.reset(env_ids, episodes)
 
     def joint_state(self):
         q = np.empty((self.num_envs, self.robot.num_joints))
@@ -279,7 +281,8 @@ class PybulletEngine(Engine):
                 self._apply_external_forces(env_id)
                 client.stepSimulation()
         self._update_grasps()
-        self._update_cloth()
+        for component in self.components.values():
+            component.end_step()
         self._check_divergence()
 
     def _check_divergence(self) -> None:
@@ -339,156 +342,6 @@ class PybulletEngine(Engine):
             self._grasped[env_id, hand] = k
             return
 
-    # ----------------------------------------------------------------- cloth
-    #: Damping (N s/m) of each of Bullet's cloth springs on the stretching speed of its ends (a damping
-    #: ratio of about 0.6 at 400 N/m): with much less, a grasped garment breaks into wrinkles that throw
-    #: it off the table. Only along the spring: damping of all relative motion would also resist the
-    #: garment's bending and turn it into a board that slides along the table when folded (the numpy
-    #: cloth's velocity drag plays this part there).
-    cloth_spring_damping = 1.0
-
-    def _build_cloth(self) -> None:
-        spec = self.scene.cloth
-        self._cloth_topology = None
-        if spec is None:
-            return
-        n, particles = self.num_envs, spec.num_particles
-        self._cloth_topology = cloth_topology(spec)
-        self._cloth_dir = tempfile.TemporaryDirectory(prefix="tground_cloth_")
-        self._cloth_loads = 0
-        self._cloth_ids = [-1] * n
-        self._cloth_anchors: list[dict[int, int]] = [{} for _ in range(n)]  # particle -> anchor constraint id
-        self._cloth_pinned_by = -np.ones((n, particles), dtype=np.int64)
-        self._cloth_last = np.zeros((n, particles, 3))
-        self._cloth_previous = np.zeros((n, particles, 3))
-
-    def _load_cloth(self, env_id: int, params, pose) -> int:
-        """A soft body from the grid mesh, written with its vertices already at their world positions."""
-        topology, spec = self._cloth_topology, self.scene.cloth
-        positions = grid_positions(topology, params, pose)
-        # A fresh file name per load: pybullet caches meshes by file name.
-        path = os.path.join(self._cloth_dir.name, f"cloth_{self._cloth_loads}.obj")
-        self._cloth_loads += 1
-        lines = [f"v {x:.9f} {y:.9f} {z:.9f}" for x, y, z in positions]
-        lines += [f"vt {u + 0.5:.6f} {v + 0.5:.6f}" for u, v in topology.grid]
-        lines += ["f " + " ".join(f"{i + 1}/{i + 1}" for i in triangle) for triangle in topology.triangles]
-        with open(path, "w") as file:
-            file.write("\n".join(lines) + "\n")
-        client = self.clients[env_id]
-        body = client.loadSoftBody(
-            path, basePosition=[0, 0, 0], mass=params.mass, useNeoHookean=0, useMassSpring=1, useBendingSprings=1,
-            springElasticStiffness=params.stretch_stiffness, springBendingStiffness=params.bend_stiffness,
-            springDampingStiffness=self.cloth_spring_damping, springDampingAllDirections=0, useSelfCollision=0,
-            frictionCoeff=params.friction, useFaceContact=1, collisionMargin=spec.thickness)
-        os.remove(path)
-        client.changeVisualShape(body, -1, rgbaColor=spec.rgba)
-        # Bullet's deformable contact blows the cloth apart when a finger presses it onto the table,
-        # so palms and fingers do not touch the cloth here: they hold it by anchors (the grasp rule).
-        for link in sorted({link for links in self._hand_links for link in links}):
-            client.setCollisionFilterPair(self._robot_ids[env_id], body, link, -1, 0)
-        return body
-
-    def _read_cloth(self, env_id: int) -> np.ndarray:
-        _, vertices = self.clients[env_id].getMeshData(self._cloth_ids[env_id], -1,
-                                                       flags=pybullet.MESH_DATA_SIMULATION_MESH)
-        return np.asarray(vertices, dtype=float)
-
-    def _release_cloth(self, env_id: int) -> None:
-        for anchor in self._cloth_anchors[env_id].values():
-            self.clients[env_id].removeConstraint(anchor)
-        self._cloth_anchors[env_id] = {}
-        self._cloth_pinned_by[env_id] = -1
-
-    def _reset_cloth(self, env_ids: np.ndarray, episodes) -> None:
-        garments = self._cloth_episodes(env_ids, episodes)
-        if garments is None:
-            return
-        params, poses = garments
-        for row, env_id in enumerate(env_ids):
-            self._release_cloth(env_id)
-            if self._cloth_ids[env_id] >= 0:
-                self.clients[env_id].removeBody(self._cloth_ids[env_id])
-            self._cloth_ids[env_id] = self._load_cloth(env_id, params[row], poses[row])
-            self._cloth_last[env_id] = self._cloth_previous[env_id] = self._read_cloth(env_id)
-
-    def _update_cloth(self) -> None:
-        """Read the particles after a control step, flag blow-ups, apply the cloth grasp rule with anchors."""
-        if self._cloth_topology is None:
-            return
-        positions = np.array([self._read_cloth(env_id) for env_id in range(self.num_envs)])
-        self._cloth_previous, self._cloth_last = self._cloth_last, positions
-        speed = np.abs(self.cloth_velocities()).max(axis=(1, 2))
-        self.diverged |= ~np.isfinite(positions).all(axis=(1, 2)) | ~(speed <= self.config.divergence_speed)
-        if self.config.grasp != "assisted":
-            return
-        sites = np.zeros((self.num_envs, len(self.hand_names), 3))
-        for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
-            for hand, palm in enumerate(self._palm_ids):
-                state = client.getLinkState(robot_id, palm, computeForwardKinematics=True)
-                rotation = np.array(client.getMatrixFromQuaternion(state[5])).reshape(3, 3)
-                sites[env_id, hand] = np.array(state[4]) + rotation @ self._grasp_sites[hand]
-        pinned_by = grasp_rule.update_cloth_pins(self.grasp_commands, self._cloth_pinned_by, sites, positions)
-        for env_id, particle in zip(*np.nonzero(pinned_by != self._cloth_pinned_by)):
-            client, anchors = self.clients[env_id], self._cloth_anchors[env_id]
-            if particle in anchors:
-                client.removeConstraint(anchors.pop(particle))
-            hand = pinned_by[env_id, particle]
-            if hand >= 0:
-                # The anchor holds the node where it is now relative to the palm.
-                anchors[particle] = client.createSoftBodyAnchor(self._cloth_ids[env_id], int(particle),
-                                                                self._robot_ids[env_id], self._palm_ids[hand])
-        self._cloth_pinned_by = pinned_by
-
-    def _cloth_state_blocks(self) -> dict[str, np.ndarray]:
-        """With a cloth: its particles' positions now and a control period ago, and which hand pins each.
-
-        The API sets particle positions but not their velocities, so a restored cloth starts still.
-        """
-        if self._cloth_topology is None:
-            return {}
-        return {"cloth_positions": self._cloth_last.copy(), "cloth_previous": self._cloth_previous.copy(),
-                "cloth_pinned_by": self._cloth_pinned_by.astype(float)}
-
-    def _load_cloth_state_blocks(self, env_ids, blocks) -> None:
-        """After the robot: anchors hold particles where they are relative to the palm when made."""
-        if self._cloth_topology is None:
-            return
-        for row, env_id in enumerate(env_ids):
-            self._release_cloth(env_id)
-            client = self.clients[env_id]
-            client.resetMeshData(self._cloth_ids[env_id], blocks["cloth_positions"][row].tolist())
-            self._cloth_last[env_id] = blocks["cloth_positions"][row]
-            self._cloth_previous[env_id] = blocks["cloth_previous"][row]
-            pinned_by = np.rint(blocks["cloth_pinned_by"][row]).astype(np.int64)
-            for particle in np.flatnonzero(pinned_by >= 0):
-                self._cloth_anchors[env_id][particle] = client.createSoftBodyAnchor(
-                    self._cloth_ids[env_id], int(particle), self._robot_ids[env_id], self._palm_ids[pinned_by[particle]])
-            self._cloth_pinned_by[env_id] = pinned_by
-
-    def _show_cloth(self, env_id: int, positions: np.ndarray) -> None:
-        """Move the cloth's particles to ``positions`` (P, 3) for a picture (the numpy engine's viewer).
-
-        Bullet redraws a soft body from its particles only when it steps, so this takes one step.
-        """
-        client = self.clients[env_id]
-        client.resetMeshData(self._cloth_ids[env_id], np.asarray(positions, float).tolist())
-        client.stepSimulation()
-
-    def cloth_positions(self):
-        if self._cloth_topology is None:
-            return super().cloth_positions()
-        return self._cloth_last.copy()
-
-    def cloth_velocities(self):
-        if self._cloth_topology is None:
-            return super().cloth_velocities()
-        return (self._cloth_last - self._cloth_previous) / self.config.control_dt
-
-    def cloth_grasped(self):
-        if self._cloth_topology is None:
-            return super().cloth_grasped()
-        return (self._cloth_pinned_by[:, None, :] == np.arange(len(self.hand_names))[None, :, None]).any(axis=2)
-
     # ----------------------------------------------------------------- images
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
         camera = self.scene.camera
@@ -537,7 +390,7 @@ class PybulletEngine(Engine):
             "object_vel": self.object_velocities(),
             "grasped": self._grasped.astype(float),
             "welds": welds,
-            **self._cloth_state_blocks(),
+            **{name: block for component in self.components.values() for name, block in component.state_blocks().items()},
         }
 
     def load_state_blocks(self, env_ids, blocks) -> None:
@@ -572,7 +425,8 @@ class PybulletEngine(Engine):
         self.joint_targets[env_ids] = blocks["joint_targets"]
         self.grasp_commands[env_ids] = blocks["grasp_commands"] > 0.5
         self._load_external_forces(env_ids, self._links_in_order(), blocks["external_forces"])
-        self._load_cloth_state_blocks(env_ids, blocks)
+        for component in self.components.values():
+            component.load_state_blocks(env_ids, blocks)
 
     def close(self) -> None:
         for client in getattr(self, "clients", []):
@@ -581,6 +435,4 @@ class PybulletEngine(Engine):
             except pybullet.error:
                 pass
         self.clients = []
-        if getattr(self, "_cloth_dir", None) is not None:
-            self._cloth_dir.cleanup()
-            self._cloth_dir = None
+        super().close()

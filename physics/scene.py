@@ -88,6 +88,13 @@ class Scene:
     def num_objects(self) -> int:
         return len(self.object_names)
 
+    def check_episode(self, episode: "EpisodeSetup") -> None:
+        """ValueError unless ``episode`` fits this scene: one ObjectParams per object, a garment only with a cloth."""
+        if len(episode.objects) != self.num_objects:
+            raise ValueError(f"scene {self.name!r} has {self.num_objects} objects; an episode gives {len(episode.objects)}")
+        if episode.cloth is not None and self.cloth is None:
+            raise ValueError(f"scene {self.name!r} has no cloth; reset without cloth parameters")
+
 
 @dataclass(frozen=True)
 class ClothSetup:
