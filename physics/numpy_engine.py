@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..robots import RobotDescription
-from .scene import EpisodeSetup, ObjectParams, Scene
+from .scene import COVER_SPHERES, EpisodeSetup, ObjectParams, Scene
 from . import grasp as grasp_rule
 from .contacts import (SphereSet, StaticGeometry, penalty_forces, robot_spheres, sphere_pair_contacts, static_contacts,
                        sticky_forces)
@@ -222,41 +222,8 @@ class ImplicitContacts:
         return (pairs, envs, values), force
 
 
-def object_spheres(params: ObjectParams) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed number (OBJECT_SPHERES) of spheres covering one free object, in its body frame."""
-    if params.shape == "capsule":
-        radius, length = params.size
-        centers = np.zeros((OBJECT_SPHERES, 3))
-        centers[:, 2] = np.linspace(-length / 2, length / 2, OBJECT_SPHERES)
-        return centers, np.full(OBJECT_SPHERES, radius)
-    if params.shape == "sphere":
-        return np.zeros((OBJECT_SPHERES, 3)), np.full(OBJECT_SPHERES, params.size[0])
-    if params.shape == "box":
-        half = np.asarray(params.size, float)
-        radius = half.min()
-        inner = np.maximum(half - radius, 0.0)
-        corners = np.array([[sx, sy, 0.0] for sx in (-1, 1) for sy in (-1, 1)]) * inner
-        centers = np.concatenate([corners, [[0.0, 0.0, 0.0]]])
-        centers[:, 2] = np.where(np.arange(OBJECT_SPHERES) < 4, -inner[2], inner[2])
-        return centers, np.full(OBJECT_SPHERES, radius)
-    raise ValueError(f"unknown object shape {params.shape!r}")
-
-
-def object_inertia(params: ObjectParams) -> np.ndarray:
-    """Principal moments (3,) of a solid object about its centre, in its body frame."""
-    m = params.mass
-    if params.shape == "capsule":
-        radius, length = params.size
-        full = length + 2 * radius  # a cylinder of the capsule's full length: close enough for a roll
-        side = m * (3 * radius**2 + full**2) / 12
-        return np.array([side, side, 0.5 * m * radius**2])
-    if params.shape == "sphere":
-        return np.full(3, 0.4 * m * params.size[0] ** 2)
-    hx, hy, hz = params.size
-    return m / 3 * np.array([hy**2 + hz**2, hx**2 + hz**2, hx**2 + hy**2])
-
-
-OBJECT_SPHERES = 5
+#: Spheres in each free object's cover.
+OBJECT_SPHERES = COVER_SPHERES
 
 
 class NumpyEngine(Engine):
@@ -385,10 +352,11 @@ class NumpyEngine(Engine):
             for row, env_id in enumerate(env_ids):
                 self._objects[env_id] = list(episodes[row].objects)
                 for k, params in enumerate(episodes[row].objects):
-                    centers, radii = object_spheres(params)
+                    geometry = params.geometry
+                    centers, radii = geometry.cover()
                     self._object_centers[env_id, k], self._object_radius[env_id, k] = centers, radii
                     self._object_mass[env_id, k] = params.mass
-                    self._object_inertia[env_id, k] = object_inertia(params)
+                    self._object_inertia[env_id, k] = geometry.inertia(params.mass)
                     self._object_friction[env_id, k] = params.friction
             self.object_pose[env_ids] = object_poses
             self.object_vel[env_ids] = 0.0

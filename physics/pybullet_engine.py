@@ -112,19 +112,7 @@ class PybulletEngine(Engine):
         return self._link_index[link]
 
     def _make_object(self, client, params: ObjectParams, pose: np.ndarray) -> int:
-        if params.shape == "capsule":
-            radius, length = params.size
-            kwargs = dict(shapeType=pybullet.GEOM_CAPSULE, radius=radius)
-            collision = client.createCollisionShape(height=length, **kwargs)
-            visual = client.createVisualShape(length=length, rgbaColor=params.rgba, **kwargs)
-        elif params.shape == "box":
-            collision = client.createCollisionShape(pybullet.GEOM_BOX, halfExtents=params.size)
-            visual = client.createVisualShape(pybullet.GEOM_BOX, halfExtents=params.size, rgbaColor=params.rgba)
-        elif params.shape == "sphere":
-            collision = client.createCollisionShape(pybullet.GEOM_SPHERE, radius=params.size[0])
-            visual = client.createVisualShape(pybullet.GEOM_SPHERE, radius=params.size[0], rgbaColor=params.rgba)
-        else:
-            raise ValueError(f"unknown object shape {params.shape!r}")
+        collision, visual = params.geometry.pybullet_shape(client, params.rgba)
         body = client.createMultiBody(params.mass, collision, visual, pose[:3], pose[3:])
         client.changeDynamics(body, -1, lateralFriction=params.friction, rollingFriction=1e-4,
                               spinningFriction=1e-4, linearDamping=0.0, angularDamping=0.0)
