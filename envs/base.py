@@ -47,6 +47,20 @@ class TaskConfig:
         return EngineConfig(physics_dt=self.physics_dt, control_dt=self.control_dt, grasp=self.grasp)
 
 
+@dataclasses.dataclass(frozen=True)
+class EpisodeArray:
+    """One per-env array a task keeps beside the engine: ``shape`` after the num_envs axis and ``dtype``.
+
+    saved: whether it changes while the episode runs and so goes into the state (``task.<name>``
+    block, as float columns: one per env for a per-env scalar, the array flattened otherwise);
+    unsaved arrays are drawn at reset and come back with the episode's seed.
+    """
+
+    shape: tuple[int, ...] = ()
+    dtype: type = float
+    saved: bool = False
+
+
 class BatchedTask(abc.ABC):
     """One task on N environments of one engine. Subclasses implement the hooks below."""
 
@@ -77,6 +91,8 @@ class BatchedTask(abc.ABC):
             self.action_space = spaces.Box(-1.0, 1.0, (self.controller.action_size,), np.float32)
             self.elapsed = np.zeros(num_envs, dtype=np.int64)
             self.episode_params: list[list[ObjectParams]] = [[] for _ in range(num_envs)]
+            for name, array in self.episode_state().items():
+                setattr(self, name, np.zeros((num_envs, *array.shape), dtype=array.dtype))
             # A first episode gives the observation shapes; a bad config fails here, not mid-run.
             self.reset(np.arange(num_envs), [np.random.default_rng(0) for _ in range(num_envs)])
             self.observation_space = spaces.Dict({
@@ -102,11 +118,28 @@ class BatchedTask(abc.ABC):
 
     @abc.abstractmethod
     def evaluate(self) -> dict[str, np.ndarray]:
-        """At least ``success`` and ``failure`` (bool, (N,)); a failed episode terminates."""
+        """At least ``success`` and ``failure`` (bool, (N,)); a failed episode terminates.
+
+        A pure function of the engine's state and the task's per-episode arrays: it changes nothing.
+        """
 
     @abc.abstractmethod
     def reward_terms(self, evaluation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Unscaled reward terms, one (N,) array per name in ``reward_names``."""
+
+    def episode_state(self) -> dict[str, EpisodeArray]:
+        """The task's per-episode arrays by name, in state order. Before the first reset each becomes an
+        attribute of zeros, (num_envs, *shape); a reset zeroes the rows it starts before :meth:`init_episode`."""
+        return {}
+
+    def init_episode(self, env_ids: np.ndarray, episodes: list[EpisodeSetup], rngs: list[np.random.Generator]) -> None:
+        """Fill the per-episode arrays of the episodes just started, after the engine's reset.
+
+        Draws come from each env's generator after :meth:`sample_episode`'s, so one seed fixes the whole episode.
+        """
+
+    def advance(self, evaluation: dict[str, np.ndarray]) -> None:
+        """After each step's evaluation: move the per-episode arrays on to the new step (what it carries to the next)."""
 
     def arms_ready_posture(self, rng: np.random.Generator) -> np.ndarray:
         """The ``arms_ready`` keyframe with uniform noise of ``init_joint_noise`` rad on the arms, within limits."""
@@ -135,6 +168,9 @@ class BatchedTask(abc.ABC):
         self._state_cache = {}
         self.controller.reset(env_ids, joint_pos)
         self.elapsed[env_ids] = 0
+        for name in self.episode_state():
+            getattr(self, name)[env_ids] = 0
+        self.init_episode(env_ids, episodes, rngs)
 
     def step(self, actions: np.ndarray):
         """Apply (N, action_size) actions for one control step.
@@ -147,6 +183,7 @@ class BatchedTask(abc.ABC):
         self._state_cache = {}
         self.elapsed += 1
         evaluation = self.evaluate()
+        self.advance(evaluation)
         terms = self.reward_terms(evaluation)
         scales = self.reward_scales()
         scaled = {name: scales[name] * terms[name] for name in self.reward_names}
@@ -172,13 +209,14 @@ class BatchedTask(abc.ABC):
 
     # ------------------------------------------------------------------ saving and restoring state
     def task_state_blocks(self) -> dict[str, np.ndarray]:
-        """Task-side state carried between steps, as named (N, ...) arrays: elapsed steps and the controller's.
-
-        A task that keeps more per-env state between steps (timers, a push schedule, a generator
-        drawn from while stepping) extends this and :meth:`load_task_state_blocks`.
-        """
+        """Task-side state carried between steps, as named (N, ...) arrays: elapsed steps, the controller's,
+        then the saved per-episode arrays (:meth:`episode_state`)."""
         blocks = {"elapsed": self.elapsed.astype(float)}
         blocks.update({f"controller.{name}": value for name, value in self.controller.state_blocks().items()})
+        for name, array in self.episode_state().items():
+            if array.saved:
+                value = getattr(self, name)
+                blocks[name] = (value if value.ndim == 1 else value.reshape(self.num_envs, -1)).astype(float)
         return blocks
 
     def load_task_state_blocks(self, env_ids: np.ndarray, blocks: dict[str, np.ndarray]) -> None:
@@ -186,6 +224,14 @@ class BatchedTask(abc.ABC):
         prefix = "controller."
         self.controller.load_state_blocks(
             env_ids, {name[len(prefix):]: value for name, value in blocks.items() if name.startswith(prefix)})
+        for name, array in self.episode_state().items():
+            if array.saved:
+                value = blocks[name].reshape(len(env_ids), *array.shape)
+                if np.dtype(array.dtype) == bool:
+                    value = value > 0.5
+                elif np.issubdtype(np.dtype(array.dtype), np.integer):
+                    value = np.rint(value)
+                getattr(self, name)[env_ids] = value
 
     def _state_blocks(self) -> dict[str, np.ndarray]:
         return {**{f"task.{name}": value for name, value in self.task_state_blocks().items()},
