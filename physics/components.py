@@ -37,6 +37,13 @@ class Component:
     def begin_step(self) -> None:
         """Before a control period's physics substeps."""
 
+    def substep_forces(self, robot_world, robot_velocity, robot_force, dt: float) -> None:
+        """The numpy engine's hook, in every physics substep before the robot's: contacts with the robot's
+        spheres (world positions and velocities (3, S, N)), adding their reactions to robot_force (3, S, N)."""
+
+    def substep_integrate(self, dt: float) -> None:
+        """The numpy engine's hook, in every physics substep after the robot's."""
+
     def end_step(self) -> None:
         """After the control period's substeps."""
 
