@@ -19,10 +19,10 @@ import pybullet
 from pybullet_utils import bullet_client
 
 from ..robots import RobotDescription
-from .scene import ObjectParams, Scene
-from . import grasp as grasp_rule
+from .scene import Scene
 from .engine import Engine, EngineConfig, pd_torques
 from .pybullet_cloth import PybulletCloth
+from .pybullet_objects import PybulletObjects
 
 
 class PybulletEngine(Engine):
@@ -33,6 +33,8 @@ class PybulletEngine(Engine):
             raise RuntimeError("render_mode='human' opens a pybullet GUI window and needs a display; "
                                "no DISPLAY is set. Use render_mode='rgb_array' on a headless machine.")
         # Components are made before the worlds, which they may prepare (a cloth needs a deformable world).
+        self.objects = PybulletObjects(self)
+        self.components["objects"] = self.objects
         if scene.cloth is not None:
             self.components["cloth"] = PybulletCloth(self)
         self.clients: list[bullet_client.BulletClient] = []
@@ -45,9 +47,6 @@ class PybulletEngine(Engine):
             self.close()
             raise
         self._index_robot(self.clients[0], self._robot_ids[0])
-        self._object_ids = [[-1] * scene.num_objects for _ in range(self.num_envs)]
-        self._welds = -np.ones((self.num_envs, len(self.hand_names)), dtype=np.int64)  # constraint ids
-        self._grasped = -np.ones((self.num_envs, len(self.hand_names)), dtype=np.int64)
 
     # ----------------------------------------------------------------- building
     def _build_world(self, client) -> int:
@@ -111,29 +110,17 @@ class PybulletEngine(Engine):
             raise KeyError(f"robot {self.robot.name!r} has no link {link!r}")
         return self._link_index[link]
 
-    def _make_object(self, client, params: ObjectParams, pose: np.ndarray) -> int:
-        collision, visual = params.geometry.pybullet_shape(client, params.rgba)
-        body = client.createMultiBody(params.mass, collision, visual, pose[:3], pose[3:])
-        client.changeDynamics(body, -1, lateralFriction=params.friction, rollingFriction=1e-4,
-                              spinningFriction=1e-4, linearDamping=0.0, angularDamping=0.0)
-        return body
-
     # ----------------------------------------------------------------- state
     def reset(self, env_idx, episodes) -> None:
         env_ids = self._env_ids(env_idx)
         episodes = list(episodes)
-        joint_pos, joint_vel, object_poses = self._episode_arrays(env_ids, episodes)
+        joint_pos, joint_vel, _ = self._episode_arrays(env_ids, episodes)
         for row, env_id in enumerate(env_ids):
             client, robot_id = self.clients[env_id], self._robot_ids[env_id]
-            self._release(env_id, range(len(self.hand_names)))
             client.resetBasePositionAndOrientation(robot_id, self.scene.robot_position, self.scene.robot_quaternion)
             client.resetBaseVelocity(robot_id, [0, 0, 0], [0, 0, 0])
             for joint_id, q, qd in zip(self._joint_ids, joint_pos[row], joint_vel[row]):
                 client.resetJointState(robot_id, joint_id, q, qd)
-            for k in range(self.scene.num_objects):
-                if self._object_ids[env_id][k] >= 0:
-                    client.removeBody(self._object_ids[env_id][k])
-                self._object_ids[env_id][k] = self._make_object(client, episodes[row].objects[k], object_poses[row, k])
         self._clear_forces(env_ids)
         self.joint_targets[env_ids] = joint_pos
         self.grasp_commands[env_ids] = False
@@ -182,24 +169,17 @@ class PybulletEngine(Engine):
             jac[env_id, 3:] = np.asarray(angular)[:, offset:][:, self._jacobian_columns]
         return jac
 
-    def _read_objects(self, width: int, read) -> np.ndarray:
-        """(num_envs, num_objects, width) from ``read(client, body)``, which returns two triples."""
-        values = np.zeros((self.num_envs, self.scene.num_objects, width))
-        for env_id, client in enumerate(self.clients):
-            for k, body in enumerate(self._object_ids[env_id]):
-                if body >= 0:
-                    first, second = read(client, body)
-                    values[env_id, k] = (*first, *second)
-        return values
-
     def object_poses(self):
-        return self._read_objects(7, lambda client, body: client.getBasePositionAndOrientation(body))
+        return self.objects.poses()
 
     def object_velocities(self):
-        return self._read_objects(6, lambda client, body: client.getBaseVelocity(body))
+        return self.objects.velocities()
 
     def grasped_objects(self):
-        return self._grasped.copy()
+        return self.objects.grasped.copy()
+
+    def hand_contact_forces(self):
+        return self.objects.hand_forces()
 
     def _apply_external_forces(self, env_id: int) -> None:
         # pybullet clears external forces after every stepSimulation, so they are set each step.
@@ -244,18 +224,6 @@ class PybulletEngine(Engine):
             velocity[env_id] = (*linear, *angular)
         return velocity
 
-    def hand_contact_forces(self):
-        forces = np.zeros((self.num_envs, len(self.hand_names), self.scene.num_objects))
-        for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
-            for k, body in enumerate(self._object_ids[env_id]):
-                if body < 0:
-                    continue
-                for contact in client.getContactPoints(robot_id, body):
-                    for h, links in enumerate(self._hand_links):
-                        if contact[3] in links:
-                            forces[env_id, h, k] += contact[9]
-        return forces
-
     # ----------------------------------------------------------------- stepping
     def step(self) -> None:
         for _ in range(self.config.substeps):
@@ -268,67 +236,15 @@ class PybulletEngine(Engine):
                                                  forces=torques[env_id].tolist())
                 self._apply_external_forces(env_id)
                 client.stepSimulation()
-        self._update_grasps()
-        for component in self.components.values():
+        for component in self.components.values():  # the objects' grasps, then the cloth; each flags its blow-ups
             component.end_step()
         self._check_divergence()
 
     def _check_divergence(self) -> None:
         q, qd = self.joint_state()
         speeds = np.abs(qd).max(axis=1)
-        if self.scene.num_objects:
-            object_speed = np.abs(self.object_velocities()).max(axis=(1, 2))
-            speeds = np.maximum(speeds, object_speed)
         bad = ~np.isfinite(q).all(axis=1) | ~np.isfinite(speeds) | (speeds > self.config.divergence_speed)
         self.diverged |= bad
-
-    def _release(self, env_id: int, hands) -> None:
-        for h in hands:
-            if self._welds[env_id, h] >= 0:
-                self.clients[env_id].removeConstraint(int(self._welds[env_id, h]))
-            self._welds[env_id, h] = -1
-            self._grasped[env_id, h] = -1
-
-    def _update_grasps(self) -> None:
-        if self.config.grasp != "assisted" or not self.scene.num_objects:
-            return
-        for env_id in range(self.num_envs):
-            opening = [h for h in range(len(self.hand_names)) if not self.grasp_commands[env_id, h]]
-            self._release(env_id, opening)
-            for h in range(len(self.hand_names)):
-                if self.grasp_commands[env_id, h] and self._grasped[env_id, h] < 0:
-                    self._try_attach(env_id, h)
-
-    def _try_attach(self, env_id: int, hand: int) -> None:
-        client, robot_id = self.clients[env_id], self._robot_ids[env_id]
-        palm = self._palm_ids[hand]
-        state = client.getLinkState(robot_id, palm, computeForwardKinematics=True)
-        palm_position = np.array(state[4])
-        rotation = np.array(client.getMatrixFromQuaternion(state[5])).reshape(3, 3)
-        site = palm_position + rotation @ self._grasp_sites[hand]
-        held_elsewhere = set(self._grasped[env_id].tolist())
-        for k, body in enumerate(self._object_ids[env_id]):
-            if body < 0 or k in held_elsewhere:
-                continue
-            position, orientation = client.getBasePositionAndOrientation(body)
-            distance = float(np.linalg.norm(np.asarray(position) - site))
-            touching = distance <= grasp_rule.GRASP_RADIUS and any(
-                client.getClosestPoints(robot_id, body, grasp_rule.TOUCH_MARGIN, linkIndexA=link)
-                for link in self._hand_links[hand]
-            )
-            if not grasp_rule.should_attach(np.bool_(True), np.bool_(False), np.float64(distance), np.bool_(touching)):
-                continue
-            # Weld at the current relative pose. createConstraint takes the parent frame relative
-            # to the palm's centre of mass and the child frame relative to the object's (its origin).
-            inv_com_position, inv_com_orientation = client.invertTransform(state[0], state[1])
-            parent_position, parent_orientation = client.multiplyTransforms(
-                inv_com_position, inv_com_orientation, position, orientation)
-            weld = client.createConstraint(robot_id, palm, body, -1, pybullet.JOINT_FIXED, [0, 0, 0],
-                                           parent_position, [0, 0, 0], parent_orientation, [0, 0, 0, 1])
-            client.changeConstraint(weld, maxForce=500.0)
-            self._welds[env_id, hand] = weld
-            self._grasped[env_id, hand] = k
-            return
 
     # ----------------------------------------------------------------- images
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
@@ -346,24 +262,17 @@ class PybulletEngine(Engine):
 
     def state_blocks(self):
         """Base pose and velocity, joint positions and velocities, diverged, joint targets, grasp commands,
-        held external forces (one row per link, base first), object poses and velocities, which object each
-        hand holds, and each weld's frame in the palm's centre-of-mass frame plus its force limit.
+        held external forces (one row per link, base first), then the components' blocks.
 
         Bullet's contact manifolds (warm-start impulses) cannot be read or written through the API, so
         a restore mid-contact resumes from cold contacts; a restore right after a reset is exact."""
-        n, hands = self.num_envs, len(self.hand_names)
+        n = self.num_envs
         base_pose, base_velocity = np.zeros((n, 7)), np.zeros((n, 6))
-        welds = np.zeros((n, hands, 8))
-        welds[..., 6] = 1.0
         for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
             position, orientation = client.getBasePositionAndOrientation(robot_id)
             linear, angular = client.getBaseVelocity(robot_id)
             base_pose[env_id] = (*position, *orientation)
             base_velocity[env_id] = (*linear, *angular)
-            for hand in range(hands):
-                if self._welds[env_id, hand] >= 0:
-                    info = client.getConstraintInfo(int(self._welds[env_id, hand]))
-                    welds[env_id, hand] = (*info[6], *info[8], info[10])
         joint_pos, joint_vel = self.joint_state()
         return {
             "base_pose": base_pose,
@@ -374,41 +283,17 @@ class PybulletEngine(Engine):
             "joint_targets": self.joint_targets.copy(),
             "grasp_commands": self.grasp_commands.astype(float),
             "external_forces": self._external_force_rows(self._links_in_order()),
-            "object_pose": self.object_poses(),
-            "object_vel": self.object_velocities(),
-            "grasped": self._grasped.astype(float),
-            "welds": welds,
             **{name: block for component in self.components.values() for name, block in component.state_blocks().items()},
         }
 
     def load_state_blocks(self, env_ids, blocks) -> None:
         for row, env_id in enumerate(env_ids):
             client, robot_id = self.clients[env_id], self._robot_ids[env_id]
-            self._release(env_id, range(len(self.hand_names)))
             pose, velocity = blocks["base_pose"][row], blocks["base_velocity"][row]
             client.resetBasePositionAndOrientation(robot_id, pose[:3].tolist(), pose[3:].tolist())
             client.resetBaseVelocity(robot_id, velocity[:3].tolist(), velocity[3:].tolist())
             for joint_id, q, qd in zip(self._joint_ids, blocks["joint_pos"][row], blocks["joint_vel"][row]):
                 client.resetJointState(robot_id, joint_id, float(q), float(qd))
-            for k, body in enumerate(self._object_ids[env_id]):
-                if body < 0:
-                    continue
-                pose, velocity = blocks["object_pose"][row, k], blocks["object_vel"][row, k]
-                # Bullet stores orientation as a matrix, so re-setting an unchanged pose would still move
-                # the quaternion by rounding; leave a pose that is already exact alone.
-                if not np.array_equal(np.concatenate(client.getBasePositionAndOrientation(body)), pose):
-                    client.resetBasePositionAndOrientation(body, pose[:3].tolist(), pose[3:].tolist())
-                client.resetBaseVelocity(body, velocity[:3].tolist(), velocity[3:].tolist())
-            for hand, held in enumerate(np.rint(blocks["grasped"][row]).astype(int)):
-                if held < 0:
-                    continue
-                frame = blocks["welds"][row, hand]
-                weld = client.createConstraint(robot_id, self._palm_ids[hand], self._object_ids[env_id][held], -1,
-                                               pybullet.JOINT_FIXED, [0, 0, 0], frame[:3].tolist(), [0, 0, 0],
-                                               frame[3:7].tolist(), [0, 0, 0, 1])
-                client.changeConstraint(weld, maxForce=float(frame[7]))
-                self._welds[env_id, hand] = weld
-                self._grasped[env_id, hand] = held
         self.diverged[env_ids] = blocks["diverged"] > 0.5
         self.joint_targets[env_ids] = blocks["joint_targets"]
         self.grasp_commands[env_ids] = blocks["grasp_commands"] > 0.5
