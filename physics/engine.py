@@ -110,10 +110,9 @@ class Engine(abc.ABC):
     def link_index(self, link: str) -> int:
         """The engine's index of a robot link; KeyError naming the robot for an unknown one."""
 
-    def _episode_arrays(self, env_ids: np.ndarray, episodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Joint positions, joint velocities (n, num_joints) and object poses (n, num_objects, 7) of a reset's episodes."""
-        episodes = list(episodes)
-        n, k = len(env_ids), self.scene.num_objects
+    def _joint_arrays(self, env_ids: np.ndarray, episodes: list[EpisodeSetup]) -> tuple[np.ndarray, np.ndarray]:
+        """Joint positions and velocities (n, num_joints) of a reset's episodes, each checked against the scene."""
+        n = len(env_ids)
         if len(episodes) != n:
             raise ValueError(f"reset needs one EpisodeSetup per env id ({n}), got {len(episodes)}")
         for episode in episodes:
@@ -121,9 +120,7 @@ class Engine(abc.ABC):
         joint_pos = np.array([episode.joint_pos for episode in episodes], dtype=float).reshape(n, self.robot.num_joints)
         joint_vel = np.array([np.zeros(self.robot.num_joints) if episode.joint_vel is None else episode.joint_vel
                               for episode in episodes], dtype=float).reshape(joint_pos.shape)
-        object_poses = np.array([np.asarray(episode.object_poses, float).reshape(k, 7) for episode in episodes],
-                                dtype=float).reshape(n, k, 7)
-        return joint_pos, joint_vel, object_poses
+        return joint_pos, joint_vel
 
     def _clear_forces(self, env_ids: np.ndarray) -> None:
         for force in self.external_forces.values():

@@ -313,7 +313,7 @@ class NumpyEngine(Engine):
     def reset(self, env_idx, episodes) -> None:
         env_ids = self._env_ids(env_idx)
         episodes = list(episodes)
-        joint_pos, joint_vel, _ = self._episode_arrays(env_ids, episodes)
+        joint_pos, joint_vel = self._joint_arrays(env_ids, episodes)
         if not (np.isfinite(joint_pos).all() and np.isfinite(joint_vel).all()):
             raise ValueError("reset state contains NaN or inf")
         q, v = self.state.q.copy(), self.state.v.copy()

@@ -114,7 +114,7 @@ class PybulletEngine(Engine):
     def reset(self, env_idx, episodes) -> None:
         env_ids = self._env_ids(env_idx)
         episodes = list(episodes)
-        joint_pos, joint_vel, _ = self._episode_arrays(env_ids, episodes)
+        joint_pos, joint_vel = self._joint_arrays(env_ids, episodes)
         for row, env_id in enumerate(env_ids):
             client, robot_id = self.clients[env_id], self._robot_ids[env_id]
             client.resetBasePositionAndOrientation(robot_id, self.scene.robot_position, self.scene.robot_quaternion)

@@ -196,9 +196,13 @@ class Scene:
         return len(self.object_names)
 
     def check_episode(self, episode: "EpisodeSetup") -> None:
-        """ValueError unless ``episode`` fits this scene: one ObjectParams per object, a garment only with a cloth."""
+        """ValueError unless ``episode`` fits this scene: one ObjectParams and finite pose per object, a garment
+        only with a cloth."""
         if len(episode.objects) != self.num_objects:
             raise ValueError(f"scene {self.name!r} has {self.num_objects} objects; an episode gives {len(episode.objects)}")
+        poses = np.asarray(episode.object_poses, float)
+        if poses.size != 7 * self.num_objects or not np.isfinite(poses).all():
+            raise ValueError(f"an episode needs one finite pose (7,) per object ({self.num_objects}), got shape {poses.shape}")
         if episode.cloth is not None and self.cloth is None:
             raise ValueError(f"scene {self.name!r} has no cloth; reset without cloth parameters")
 
