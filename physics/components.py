@@ -1,4 +1,4 @@
-"""What a scene adds to an engine beside the robot (a garment today): components that each engine builds,
+"""What a scene adds to an engine beside the robot (free objects, a garment): components that each engine builds,
 resets, steps and saves.
 
 An engine builds its components from the scene and keeps them in ``engine.components``
@@ -59,6 +59,28 @@ class Component:
 
     def close(self) -> None:
         """Release native resources; safe to call twice."""
+
+
+class Objects(Component, abc.ABC):
+    """The scene's free rigid objects (possibly none), with the assisted grasp's holds (physics/grasp.py)."""
+
+    name = "objects"
+
+    @abc.abstractmethod
+    def poses(self) -> np.ndarray:
+        """(num_envs, num_objects, 7)."""
+
+    @abc.abstractmethod
+    def velocities(self) -> np.ndarray:
+        """Linear then angular velocity, (num_envs, num_objects, 6)."""
+
+    @abc.abstractmethod
+    def grasped(self) -> np.ndarray:
+        """Index of the object each hand holds by the assisted grasp, or -1; (num_envs, num_hands) int."""
+
+    @abc.abstractmethod
+    def hand_forces(self) -> np.ndarray:
+        """Total normal contact force (N) between each hand and each object, (num_envs, num_hands, num_objects)."""
 
 
 class Cloth(Component, abc.ABC):

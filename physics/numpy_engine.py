@@ -405,13 +405,13 @@ class NumpyEngine(Engine):
         return full[:, :, self.model.base_dofs:]
 
     def object_poses(self):
-        return self.objects.pose.copy()
+        return self.objects.poses()
 
     def object_velocities(self):
-        return self.objects.vel.copy()
+        return self.objects.velocities()
 
     def grasped_objects(self):
-        return self.objects.grasped.copy()
+        return self.objects.grasped()
 
     def link_index(self, link: str) -> int:
         return self.model.link_index(link)
@@ -446,7 +446,7 @@ class NumpyEngine(Engine):
         return np.concatenate([linear, omega[:, 0]]).T.copy()
 
     def hand_contact_forces(self):
-        return self.objects.hand_forces.copy()
+        return self.objects.hand_forces()
 
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
         """Copy one environment's poses into a pybullet viewer and take the scene camera's picture."""

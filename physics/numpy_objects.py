@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import grasp as grasp_rule
-from .components import Component
+from .components import Objects
 from .contacts import penalty_forces, sphere_pair_contacts, static_contacts, sticky_forces
 from .model import _cross, _dot
 from .rotations import axis_angle_to_quat, quat_conjugate, quat_multiply, quat_to_matrix
@@ -22,13 +22,12 @@ from .scene import COVER_SPHERES, ObjectParams
 OBJECT_SPHERES = COVER_SPHERES
 
 
-class NumpyObjects(Component):
+class NumpyObjects(Objects):
     """The scene's free objects (none is fine: the state keeps its blocks, empty) in every environment.
 
-    pose (N, K, 7), vel (N, K, 6: linear, angular); grasped (N, H): the object each hand holds or -1.
+    pose (N, K, 7), vel (N, K, 6: linear, angular); held (N, H): the object each hand holds or -1;
+    contact_forces (N, H, K): the last substep's hand-object normal forces. Reads return copies.
     """
-
-    name = "objects"
 
     def __init__(self, engine):
         self.engine = engine
@@ -44,15 +43,28 @@ class NumpyObjects(Component):
         self._friction = np.ones((n, k))
         #: Each environment's ObjectParams, as its episode set them.
         self.params: list[list[ObjectParams]] = [[] for _ in range(n)]
-        self.grasped = -np.ones((n, h), dtype=np.int64)
+        self.held = -np.ones((n, h), dtype=np.int64)
         self._slip = np.zeros((3, k * OBJECT_SPHERES, n))  # tangential springs of the static contacts
         self._grasp_offset = np.zeros((n, h, 7))  # object pose in the palm frame
-        self.hand_forces = np.zeros((n, h, k))
+        self.contact_forces = np.zeros((n, h, k))
         # Broad phase for hand-object contacts: how far a hand sphere's surface can be from the
         # centroid of the hand's sphere centres, measured with the fingers open and closed, plus a
         # margin for posture in between.
         self._hand_reach = engine._hand_spread() + 0.03
         self._pending = None  # this substep's contact forces, until the objects are integrated
+
+    # ------------------------------------------------------------------ reads
+    def poses(self):
+        return self.pose.copy()
+
+    def velocities(self):
+        return self.vel.copy()
+
+    def grasped(self):
+        return self.held.copy()
+
+    def hand_forces(self):
+        return self.contact_forces.copy()
 
     # ------------------------------------------------------------------ hooks
     def reset(self, env_ids, episodes) -> None:
@@ -70,10 +82,10 @@ class NumpyObjects(Component):
                                   for episode in episodes]
             self.vel[env_ids] = 0.0
             self._slip[..., env_ids] = 0.0
-        self.grasped[env_ids] = -1
+        self.held[env_ids] = -1
         # Nothing of the slot's previous episode survives, so a saved state depends only on this one.
         self._grasp_offset[env_ids] = 0.0
-        self.hand_forces[env_ids] = 0.0
+        self.contact_forces[env_ids] = 0.0
 
     def substep_forces(self, robot_world, robot_velocity, robot_force, dt: float) -> None:
         if self.num_objects:
@@ -114,7 +126,7 @@ class NumpyObjects(Component):
         # Coulomb coefficients combine by product, as in Bullet (robot links have 1.0).
         force, _ = sticky_forces(depth, normal, contact_velocity, friction * sphere_friction, sphere_mass,
                                  frequency, self._slip, dt)
-        self.hand_forces[:] = 0.0
+        self.contact_forces[:] = 0.0
         owner = np.repeat(np.arange(k), OBJECT_SPHERES)
         for h, hand in enumerate(engine._hand_spheres):
             # Broad phase: only environments where some object sphere is within reach of the hand.
@@ -126,7 +138,7 @@ class NumpyObjects(Component):
             pair_depth, pair_normal = sphere_pair_contacts(centers[:, :, envs], radius[:, envs],
                                                            robot_world[:, hand][:, :, envs], engine.spheres.radius[hand])
             # A welded object does not collide with the hand that holds it.
-            held = self.grasped[envs, h][None, :] == owner[:, None]  # (K*Ks, M)
+            held = self.held[envs, h][None, :] == owner[:, None]  # (K*Ks, M)
             touching = (pair_depth > 0) & ~held[:, None, :]
             # Narrow phase on the touching pairs only: a handful per env out of K*Ks x hand spheres.
             a, b, m = np.nonzero(touching)
@@ -143,13 +155,13 @@ class NumpyObjects(Component):
             # batch stays bit-identical to a single env.
             np.add.at(force, (slice(None), a, env), pair_force)
             np.add.at(robot_force, (slice(None), sphere, env), -pair_force)
-            np.add.at(self.hand_forces, (env, h, owner[a]), np.abs(_dot(pair_force, normal)))
+            np.add.at(self.contact_forces, (env, h, owner[a]), np.abs(_dot(pair_force, normal)))
         return force, offset
 
     def _integrate(self, sphere_force, offset, dt: float) -> None:
         engine, k = self.engine, self.num_objects
         n = engine.num_envs
-        held = (self.grasped[:, :, None] == np.arange(k)).any(axis=1)  # (N, K): moved by the palm instead
+        held = (self.held[:, :, None] == np.arange(k)).any(axis=1)  # (N, K): moved by the palm instead
         saved_pose, saved_vel = self.pose[held], self.vel[held]
         force = sphere_force.T.reshape(n, k, OBJECT_SPHERES, 3)
         total = force.sum(axis=2) + self._mass[..., None] * np.array([0.0, 0.0, engine.config.gravity])
@@ -179,12 +191,12 @@ class NumpyObjects(Component):
 
     def _follow_palms(self, elapsed: float) -> None:
         """Held objects take the palm pose composed with their grasp offset, and the palm's velocity."""
-        held = self.grasped >= 0
+        held = self.held >= 0
         if not held.any():
             return
         palms = self._palm_poses()
         env, hand = np.nonzero(held)
-        obj = self.grasped[env, hand]
+        obj = self.held[env, hand]
         offset = self._grasp_offset[env, hand]
         rotation = quat_to_matrix(palms[env, hand, 3:])
         previous = self.pose[env, obj, :3].copy()
@@ -197,8 +209,8 @@ class NumpyObjects(Component):
         engine = self.engine
         if engine.config.grasp != "assisted" or not self.num_objects:
             return
-        self.grasped[~engine.grasp_commands] = -1
-        candidates = engine.grasp_commands & (self.grasped < 0)
+        self.held[~engine.grasp_commands] = -1
+        candidates = engine.grasp_commands & (self.held < 0)
         if not candidates.any():
             return
         kin = engine._current_kinematics()
@@ -212,11 +224,11 @@ class NumpyObjects(Component):
             gap, _ = sphere_pair_contacts(centers, radius, world[:, hand], engine.spheres.radius[hand])
             touching = (gap.max(axis=1) >= -grasp_rule.TOUCH_MARGIN).reshape(k, OBJECT_SPHERES, -1).any(axis=1).T
             distance = np.linalg.norm(self.pose[..., :3] - sites[:, h, None], axis=-1)  # (N, K)
-            held_elsewhere = (self.grasped[:, :, None] == np.arange(k)).any(axis=1)
+            held_elsewhere = (self.held[:, :, None] == np.arange(k)).any(axis=1)
             attach = grasp_rule.should_attach(candidates[:, h, None], held_elsewhere, distance, touching)
             for env in np.flatnonzero(attach.any(axis=1)):
                 obj = int(np.flatnonzero(attach[env])[0])
-                self.grasped[env, h] = obj
+                self.held[env, h] = obj
                 inverse = quat_conjugate(palms[env, h, 3:])
                 self._grasp_offset[env, h, :3] = quat_to_matrix(inverse) @ (self.pose[env, obj, :3] - palms[env, h, :3])
                 self._grasp_offset[env, h, 3:] = quat_multiply(inverse, self.pose[env, obj, 3:])
@@ -230,16 +242,16 @@ class NumpyObjects(Component):
         return {
             "object_pose": self.pose.copy(),
             "object_vel": self.vel.copy(),
-            "grasped": self.grasped.astype(float),
+            "grasped": self.held.astype(float),
             "grasp_offset": self._grasp_offset.copy(),
             "object_slip": self._slip.transpose(2, 1, 0).copy(),
-            "hand_forces": self.hand_forces.copy(),
+            "hand_forces": self.contact_forces.copy(),
         }
 
     def load_state_blocks(self, env_ids, blocks) -> None:
         self.pose[env_ids] = blocks["object_pose"]
         self.vel[env_ids] = blocks["object_vel"]
-        self.grasped[env_ids] = np.rint(blocks["grasped"]).astype(np.int64)
+        self.held[env_ids] = np.rint(blocks["grasped"]).astype(np.int64)
         self._grasp_offset[env_ids] = blocks["grasp_offset"]
         self._slip[..., env_ids] = blocks["object_slip"].transpose(2, 1, 0)
-        self.hand_forces[env_ids] = blocks["hand_forces"]
+        self.contact_forces[env_ids] = blocks["hand_forces"]

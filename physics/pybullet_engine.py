@@ -176,7 +176,7 @@ class PybulletEngine(Engine):
         return self.objects.velocities()
 
     def grasped_objects(self):
-        return self.objects.grasped.copy()
+        return self.objects.grasped()
 
     def hand_contact_forces(self):
         return self.objects.hand_forces()

@@ -7,14 +7,12 @@ import numpy as np
 import pybullet
 
 from . import grasp as grasp_rule
-from .components import Component
+from .components import Objects
 from .scene import ObjectParams
 
 
-class PybulletObjects(Component):
+class PybulletObjects(Objects):
     """The scene's free objects (possibly none) in each environment's client."""
-
-    name = "objects"
 
     def __init__(self, engine):
         self.engine = engine
@@ -22,7 +20,7 @@ class PybulletObjects(Component):
         self.num_objects = engine.scene.num_objects
         self._ids = [[-1] * self.num_objects for _ in range(n)]
         self._welds = -np.ones((n, hands), dtype=np.int64)  # constraint ids
-        self.grasped = -np.ones((n, hands), dtype=np.int64)
+        self.held = -np.ones((n, hands), dtype=np.int64)
 
     # ------------------------------------------------------------------ reads
     def _read(self, width: int, read) -> np.ndarray:
@@ -35,14 +33,17 @@ class PybulletObjects(Component):
                     values[env_id, k] = (*first, *second)
         return values
 
-    def poses(self) -> np.ndarray:
+    def poses(self):
         return self._read(7, lambda client, body: client.getBasePositionAndOrientation(body))
 
-    def velocities(self) -> np.ndarray:
+    def velocities(self):
         return self._read(6, lambda client, body: client.getBaseVelocity(body))
 
-    def hand_forces(self) -> np.ndarray:
-        """Total normal force (N) of the contacts between each hand's links and each object, (num_envs, H, K)."""
+    def grasped(self):
+        return self.held.copy()
+
+    def hand_forces(self):
+        # The contact points between each hand's links and each object, their normal forces summed.
         engine = self.engine
         forces = np.zeros((engine.num_envs, len(engine.hand_names), self.num_objects))
         for env_id, (client, robot_id) in enumerate(zip(engine.clients, engine._robot_ids)):
@@ -83,7 +84,7 @@ class PybulletObjects(Component):
                 opening = [h for h in range(len(engine.hand_names)) if not engine.grasp_commands[env_id, h]]
                 self._release(env_id, opening)
                 for h in range(len(engine.hand_names)):
-                    if engine.grasp_commands[env_id, h] and self.grasped[env_id, h] < 0:
+                    if engine.grasp_commands[env_id, h] and self.held[env_id, h] < 0:
                         self._try_attach(env_id, h)
         speed = np.abs(self.velocities()).max(axis=(1, 2))
         engine.diverged |= ~np.isfinite(speed) | (speed > engine.config.divergence_speed)
@@ -93,7 +94,7 @@ class PybulletObjects(Component):
             if self._welds[env_id, h] >= 0:
                 self.engine.clients[env_id].removeConstraint(int(self._welds[env_id, h]))
             self._welds[env_id, h] = -1
-            self.grasped[env_id, h] = -1
+            self.held[env_id, h] = -1
 
     def _try_attach(self, env_id: int, hand: int) -> None:
         engine = self.engine
@@ -103,7 +104,7 @@ class PybulletObjects(Component):
         palm_position = np.array(state[4])
         rotation = np.array(client.getMatrixFromQuaternion(state[5])).reshape(3, 3)
         site = palm_position + rotation @ engine._grasp_sites[hand]
-        held_elsewhere = set(self.grasped[env_id].tolist())
+        held_elsewhere = set(self.held[env_id].tolist())
         for k, body in enumerate(self._ids[env_id]):
             if body < 0 or k in held_elsewhere:
                 continue
@@ -124,7 +125,7 @@ class PybulletObjects(Component):
                                            parent_position, [0, 0, 0], parent_orientation, [0, 0, 0, 1])
             client.changeConstraint(weld, maxForce=500.0)
             self._welds[env_id, hand] = weld
-            self.grasped[env_id, hand] = k
+            self.held[env_id, hand] = k
             return
 
     # ------------------------------------------------------------------ state
@@ -140,7 +141,7 @@ class PybulletObjects(Component):
                 if self._welds[env_id, hand] >= 0:
                     info = client.getConstraintInfo(int(self._welds[env_id, hand]))
                     welds[env_id, hand] = (*info[6], *info[8], info[10])
-        return {"object_pose": self.poses(), "object_vel": self.velocities(), "grasped": self.grasped.astype(float),
+        return {"object_pose": self.poses(), "object_vel": self.velocities(), "grasped": self.held.astype(float),
                 "welds": welds}
 
     def load_state_blocks(self, env_ids, blocks) -> None:
@@ -167,4 +168,4 @@ class PybulletObjects(Component):
                                                frame[3:7].tolist(), [0, 0, 0, 1])
                 client.changeConstraint(weld, maxForce=float(frame[7]))
                 self._welds[env_id, hand] = weld
-                self.grasped[env_id, hand] = held
+                self.held[env_id, hand] = held

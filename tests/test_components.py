@@ -6,7 +6,7 @@ import pytest
 from training_ground import robots
 from training_ground.physics import BACKENDS, make_engine
 from training_ground.physics.cloth import ClothParams
-from training_ground.physics.components import Cloth
+from training_ground.physics.components import Cloth, Objects
 from training_ground.physics.engine import Engine
 from training_ground.physics.scene import ClothSetup, EpisodeSetup
 from training_ground.scenes import bread, wardrobe
@@ -47,3 +47,18 @@ def test_an_episode_that_does_not_fit_the_scene_is_refused():
             engine.reset([0], [EpisodeSetup(q, (params,), pose[None], cloth=garment)])
         with pytest.raises(ValueError, match="one EpisodeSetup per env"):
             engine.reset([0], [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_free_objects_are_a_component_that_the_engine_reads_through(backend):
+    robot = robots.load("humanoid43")
+    params, pose = bread.sample_bread(np.random.default_rng(3), bread.BreadRandomization())
+    with make_engine(backend, robot, bread.bread_scene(), 2) as engine:
+        engine.reset(None, EpisodeSetup.per_env(np.tile(robot.keyframe("arms_ready"), (2, 1)), [[params]] * 2,
+                                                np.tile(pose, (2, 1, 1))))
+        objects = engine.components["objects"]
+        assert isinstance(objects, Objects) and list(engine.components) == ["objects"]
+        np.testing.assert_allclose(objects.poses(), np.tile(pose, (2, 1, 1)), atol=1e-9)
+        np.testing.assert_array_equal(objects.poses(), engine.object_poses())
+        np.testing.assert_array_equal(objects.grasped(), engine.grasped_objects())
+        assert objects.velocities().shape == (2, 1, 6) and objects.hand_forces().shape == (2, 2, 1)
