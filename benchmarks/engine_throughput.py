@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from ..physics.engine import pd_torques
 from ..errors import SetupError
 

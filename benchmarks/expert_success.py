@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from ..agents.evaluate import wilson_interval
 from ..agents.policies import load_policy
 from ..agents.runner import PolicyRunner

@@ -19,8 +19,8 @@ import dataclasses
 import numpy as np
 
 from ..scenes import assembly as assembly_scene
-from ..physics.scene import Scene
-from .base import BatchedTask, TaskConfig
+from ..physics.scene import EpisodeSetup, Scene
+from .base import BatchedTask, EpisodeArray, TaskConfig
 from .controllers import grasp_site_poses
 from .registry import register_task
 
@@ -60,36 +60,26 @@ class Assembly3CTask(BatchedTask):
     config_class = Assembly3CConfig
     reward_names = ("reach", "grasp", "transport", "insert", "seat")
 
-    def __init__(self, backend: str = "pybullet", num_envs: int = 1, *args, **kwargs):
-        # Per-episode state outside the engine; the first reset (inside BatchedTask.__init__) fills it.
-        self.target_socket = np.zeros(num_envs, dtype=np.int64)
-        self.chip_half = np.zeros((num_envs, 3))
-        self.held_before = np.zeros(num_envs, dtype=bool)
-        super().__init__(backend, num_envs, *args, **kwargs)
-
     def build_scene(self) -> Scene:
         return assembly_scene.assembly_scene()
 
     def sample_episode(self, rng):
         q = self.arms_ready_posture(rng)
         params, pose = assembly_scene.sample_chip(rng, self.config.randomization)
-        return q, [params], pose[None]
+        return EpisodeSetup(q, (params,), pose[None])
 
-    def reset(self, env_ids, rngs) -> None:
-        super().reset(env_ids, rngs)
-        # Drawn after the chip, from the same generator: one seed still fixes the whole episode.
-        self.target_socket[env_ids] = [assembly_scene.sample_socket(rng) for rng in rngs]
-        self.chip_half[env_ids] = [self.episode_params[env_id][0].size for env_id in env_ids]
-        self.held_before[env_ids] = False
-
-    def task_state_blocks(self):
+    def episode_state(self):
         # The target socket and the chip's size come back with the episode's reset (its seed); whether
-        # the chip was held a step ago is carried from step to step.
-        return {**super().task_state_blocks(), "held_before": self.held_before.astype(float)}
+        # the chip was held at the last step is carried from step to step.
+        return {"target_socket": EpisodeArray((), np.int64), "chip_half": EpisodeArray((3,)),
+                "held_before": EpisodeArray((), bool, saved=True)}
 
-    def load_task_state_blocks(self, env_ids, blocks) -> None:
-        super().load_task_state_blocks(env_ids, blocks)
-        self.held_before[env_ids] = blocks["held_before"] > 0.5
+    def init_episode(self, env_ids, episodes, rngs) -> None:
+        self.target_socket[env_ids] = [assembly_scene.sample_socket(rng) for rng in rngs]
+        self.chip_half[env_ids] = [episode.objects[0].size for episode in episodes]
+
+    def advance(self, evaluation) -> None:
+        self.held_before[:] = evaluation["held"]
 
     def _chip_pose(self):
         return self.cached("chip", lambda: self.engine.object_poses()[:, 0])
@@ -129,10 +119,6 @@ class Assembly3CTask(BatchedTask):
         }
 
     def evaluate(self):
-        # Once per simulator state: it also records whether the chip was held, for the next step.
-        return self.cached("evaluation", self._evaluate)
-
-    def _evaluate(self):
         chip = self._chip_pose()
         _, seat = self._seat()
         velocity = self.engine.object_velocities()[:, 0]
@@ -142,7 +128,6 @@ class Assembly3CTask(BatchedTask):
         # Let go for a whole control step as well: a chip still where the hand opened has not shown
         # yet that something holds it up (unsupported, it would be falling at 0.2 m/s by then).
         success = seat["within"] & ~held & ~self.held_before & still
-        self.held_before = held
         failure = chip[:, 2] < assembly_scene.TABLE_HEIGHT - 0.1
         return {"success": success, "failure": failure, "held": held, "chip": chip, "seat": seat}
 

@@ -18,8 +18,8 @@ from gymnasium import spaces
 from .. import robots
 from ..physics import BACKENDS, EngineConfig, make_engine
 from ..physics.engine import StateLayout
-from ..physics.scene import ObjectParams, Scene
 from ..errors import InputError
+from ..physics.scene import EpisodeSetup, ObjectParams, Scene
 from .config import make_config
 from .controllers import ACTION_MODES, IKSettings, make_controller, validate_action
 
@@ -47,6 +47,20 @@ class TaskConfig:
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(physics_dt=self.physics_dt, control_dt=self.control_dt, grasp=self.grasp)
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeArray:
+    """One per-env array a task keeps beside the engine: ``shape`` after the num_envs axis and ``dtype``.
+
+    saved: whether it changes while the episode runs and so goes into the state (``task.<name>``
+    block, as float columns: one per env for a per-env scalar, the array flattened otherwise);
+    unsaved arrays are drawn at reset and come back with the episode's seed.
+    """
+
+    shape: tuple[int, ...] = ()
+    dtype: type = float
+    saved: bool = False
 
 
 class BatchedTask(abc.ABC):
@@ -79,6 +93,8 @@ class BatchedTask(abc.ABC):
             self.action_space = spaces.Box(-1.0, 1.0, (self.controller.action_size,), np.float32)
             self.elapsed = np.zeros(num_envs, dtype=np.int64)
             self.episode_params: list[list[ObjectParams]] = [[] for _ in range(num_envs)]
+            for name, array in self.episode_state().items():
+                setattr(self, name, np.zeros((num_envs, *array.shape), dtype=array.dtype))
             # A first episode gives the observation shapes; a bad config fails here, not mid-run.
             self.reset(np.arange(num_envs), [np.random.default_rng(0) for _ in range(num_envs)])
             self.observation_space = spaces.Dict({
@@ -95,11 +111,8 @@ class BatchedTask(abc.ABC):
         """The static scene and the names of its free objects."""
 
     @abc.abstractmethod
-    def sample_episode(self, rng: np.random.Generator) -> tuple[np.ndarray, list[ObjectParams], np.ndarray]:
-        """Initial joint positions (43,), object parameters and object poses (K, 7) for one env.
-
-        A scene with a cloth returns a fourth item: the garment's ClothParams and flat pose (7,).
-        """
+    def sample_episode(self, rng: np.random.Generator) -> EpisodeSetup:
+        """One env's initial state: joint positions, the objects' parameters and poses, the garment if any."""
 
     @abc.abstractmethod
     def observe(self) -> dict[str, np.ndarray]:
@@ -107,11 +120,28 @@ class BatchedTask(abc.ABC):
 
     @abc.abstractmethod
     def evaluate(self) -> dict[str, np.ndarray]:
-        """At least ``success`` and ``failure`` (bool, (N,)); a failed episode terminates."""
+        """At least ``success`` and ``failure`` (bool, (N,)); a failed episode terminates.
+
+        A pure function of the engine's state and the task's per-episode arrays: it changes nothing.
+        """
 
     @abc.abstractmethod
     def reward_terms(self, evaluation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Unscaled reward terms, one (N,) array per name in ``reward_names``."""
+
+    def episode_state(self) -> dict[str, EpisodeArray]:
+        """The task's per-episode arrays by name, in state order. Before the first reset each becomes an
+        attribute of zeros, (num_envs, *shape); a reset zeroes the rows it starts before :meth:`init_episode`."""
+        return {}
+
+    def init_episode(self, env_ids: np.ndarray, episodes: list[EpisodeSetup], rngs: list[np.random.Generator]) -> None:
+        """Fill the per-episode arrays of the episodes just started, after the engine's reset.
+
+        Draws come from each env's generator after :meth:`sample_episode`'s, so one seed fixes the whole episode.
+        """
+
+    def advance(self, evaluation: dict[str, np.ndarray]) -> None:
+        """After each step's evaluation: move the per-episode arrays on to the new step (what it carries to the next)."""
 
     def arms_ready_posture(self, rng: np.random.Generator) -> np.ndarray:
         """The ``arms_ready`` keyframe with uniform noise of ``init_joint_noise`` rad on the arms, within limits."""
@@ -132,20 +162,17 @@ class BatchedTask(abc.ABC):
     # ------------------------------------------------------------------ batched API
     def reset(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> None:
         """Start new episodes in ``env_ids``, each drawn from its own generator."""
-        joint_pos, objects, poses, garments = [], [], [], []
-        for env_id, rng in zip(env_ids, rngs):
-            q, params, object_poses, *garment = self.sample_episode(rng)
-            joint_pos.append(q)
-            objects.append(params)
-            poses.append(object_poses)
-            garments.extend(garment)
-            self.episode_params[env_id] = params
-        joint_pos = np.array(joint_pos)
-        cloth = {"cloth": [c[0] for c in garments], "cloth_poses": np.array([c[1] for c in garments])} if garments else {}
-        self.engine.reset(env_ids, joint_pos, objects, np.array(poses), **cloth)
+        episodes = [self.sample_episode(rng) for rng in rngs]
+        for env_id, episode in zip(env_ids, episodes):
+            self.episode_params[env_id] = list(episode.objects)
+        joint_pos = np.array([episode.joint_pos for episode in episodes])
+        self.engine.reset(env_ids, episodes)
         self._state_cache = {}
         self.controller.reset(env_ids, joint_pos)
         self.elapsed[env_ids] = 0
+        for name in self.episode_state():
+            getattr(self, name)[env_ids] = 0
+        self.init_episode(env_ids, episodes, rngs)
 
     def step(self, actions: np.ndarray):
         """Apply (N, action_size) actions for one control step.
@@ -158,6 +185,7 @@ class BatchedTask(abc.ABC):
         self._state_cache = {}
         self.elapsed += 1
         evaluation = self.evaluate()
+        self.advance(evaluation)
         terms = self.reward_terms(evaluation)
         scales = self.reward_scales()
         scaled = {name: scales[name] * terms[name] for name in self.reward_names}
@@ -183,13 +211,14 @@ class BatchedTask(abc.ABC):
 
     # ------------------------------------------------------------------ saving and restoring state
     def task_state_blocks(self) -> dict[str, np.ndarray]:
-        """Task-side state carried between steps, as named (N, ...) arrays: elapsed steps and the controller's.
-
-        A task that keeps more per-env state between steps (timers, a push schedule, a generator
-        drawn from while stepping) extends this and :meth:`load_task_state_blocks`.
-        """
+        """Task-side state carried between steps, as named (N, ...) arrays: elapsed steps, the controller's,
+        then the saved per-episode arrays (:meth:`episode_state`)."""
         blocks = {"elapsed": self.elapsed.astype(float)}
         blocks.update({f"controller.{name}": value for name, value in self.controller.state_blocks().items()})
+        for name, array in self.episode_state().items():
+            if array.saved:
+                value = getattr(self, name)
+                blocks[name] = (value if value.ndim == 1 else value.reshape(self.num_envs, -1)).astype(float)
         return blocks
 
     def load_task_state_blocks(self, env_ids: np.ndarray, blocks: dict[str, np.ndarray]) -> None:
@@ -197,6 +226,14 @@ class BatchedTask(abc.ABC):
         prefix = "controller."
         self.controller.load_state_blocks(
             env_ids, {name[len(prefix):]: value for name, value in blocks.items() if name.startswith(prefix)})
+        for name, array in self.episode_state().items():
+            if array.saved:
+                value = blocks[name].reshape(len(env_ids), *array.shape)
+                if np.dtype(array.dtype) == bool:
+                    value = value > 0.5
+                elif np.issubdtype(np.dtype(array.dtype), np.integer):
+                    value = np.rint(value)
+                getattr(self, name)[env_ids] = value
 
     def _state_blocks(self) -> dict[str, np.ndarray]:
         return {**{f"task.{name}": value for name, value in self.task_state_blocks().items()},

@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from ..scenes import bread as bread_scene
-from ..physics.scene import Scene
+from ..physics.scene import EpisodeSetup, Scene
 from .base import BatchedTask, TaskConfig
 from .controllers import grasp_site_poses
 from .registry import register_task
@@ -58,7 +58,7 @@ class BreadPickPlaceTask(BatchedTask):
     def sample_episode(self, rng):
         q = self.arms_ready_posture(rng)
         params, pose = bread_scene.sample_bread(rng, self.config.randomization)
-        return q, [params], pose[None]
+        return EpisodeSetup(q, (params,), pose[None])
 
     def _frames(self):
         base = np.asarray(self.scene.robot_position)

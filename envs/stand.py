@@ -19,12 +19,11 @@ import dataclasses
 
 import numpy as np
 
-
 from ..physics.rotations import quat_to_matrix
 from ..scenes import stand as stand_scene
-from ..physics.scene import Scene
 from ..errors import InputError
-from .base import BatchedTask, TaskConfig
+from ..physics.scene import EpisodeSetup, Scene
+from .base import BatchedTask, EpisodeArray, TaskConfig
 from .registry import register_task
 
 
@@ -76,23 +75,15 @@ class StandTask(BatchedTask):
         q[upper] += rng.uniform(-1, 1, len(upper)) * self.config.init_joint_noise
         q[legs] += rng.uniform(-1, 1, len(legs)) * self.config.init_leg_noise
         q = np.clip(q, robot.joint_lower, robot.joint_upper)
-        return q, [], np.zeros((0, 7))
+        return EpisodeSetup(q)
 
-    def reset(self, env_ids, rngs):
-        if not hasattr(self, "pushes"):
-            self.pushes = np.zeros((self.num_envs, self.config.pushes.count, 5))
-        super().reset(env_ids, rngs)
-        # Drawn after the posture, from the same generator: one seed fixes the whole episode.
+    def episode_state(self):
+        # The push schedule is drawn at reset; a restored state must push the same way.
+        return {"pushes": EpisodeArray((self.config.pushes.count, 5), saved=True)}
+
+    def init_episode(self, env_ids, episodes, rngs):
         for env_id, rng in zip(env_ids, rngs):
             self.pushes[env_id] = stand_scene.sample_pushes(rng, self.config.pushes)
-
-    def task_state_blocks(self):
-        # The push schedule is drawn at reset; a restored state must push the same way.
-        return {**super().task_state_blocks(), "pushes": self.pushes.reshape(self.num_envs, -1).copy()}
-
-    def load_task_state_blocks(self, env_ids, blocks):
-        super().load_task_state_blocks(env_ids, blocks)
-        self.pushes[env_ids] = blocks["pushes"].reshape(len(env_ids), *self.pushes.shape[1:])
 
     def step(self, actions):
         time = self.elapsed * self.config.control_dt

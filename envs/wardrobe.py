@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 from ..scenes import wardrobe as wardrobe_scene
-from ..physics.scene import Scene
+from ..physics.scene import ClothSetup, EpisodeSetup, Scene
 from .base import BatchedTask, TaskConfig
 from .controllers import grasp_site_poses
 from .registry import register_task
@@ -78,13 +78,18 @@ class WardrobeFoldTask(BatchedTask):
     def sample_episode(self, rng):
         q = self.arms_ready_posture(rng)
         params, pose = wardrobe_scene.sample_garment(rng, self.config.randomization)
-        return q, [], np.zeros((0, 7)), (params, pose)
+        return EpisodeSetup(q, cloth=ClothSetup(params, pose))
 
     def _sites(self):
         return self.cached("sites", lambda: grasp_site_poses(self.engine))
 
+    @property
+    def garment(self):
+        """The engine's cloth component (physics/components.py)."""
+        return self.engine.components["cloth"]
+
     def _cloth(self):
-        return self.cached("cloth", self.engine.cloth_positions)
+        return self.cached("cloth", self.garment.positions)
 
     def _own_near_corners(self, corners: np.ndarray) -> np.ndarray:
         """(N, 2, 3): the near corner on each hand's side, hands in robot order (left, right)."""
@@ -106,7 +111,7 @@ class WardrobeFoldTask(BatchedTask):
             "cloth_points": (cloth[:, self._subsample] - base).reshape(n, -1),
             "near_corners_to_hands": (self._own_near_corners(corners) - site_pos).reshape(n, -1),
             "shelf_to_hands": (SHELF_POINT[None, None] - site_pos).reshape(n, -1),
-            "grasped": self.engine.cloth_grasped().astype(np.float32),
+            "grasped": self.garment.grasped().astype(np.float32),
         }
 
     def evaluate(self):
@@ -115,10 +120,10 @@ class WardrobeFoldTask(BatchedTask):
         # Near-right onto far-right, near-left onto far-left.
         fold_gap = np.linalg.norm(corners[:, :2] - corners[:, 2:], axis=-1)  # (N, 2)
         folded = (fold_gap < self.config.fold_tolerance).all(axis=1)
-        held = self.engine.cloth_grasped().any(axis=1)
+        held = self.garment.grasped().any(axis=1)
         on_shelf = wardrobe_scene.on_shelf(cloth).all(axis=1)
         flat = (cloth[..., 2] - wardrobe_scene.SHELF_TOP < self.config.flat_height).all(axis=1)
-        still = np.linalg.norm(self.engine.cloth_velocities(), axis=-1).max(axis=1) < self.config.rest_speed
+        still = np.linalg.norm(self.garment.velocities(), axis=-1).max(axis=1) < self.config.rest_speed
         success = folded & on_shelf & flat & ~held & still
         failure = cloth[..., 2].mean(axis=1) < wardrobe_scene.TABLE_HEIGHT - 0.1
         return {"success": success, "failure": failure, "fold_gap": fold_gap, "folded": folded, "cloth": cloth}
@@ -127,7 +132,7 @@ class WardrobeFoldTask(BatchedTask):
         site_pos, _ = self._sites()
         cloth = evaluation["cloth"]
         folded = evaluation["folded"]
-        grasped = self.engine.cloth_grasped().astype(float)
+        grasped = self.garment.grasped().astype(float)
         reach_gap = np.linalg.norm(site_pos - self._own_near_corners(cloth[:, self._corners]), axis=-1).mean(axis=1)
         both_held = grasped.min(axis=1)
         centre = cloth.mean(axis=1)

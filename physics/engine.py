@@ -12,14 +12,15 @@ while the targets are held.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-
 from ..robots import RobotDescription
 from ..errors import InputError
-from .scene import ObjectParams, Scene
+from .components import Component
+from .scene import EpisodeSetup, Scene
 from .grasp import check_grasp_mode
 
 
@@ -72,6 +73,8 @@ class Engine(abc.ABC):
         self.diverged = np.zeros(self.num_envs, dtype=bool)
         #: External forces held on robot links: link name -> (num_envs, 3), see apply_force.
         self.external_forces: dict[str, np.ndarray] = {}
+        #: What the scene adds beside the robot (physics/components.py), by name, in hook and state order.
+        self.components: dict[str, Component] = {}
 
     def _env_ids(self, env_idx) -> np.ndarray:
         if env_idx is None:
@@ -108,19 +111,17 @@ class Engine(abc.ABC):
     def link_index(self, link: str) -> int:
         """The engine's index of a robot link; KeyError naming the robot for an unknown one."""
 
-    def _cloth_episodes(self, env_ids: np.ndarray, cloth, cloth_poses):
-        """Checked per-env garment parameters and poses for a reset, the spec's defaults where omitted; None without cloth."""
-        spec = self.scene.cloth
-        if spec is None:
-            if cloth is not None:
-                raise ValueError(f"scene {self.scene.name!r} has no cloth; reset without cloth parameters")
-            return None
-        params = [spec.default_params] * len(env_ids) if cloth is None else list(cloth)
-        poses = np.tile(spec.default_pose, (len(env_ids), 1)) if cloth_poses is None else np.asarray(cloth_poses, float)
-        if len(params) != len(env_ids) or poses.shape != (len(env_ids), 7) or not np.isfinite(poses).all():
-            raise ValueError(f"cloth needs one ClothParams and one finite pose (7,) per reset env ({len(env_ids)}), "
-                             f"got {len(params)} and poses of shape {poses.shape}")
-        return params, poses
+    def _joint_arrays(self, env_ids: np.ndarray, episodes: list[EpisodeSetup]) -> tuple[np.ndarray, np.ndarray]:
+        """Joint positions and velocities (n, num_joints) of a reset's episodes, each checked against the scene."""
+        n = len(env_ids)
+        if len(episodes) != n:
+            raise ValueError(f"reset needs one EpisodeSetup per env id ({n}), got {len(episodes)}")
+        for episode in episodes:
+            self.scene.check_episode(episode)
+        joint_pos = np.array([episode.joint_pos for episode in episodes], dtype=float).reshape(n, self.robot.num_joints)
+        joint_vel = np.array([np.zeros(self.robot.num_joints) if episode.joint_vel is None else episode.joint_vel
+                              for episode in episodes], dtype=float).reshape(joint_pos.shape)
+        return joint_pos, joint_vel
 
     def _clear_forces(self, env_ids: np.ndarray) -> None:
         for force in self.external_forces.values():
@@ -131,15 +132,10 @@ class Engine(abc.ABC):
         self.grasp_commands = np.asarray(closing, dtype=bool).reshape(self.grasp_commands.shape).copy()
 
     @abc.abstractmethod
-    def reset(self, env_idx, joint_pos: np.ndarray, objects: list[list[ObjectParams]], object_poses: np.ndarray,
-              joint_vel: np.ndarray | None = None, cloth: list | None = None,
-              cloth_poses: np.ndarray | None = None) -> None:
-        """Put environments ``env_idx`` into the given state; others are untouched.
+    def reset(self, env_idx, episodes: Sequence[EpisodeSetup]) -> None:
+        """Put environments ``env_idx`` into the given episodes' initial states, one EpisodeSetup each; others are untouched.
 
-        joint_pos, joint_vel: (n, 43). objects: per env, one ObjectParams per scene object.
-        object_poses: (n, num_objects, 7). Grasps are released and targets set to joint_pos.
-        cloth: per env, the garment's ClothParams (physics/cloth.py), laid flat at cloth_poses
-        (n, 7); only for scenes with a cloth, whose spec's defaults stand in when omitted.
+        Grasps are released, held forces cleared and joint targets set to the episodes' joint_pos.
         """
 
     @abc.abstractmethod
@@ -174,19 +170,6 @@ class Engine(abc.ABC):
     def hand_contact_forces(self) -> np.ndarray:
         """Total normal contact force (N) between each hand and each object, (num_envs, num_hands, num_objects)."""
 
-    # Cloth: scenes without one keep these defaults (no particles, nothing pinned).
-    def cloth_positions(self) -> np.ndarray:
-        """World positions of the cloth's particles, (num_envs, P, 3) in the grid's row-major order; P = 0 without cloth."""
-        return np.zeros((self.num_envs, 0, 3))
-
-    def cloth_velocities(self) -> np.ndarray:
-        """The particles' mean velocity over the last control period (displacement / control_dt), (num_envs, P, 3)."""
-        return np.zeros((self.num_envs, 0, 3))
-
-    def cloth_grasped(self) -> np.ndarray:
-        """Whether each hand pins cloth particles (the rule in physics/grasp.py), (num_envs, num_hands) bool."""
-        return np.zeros((self.num_envs, len(self.hand_names)), dtype=bool)
-
     @abc.abstractmethod
     def center_of_mass(self) -> tuple[np.ndarray, np.ndarray]:
         """The whole robot's centre of mass and its velocity, (num_envs, 3) each, world frame."""
@@ -206,7 +189,8 @@ class Engine(abc.ABC):
 
         Restoring these rows with :meth:`load_state_blocks` must make the environment step on
         exactly as it would have. The objects' per-episode parameters (shape, mass, friction)
-        are not state: they come from the episode's reset.
+        are not state: they come from the episode's reset. The components' blocks follow the
+        engine's own, component by component.
         """
 
     @abc.abstractmethod
@@ -242,6 +226,8 @@ class Engine(abc.ABC):
 
     def close(self) -> None:
         """Release native resources; safe to call twice."""
+        for component in self.components.values():
+            component.close()
 
     def __enter__(self):
         return self

@@ -16,8 +16,8 @@ solve); semi-implicit Euler; joint position limits as a projection that stops mo
 the limit; quaternion renormalisation. An environment whose state stops being finite or
 exceeds the divergence speed keeps its last good state and is flagged.
 
-Contacts and free objects arrive with the scenes issue; until then this engine runs
-scenes without free objects (a clear error says so otherwise).
+What the scene adds beside the robot, free objects and a garment, are components
+(physics/components.py) that the engine builds, resets, steps and saves.
 """
 
 from __future__ import annotations
@@ -27,16 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..robots import RobotDescription
-from .scene import ObjectParams, Scene
-from . import grasp as grasp_rule
-from .contacts import (SphereSet, StaticGeometry, penalty_forces, robot_spheres, sphere_pair_contacts, static_contacts,
-                       sticky_forces)
-from .cloth import (ClothPins, MovingSpheres, cloth_init, cloth_material, cloth_step, cloth_topology,
-                    update_passthrough)
+from .contacts import SphereSet, StaticGeometry, robot_spheres, static_contacts, sticky_forces
 from .engine import Engine, EngineConfig
+from .numpy_cloth import NumpyCloth
+from .numpy_objects import NumpyObjects
 from .model import (Kinematics, Model, _bias_forces, _cross, _dot, _kinematics, _ltdl_factor, _ltdl_solve, _mass_pairs,
                     generalized_forces, jacobian, link_velocities, load_model, ordered_sum)
-from .rotations import axis_angle_to_quat, matrix_to_quat, quat_conjugate, quat_multiply, quat_to_matrix
+from .rotations import axis_angle_to_quat, matrix_to_quat, quat_multiply
+from .scene import EpisodeSetup, Scene
 
 
 @dataclass
@@ -223,50 +221,12 @@ class ImplicitContacts:
         return (pairs, envs, values), force
 
 
-def object_spheres(params: ObjectParams) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed number (OBJECT_SPHERES) of spheres covering one free object, in its body frame."""
-    if params.shape == "capsule":
-        radius, length = params.size
-        centers = np.zeros((OBJECT_SPHERES, 3))
-        centers[:, 2] = np.linspace(-length / 2, length / 2, OBJECT_SPHERES)
-        return centers, np.full(OBJECT_SPHERES, radius)
-    if params.shape == "sphere":
-        return np.zeros((OBJECT_SPHERES, 3)), np.full(OBJECT_SPHERES, params.size[0])
-    if params.shape == "box":
-        half = np.asarray(params.size, float)
-        radius = half.min()
-        inner = np.maximum(half - radius, 0.0)
-        corners = np.array([[sx, sy, 0.0] for sx in (-1, 1) for sy in (-1, 1)]) * inner
-        centers = np.concatenate([corners, [[0.0, 0.0, 0.0]]])
-        centers[:, 2] = np.where(np.arange(OBJECT_SPHERES) < 4, -inner[2], inner[2])
-        return centers, np.full(OBJECT_SPHERES, radius)
-    raise ValueError(f"unknown object shape {params.shape!r}")
-
-
-def object_inertia(params: ObjectParams) -> np.ndarray:
-    """Principal moments (3,) of a solid object about its centre, in its body frame."""
-    m = params.mass
-    if params.shape == "capsule":
-        radius, length = params.size
-        full = length + 2 * radius  # a cylinder of the capsule's full length: close enough for a roll
-        side = m * (3 * radius**2 + full**2) / 12
-        return np.array([side, side, 0.5 * m * radius**2])
-    if params.shape == "sphere":
-        return np.full(3, 0.4 * m * params.size[0] ** 2)
-    hx, hy, hz = params.size
-    return m / 3 * np.array([hy**2 + hz**2, hx**2 + hz**2, hx**2 + hy**2])
-
-
-OBJECT_SPHERES = 5
-
-
 class NumpyEngine(Engine):
-    """The Engine interface over :func:`step`, with contacts, free objects and the assisted grasp.
+    """The Engine interface over :func:`step`, with the robot's contacts and the scene's components.
 
-    Every call is vectorised over environments. Contacts follow physics/contacts.py; free
-    objects are 6-DoF rigid bodies integrated with semi-implicit Euler beside the robot; the
-    assisted grasp (physics/grasp.py) welds an object to the palm kinematically: while held,
-    the object follows the palm and its weight is not fed back into the arm.
+    Every call is vectorised over environments. Contacts follow physics/contacts.py; the free
+    objects (physics/numpy_objects.py, always present, possibly none) and a garment
+    (physics/numpy_cloth.py) are components stepped beside the robot.
     """
 
     contact_frequency = 150.0  # rad/s; critically damped contacts, w dt = 0.3 at 500 Hz
@@ -288,7 +248,10 @@ class NumpyEngine(Engine):
         self._kinematics_of = None  # see _current_kinematics
         self._viewer = None
         self._build_contacts()
-        self._build_cloth()
+        self.objects = NumpyObjects(self)
+        self.components["objects"] = self.objects
+        if scene.cloth is not None:
+            self.components["cloth"] = NumpyCloth(self)
 
     def _build_contacts(self) -> None:
         model, robot = self.model, self.robot
@@ -319,27 +282,9 @@ class NumpyEngine(Engine):
             palm = model.link_index(hand.palm_link)
             hand_links.append(np.flatnonzero(model.ancestors[:, palm]))
         self._hand_spheres = [np.flatnonzero(np.isin(spheres.body, links)) for links in hand_links]
-        # Broad phase for hand-object contacts: how far a hand sphere's surface can be from the
-        # centroid of the hand's sphere centres, measured with the fingers open and closed, plus a
-        # margin for posture in between.
-        self._hand_reach = self._hand_spread() + 0.03
         self._grasp_site = np.array([h.grasp_site for h in robot.hands.values()])
-        n, k, h = self.num_envs, self.scene.num_objects, len(self.hand_names)
-        self.object_pose = np.zeros((n, k, 7))
-        self.object_pose[..., 6] = 1.0
-        self.object_vel = np.zeros((n, k, 6))
-        self._object_centers = np.zeros((n, k, OBJECT_SPHERES, 3))
-        self._object_radius = np.zeros((n, k, OBJECT_SPHERES))
-        self._object_mass = np.ones((n, k))
-        self._object_inertia = np.ones((n, k, 3))
-        self._object_friction = np.ones((n, k))
-        self._objects: list[list[ObjectParams]] = [[] for _ in range(n)]
-        self._grasped = -np.ones((n, h), dtype=np.int64)
         # Tangential spring displacements of the static contacts (static friction).
-        self._robot_slip = np.zeros((3, spheres.size, n))
-        self._object_slip = np.zeros((3, k * OBJECT_SPHERES, n))
-        self._grasp_offset = np.zeros((n, h, 7))  # object pose in the palm frame
-        self._hand_forces = np.zeros((n, h, k))
+        self._robot_slip = np.zeros((3, spheres.size, self.num_envs))
 
     def _hand_spread(self) -> np.ndarray:
         postures = []
@@ -365,11 +310,10 @@ class NumpyEngine(Engine):
     def _joint_slice(self) -> slice:
         return slice(self.model.nq - self.model.num_joints, None)
 
-    def reset(self, env_idx, joint_pos, objects=None, object_poses=None, joint_vel=None, cloth=None,
-              cloth_poses=None) -> None:
+    def reset(self, env_idx, episodes) -> None:
         env_ids = self._env_ids(env_idx)
-        joint_pos = np.asarray(joint_pos, float).reshape(len(env_ids), self.robot.num_joints)
-        joint_vel = np.zeros_like(joint_pos) if joint_vel is None else np.asarray(joint_vel, float).reshape(joint_pos.shape)
+        episodes = list(episodes)
+        joint_pos, joint_vel = self._joint_arrays(env_ids, episodes)
         if not (np.isfinite(joint_pos).all() and np.isfinite(joint_vel).all()):
             raise ValueError("reset state contains NaN or inf")
         q, v = self.state.q.copy(), self.state.v.copy()
@@ -382,39 +326,23 @@ class NumpyEngine(Engine):
         diverged = self.state.diverged.copy()
         diverged[env_ids] = False
         self.state = State(q, v, diverged)
-        if self.scene.num_objects:
-            object_poses = np.asarray(object_poses, float).reshape(len(env_ids), self.scene.num_objects, 7)
-            for row, env_id in enumerate(env_ids):
-                self._objects[env_id] = list(objects[row])
-                for k, params in enumerate(objects[row]):
-                    centers, radii = object_spheres(params)
-                    self._object_centers[env_id, k], self._object_radius[env_id, k] = centers, radii
-                    self._object_mass[env_id, k] = params.mass
-                    self._object_inertia[env_id, k] = object_inertia(params)
-                    self._object_friction[env_id, k] = params.friction
-            self.object_pose[env_ids] = object_poses
-            self.object_vel[env_ids] = 0.0
-            self._object_slip[..., env_ids] = 0.0
-        self._grasped[env_ids] = -1
         # Nothing of the slot's previous episode survives, so a saved state depends only on this one.
-        self._grasp_offset[env_ids] = 0.0
-        self._hand_forces[env_ids] = 0.0
         self._robot_slip[..., env_ids] = 0.0
         self._clear_forces(env_ids)
         self.joint_targets[env_ids] = joint_pos
         self.grasp_commands[env_ids] = False
         self.diverged = diverged.copy()
-        self._reset_cloth(env_ids, cloth, cloth_poses)
+        for component in self.components.values():
+            component.reset(env_ids, episodes)
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
-        cloth_start = self._cloth_frames()  # the hands' poses at the start of the control period
+        for component in self.components.values():
+            component.begin_step()
         for _ in range(self.config.substeps):
             self._substep(self.config.physics_dt)
-        if self.scene.num_objects:
-            self._follow_palms(self.config.control_dt)
-        self._update_grasps()
-        self._step_cloth(cloth_start)
+        for component in self.components.values():
+            component.end_step()
         self.diverged = self.state.diverged.copy()
 
     def _robot_spheres_world(self, kin, v_last):
@@ -425,16 +353,6 @@ class NumpyEngine(Engine):
         omega, velocity = link_velocities(self.model, kin, v_last)
         sphere_velocity = velocity[:, body] + _cross(omega[:, body], relative - kin.origin[:, body])
         return relative + kin.base_position[:, None], relative, sphere_velocity
-
-    def _object_spheres_world(self):
-        """World positions (3, K*Ks, N) and velocities of the object spheres, and their radii (K*Ks, N)."""
-        n, k = self.num_envs, self.scene.num_objects
-        rotation = quat_to_matrix(self.object_pose[..., 3:])  # (N, K, 3, 3)
-        offset = (rotation[:, :, None] * self._object_centers[..., None, :]).sum(axis=-1)
-        centers = self.object_pose[:, :, None, :3] + offset
-        velocity = self.object_vel[:, :, None, :3] + np.cross(self.object_vel[:, :, None, 3:], offset)
-        to_last = lambda a: np.ascontiguousarray(a.reshape(n, k * OBJECT_SPHERES, 3).transpose(2, 1, 0))
-        return to_last(centers), to_last(velocity), np.ascontiguousarray(self._object_radius.reshape(n, -1).T), offset
 
     def _substep(self, dt: float) -> None:
         model = self.model
@@ -450,9 +368,8 @@ class NumpyEngine(Engine):
         contact_matrix, contact_force = self._implicit.terms(
             kin, relative, velocity, normal, bearing, sliding, np.broadcast_to(mass * self.contact_frequency**2, depth.shape),
             np.broadcast_to(2.0 * mass * self.contact_frequency, depth.shape), dt)
-        k = self.scene.num_objects
-        if k:
-            object_force, offset = self._object_contacts(world, velocity, robot_force, dt)
+        for component in self.components.values():  # the objects' contacts add their reactions to robot_force
+            component.substep_forces(world, velocity, robot_force, dt)
         # Robot: sphere forces to link wrenches about the base origin, then to generalised forces.
         links = model.num_links
         link_force = np.zeros((3, links, self.num_envs))
@@ -469,126 +386,8 @@ class NumpyEngine(Engine):
         self.state = step(model, self.params, self.state, self.joint_targets, dt, self.config.divergence_speed,
                           external=external.T, implicit_damping=self.implicit_damping, kin=kin,
                           extra_matrix=contact_matrix)
-        if k:
-            self._integrate_objects(object_force, offset, dt)
-
-    def _object_contacts(self, robot_world, robot_velocity, robot_force, dt: float):
-        """Static and hand contacts of the objects; adds the reaction to robot_force in place."""
-        k = self.scene.num_objects
-        centers, velocity, radius, offset = self._object_spheres_world()
-        spin = np.ascontiguousarray(np.repeat(self.object_vel[..., 3:], OBJECT_SPHERES, axis=1).transpose(2, 1, 0))
-        sphere_mass = np.repeat(self._object_mass, OBJECT_SPHERES, axis=1).T / OBJECT_SPHERES  # (K*Ks, N)
-        sphere_friction = np.repeat(self._object_friction, OBJECT_SPHERES, axis=1).T
-        depth, normal, friction = static_contacts(self._static, centers, radius)
-        # Friction acts at the contact point, whose velocity lets a rolling body roll.
-        contact_velocity = velocity + _cross(spin, -normal * radius)
-        # Coulomb coefficients combine by product, as in Bullet (robot links have 1.0).
-        force, _ = sticky_forces(depth, normal, contact_velocity, friction * sphere_friction, sphere_mass,
-                              self.contact_frequency, self._object_slip, dt)
-        self._hand_forces[:] = 0.0
-        owner = np.repeat(np.arange(k), OBJECT_SPHERES)
-        for h, hand in enumerate(self._hand_spheres):
-            # Broad phase: only environments where some object sphere is within reach of the hand.
-            hand_center = robot_world[:, hand].mean(axis=1)  # (3, N)
-            gap = centers - hand_center[:, None]
-            envs = np.flatnonzero((_dot(gap, gap) < (self._hand_reach[h] + radius) ** 2).any(axis=0))
-            if not len(envs):
-                continue
-            pair_depth, pair_normal = sphere_pair_contacts(centers[:, :, envs], radius[:, envs],
-                                                           robot_world[:, hand][:, :, envs], self.spheres.radius[hand])
-            # A welded object does not collide with the hand that holds it.
-            held = self._grasped[envs, h][None, :] == owner[:, None]  # (K*Ks, M)
-            touching = (pair_depth > 0) & ~held[:, None, :]
-            # Narrow phase on the touching pairs only: a handful per env out of K*Ks x hand spheres.
-            a, b, m = np.nonzero(touching)
-            if not len(a):
-                continue
-            env = envs[m]
-            sphere = hand[b]
-            normal = pair_normal[:, a, b, m]
-            relative_velocity = velocity[:, a, env] - robot_velocity[:, sphere, env]
-            mass = np.minimum(sphere_mass[a, env], self._sphere_mass[sphere])
-            pair_force = penalty_forces(pair_depth[a, b, m], normal, relative_velocity, sphere_friction[a, env], mass,
-                                        self.contact_frequency)
-            # np.add.at sums each env's contacts in the same order whatever the batch: env i of a
-            # batch stays bit-identical to a single env.
-            np.add.at(force, (slice(None), a, env), pair_force)
-            np.add.at(robot_force, (slice(None), sphere, env), -pair_force)
-            np.add.at(self._hand_forces, (env, h, owner[a]), np.abs(_dot(pair_force, normal)))
-        return force, offset
-
-    def _integrate_objects(self, sphere_force, offset, dt: float) -> None:
-        n, k = self.num_envs, self.scene.num_objects
-        held = (self._grasped[:, :, None] == np.arange(k)).any(axis=1)  # (N, K): moved by the palm instead
-        saved_pose, saved_vel = self.object_pose[held], self.object_vel[held]
-        force = sphere_force.T.reshape(n, k, OBJECT_SPHERES, 3)
-        total = force.sum(axis=2) + self._object_mass[..., None] * np.array([0.0, 0.0, self.config.gravity])
-        torque = np.cross(offset, force).sum(axis=2)
-        rotation = quat_to_matrix(self.object_pose[..., 3:])
-        inertia = ((rotation * self._object_inertia[..., None, :])[..., :, None, :] * rotation[..., None, :, :]).sum(-1)
-        omega = self.object_vel[..., 3:]
-        angular_rhs = torque - np.cross(omega, (inertia * omega[..., None, :]).sum(-1))
-        self.object_vel[..., :3] += dt * total / self._object_mass[..., None]
-        self.object_vel[..., 3:] += dt * np.linalg.solve(inertia, angular_rhs[..., None])[..., 0]
-        self.object_pose[..., :3] += dt * self.object_vel[..., :3]
-        turn = axis_angle_to_quat(dt * self.object_vel[..., 3:])
-        quat = quat_multiply(turn, self.object_pose[..., 3:])
-        self.object_pose[..., 3:] = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
-        bad = ~np.isfinite(self.object_pose).all(axis=(1, 2)) | (np.abs(self.object_vel).max(axis=(1, 2))
-                                                                 > self.config.divergence_speed)
-        self.object_pose[held], self.object_vel[held] = saved_pose, saved_vel
-        if bad.any():
-            self.state.diverged |= bad
-            self.object_vel[bad] = 0.0
-            self.object_pose[bad] = np.nan_to_num(self.object_pose[bad])
-
-    # ------------------------------------------------------------------ assisted grasp
-    def _palm_poses(self) -> np.ndarray:
-        return self.link_poses([self.robot.hands[h].palm_link for h in self.hand_names])
-
-    def _follow_palms(self, elapsed: float) -> None:
-        """Held objects take the palm pose composed with their grasp offset, and the palm's velocity."""
-        held = self._grasped >= 0
-        if not held.any():
-            return
-        palms = self._palm_poses()
-        env, hand = np.nonzero(held)
-        obj = self._grasped[env, hand]
-        offset = self._grasp_offset[env, hand]
-        rotation = quat_to_matrix(palms[env, hand, 3:])
-        previous = self.object_pose[env, obj, :3].copy()
-        self.object_pose[env, obj, :3] = palms[env, hand, :3] + (rotation * offset[:, None, :3]).sum(-1)
-        self.object_pose[env, obj, 3:] = quat_multiply(palms[env, hand, 3:], offset[:, 3:])
-        self.object_vel[env, obj, :3] = (self.object_pose[env, obj, :3] - previous) / elapsed
-        self.object_vel[env, obj, 3:] = 0.0
-
-    def _update_grasps(self) -> None:
-        if self.config.grasp != "assisted" or not self.scene.num_objects:
-            return
-        self._grasped[~self.grasp_commands] = -1
-        candidates = self.grasp_commands & (self._grasped < 0)
-        if not candidates.any():
-            return
-        kin = self._current_kinematics()
-        world, _, _ = self._robot_spheres_world(kin, np.zeros((self.model.nv, self.num_envs)))
-        centers, _, radius, _ = self._object_spheres_world()
-        palms = self._palm_poses()
-        rotation = quat_to_matrix(palms[..., 3:])
-        sites = palms[..., :3] + np.einsum("nhij,hj->nhi", rotation, self._grasp_site)
-        k = self.scene.num_objects
-        for h, hand in enumerate(self._hand_spheres):
-            gap, _ = sphere_pair_contacts(centers, radius, world[:, hand], self.spheres.radius[hand])
-            touching = (gap.max(axis=1) >= -grasp_rule.TOUCH_MARGIN).reshape(k, OBJECT_SPHERES, -1).any(axis=1).T
-            distance = np.linalg.norm(self.object_pose[..., :3] - sites[:, h, None], axis=-1)  # (N, K)
-            held_elsewhere = (self._grasped[:, :, None] == np.arange(k)).any(axis=1)
-            attach = grasp_rule.should_attach(candidates[:, h, None], held_elsewhere, distance, touching)
-            for env in np.flatnonzero(attach.any(axis=1)):
-                obj = int(np.flatnonzero(attach[env])[0])
-                self._grasped[env, h] = obj
-                inverse = quat_conjugate(palms[env, h, 3:])
-                self._grasp_offset[env, h, :3] = quat_to_matrix(inverse) @ (self.object_pose[env, obj, :3] - palms[env, h, :3])
-                self._grasp_offset[env, h, 3:] = quat_multiply(inverse, self.object_pose[env, obj, 3:])
-                candidates[env, h] = False
+        for component in self.components.values():
+            component.substep_integrate(dt)
 
     # ------------------------------------------------------------------ reading
     def joint_state(self):
@@ -606,13 +405,13 @@ class NumpyEngine(Engine):
         return full[:, :, self.model.base_dofs:]
 
     def object_poses(self):
-        return self.object_pose.copy()
+        return self.objects.poses()
 
     def object_velocities(self):
-        return self.object_vel.copy()
+        return self.objects.velocities()
 
     def grasped_objects(self):
-        return self._grasped.copy()
+        return self.objects.grasped()
 
     def link_index(self, link: str) -> int:
         return self.model.link_index(link)
@@ -647,145 +446,7 @@ class NumpyEngine(Engine):
         return np.concatenate([linear, omega[:, 0]]).T.copy()
 
     def hand_contact_forces(self):
-        return self._hand_forces.copy()
-
-    # ------------------------------------------------------------------ cloth
-    #: XPBD substeps per control period (1 kHz at 50 Hz control). The cloth runs once per control
-    #: step rather than inside the robot's substeps: it is one-way coupled (it does not load the
-    #: arm), so it needs only the hands' path over the period, interpolated linearly. 1 ms substeps
-    #: hold a 500 N/m garment hanging from two corners to a median stretch under 1 % (the links at
-    #: the pins stretch up to several per cent: one constraint pass per substep, tests/test_cloth.py).
-    cloth_substeps = 20
-
-    def _build_cloth(self) -> None:
-        spec = self.scene.cloth
-        self._cloth_topology = None
-        if spec is None:
-            return
-        n = self.num_envs
-        self._cloth_topology = cloth_topology(spec)
-        self._cloth_static = StaticGeometry.from_scene(self.scene)
-        self._cloth_params = [spec.default_params] * n
-        self._cloth_material = cloth_material(self._cloth_topology, self._cloth_params)
-        self.cloth_state = cloth_init(self._cloth_topology, self._cloth_params, np.tile(spec.default_pose, (n, 1)))
-        self._cloth_previous = self.cloth_state.positions.copy()
-        self._cloth_pinned_by = -np.ones((n, spec.num_particles), dtype=np.int64)
-        self._cloth_pin_offset = np.zeros((n, spec.num_particles, 3))  # in the pinning palm's frame
-        # The cloth collides with the hands' spheres (palms and fingers).
-        hand_spheres = np.concatenate(self._hand_spheres)
-        self._cloth_sphere_body = self.spheres.body[hand_spheres]
-        self._cloth_sphere_center = np.ascontiguousarray(self.spheres.center[hand_spheres].T)  # (3, S)
-        self._cloth_sphere_radius = self.spheres.radius[hand_spheres]
-        self._cloth_sphere_owner = np.concatenate([np.full(len(s), h) for h, s in enumerate(self._hand_spheres)])
-        self._cloth_passthrough = -np.ones((n, spec.num_particles), dtype=np.int64)  # see cloth.update_passthrough
-        self._cloth_palms = [self.model.link_index(self.robot.hands[h].palm_link) for h in self.hand_names]
-
-    def _reset_cloth(self, env_ids: np.ndarray, cloth, cloth_poses) -> None:
-        episodes = self._cloth_episodes(env_ids, cloth, cloth_poses)
-        if episodes is None:
-            return
-        params, poses = episodes
-        fresh = cloth_init(self._cloth_topology, params, poses)
-        self.cloth_state.positions[env_ids] = fresh.positions
-        self.cloth_state.velocities[env_ids] = 0.0
-        self._cloth_previous[env_ids] = fresh.positions
-        self._cloth_material.assign(env_ids, cloth_material(self._cloth_topology, params))
-        for row, env_id in enumerate(env_ids):
-            self._cloth_params[env_id] = params[row]
-        self._cloth_pinned_by[env_ids] = -1
-        self._cloth_passthrough[env_ids] = -1
-
-    def _cloth_frames(self):
-        """Hand-sphere centres (N, S, 3), palm positions (N, H, 3) and rotations (N, H, 3, 3) now; None without cloth."""
-        if self._cloth_topology is None:
-            return None
-        kin = self._current_kinematics()
-        body = self._cloth_sphere_body
-        rotation = kin.rotation[:, :, body]
-        spheres = kin.origin[:, body] + (rotation * self._cloth_sphere_center[None, :, :, None]).sum(axis=1)
-        spheres = spheres + kin.base_position[:, None]
-        palms = self._cloth_palms
-        palm_position = (kin.origin[:, palms] + kin.base_position[:, None]).transpose(2, 1, 0)
-        palm_rotation = kin.rotation[:, :, palms].transpose(3, 2, 0, 1)
-        return spheres.transpose(2, 1, 0), palm_position, palm_rotation
-
-    def _cloth_pin_targets(self, frames) -> np.ndarray:
-        """Where the pinned particles' palm-frame offsets put them for the given frames, (N, P, 3)."""
-        _, palm_position, palm_rotation = frames
-        hand = np.maximum(self._cloth_pinned_by, 0)
-        position = np.take_along_axis(palm_position, hand[..., None], axis=1)
-        rotation = np.take_along_axis(palm_rotation, hand[..., None, None], axis=1)
-        return position + (rotation * self._cloth_pin_offset[..., None, :]).sum(-1)
-
-    def _step_cloth(self, start) -> None:
-        if self._cloth_topology is None:
-            return
-        end = self._cloth_frames()
-        pinned = self._cloth_pinned_by >= 0
-        pins = ClothPins(pinned, self._cloth_pin_targets(start), self._cloth_pin_targets(end)) if pinned.any() else None
-        spheres = MovingSpheres(start[0], end[0], self._cloth_sphere_radius, self._cloth_sphere_owner)
-        previous = self.cloth_state.positions
-        state = cloth_step(self.cloth_state, self._cloth_topology, self._cloth_material, self._cloth_static,
-                           self.config.control_dt, self.cloth_substeps, self.config.gravity, spheres=spheres, pins=pins,
-                           passthrough=self._cloth_passthrough)
-        bad = ~(np.isfinite(state.positions).all(axis=(1, 2)) & np.isfinite(state.velocities).all(axis=(1, 2)))
-        if bad.any():  # keep the last good cloth, as the robot keeps its last good state
-            state.positions[bad], state.velocities[bad] = previous[bad], 0.0
-            self.state.diverged |= bad
-        self.cloth_state, self._cloth_previous = state, previous
-        if self.config.grasp != "assisted":
-            return
-        _, palm_position, palm_rotation = end
-        sites = palm_position + (palm_rotation * self._grasp_site[None, :, None, :]).sum(-1)
-        pinned_by = grasp_rule.update_cloth_pins(self.grasp_commands, self._cloth_pinned_by, sites, state.positions)
-        env, particle = np.nonzero((pinned_by >= 0) & (self._cloth_pinned_by < 0))
-        if len(env):
-            hand = pinned_by[env, particle]
-            offset = state.positions[env, particle] - palm_position[env, hand]
-            self._cloth_pin_offset[env, particle] = (palm_rotation[env, hand] * offset[:, :, None]).sum(axis=1)
-        released = (self._cloth_pinned_by >= 0) & (pinned_by < 0)
-        self._cloth_passthrough = update_passthrough(state.positions, spheres, self.scene.cloth.thickness,
-                                                     self._cloth_passthrough, released, self._cloth_pinned_by)
-        self._cloth_pinned_by = pinned_by
-
-    def _cloth_state_blocks(self) -> dict[str, np.ndarray]:
-        """With a cloth: its particles' positions, velocities and positions a control period ago, which hand
-        pins each particle and where in its palm frame, and which hand each passes through (none without)."""
-        if self._cloth_topology is None:
-            return {}
-        return {
-            "cloth_positions": self.cloth_state.positions.copy(),
-            "cloth_velocities": self.cloth_state.velocities.copy(),
-            "cloth_previous": self._cloth_previous.copy(),
-            "cloth_pinned_by": self._cloth_pinned_by.astype(float),
-            "cloth_pin_offset": self._cloth_pin_offset.copy(),
-            "cloth_passthrough": self._cloth_passthrough.astype(float),
-        }
-
-    def _load_cloth_state_blocks(self, env_ids, blocks) -> None:
-        if self._cloth_topology is None:
-            return
-        self.cloth_state.positions[env_ids] = blocks["cloth_positions"]
-        self.cloth_state.velocities[env_ids] = blocks["cloth_velocities"]
-        self._cloth_previous[env_ids] = blocks["cloth_previous"]
-        self._cloth_pinned_by[env_ids] = np.rint(blocks["cloth_pinned_by"]).astype(np.int64)
-        self._cloth_pin_offset[env_ids] = blocks["cloth_pin_offset"]
-        self._cloth_passthrough[env_ids] = np.rint(blocks["cloth_passthrough"]).astype(np.int64)
-
-    def cloth_positions(self):
-        if self._cloth_topology is None:
-            return super().cloth_positions()
-        return self.cloth_state.positions.copy()
-
-    def cloth_velocities(self):
-        if self._cloth_topology is None:
-            return super().cloth_velocities()
-        return (self.cloth_state.positions - self._cloth_previous) / self.config.control_dt
-
-    def cloth_grasped(self):
-        if self._cloth_topology is None:
-            return super().cloth_grasped()
-        return (self._cloth_pinned_by[:, None, :] == np.arange(len(self.hand_names))[None, :, None]).any(axis=2)
+        return self.objects.hand_forces()
 
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
         """Copy one environment's poses into a pybullet viewer and take the scene camera's picture."""
@@ -794,9 +455,10 @@ class NumpyEngine(Engine):
         if self._viewer is None:
             self._viewer = PybulletEngine(self.robot, self.scene, 1, self.config)
         joint_pos, _ = self.joint_state()
-        self._viewer.reset([0], joint_pos[env_id:env_id + 1], [self._objects[env_id]], self.object_pose[env_id:env_id + 1])
-        if self._cloth_topology is not None:
-            self._viewer._show_cloth(0, self.cloth_state.positions[env_id])
+        self._viewer.reset([0], [EpisodeSetup(joint_pos[env_id], tuple(self.objects.params[env_id]),
+                                              self.objects.pose[env_id])])
+        for component in self.components.values():
+            component.show_in(self._viewer, env_id)
         if self.model.floating:
             client, body = self._viewer.clients[0], self._viewer._robot_ids[0]
             client.resetBasePositionAndOrientation(body, self.state.q[env_id, :3], self.state.q[env_id, 3:7])
@@ -805,25 +467,23 @@ class NumpyEngine(Engine):
     # ------------------------------------------------------------------ saving and restoring state
     def state_blocks(self):
         """q, v (generalised, floating base first), diverged, joint targets, grasp commands, held external
-        forces (one row per model link), object poses and velocities, which object each hand holds and its
-        pose in the palm frame, the static-friction springs of robot and object contacts (sphere, xyz), and
-        the last hand-object contact forces (observations read them)."""
-        return {
+        forces (one row per model link), the static-friction springs of the robot's contacts (sphere, xyz),
+        then the components' blocks. The robot's springs sit among the objects' blocks, before
+        ``object_slip``, where the datasets recorded before the components existed have them."""
+        blocks = {
             "q": self.state.q.copy(),
             "v": self.state.v.copy(),
             "diverged": self.state.diverged.astype(float),
             "joint_targets": self.joint_targets.copy(),
             "grasp_commands": self.grasp_commands.astype(float),
             "external_forces": self._external_force_rows(list(self.model.link_names)),
-            "object_pose": self.object_pose.copy(),
-            "object_vel": self.object_vel.copy(),
-            "grasped": self._grasped.astype(float),
-            "grasp_offset": self._grasp_offset.copy(),
-            "robot_slip": self._robot_slip.transpose(2, 1, 0).copy(),
-            "object_slip": self._object_slip.transpose(2, 1, 0).copy(),
-            "hand_forces": self._hand_forces.copy(),
-            **self._cloth_state_blocks(),
         }
+        for component in self.components.values():
+            for name, block in component.state_blocks().items():
+                if name == "object_slip":
+                    blocks["robot_slip"] = self._robot_slip.transpose(2, 1, 0).copy()
+                blocks[name] = block
+        return blocks
 
     def load_state_blocks(self, env_ids, blocks) -> None:
         q, v, diverged = self.state.q.copy(), self.state.v.copy(), self.state.diverged.copy()
@@ -833,16 +493,12 @@ class NumpyEngine(Engine):
         self.joint_targets[env_ids] = blocks["joint_targets"]
         self.grasp_commands[env_ids] = blocks["grasp_commands"] > 0.5
         self._load_external_forces(env_ids, list(self.model.link_names), blocks["external_forces"])
-        self.object_pose[env_ids] = blocks["object_pose"]
-        self.object_vel[env_ids] = blocks["object_vel"]
-        self._grasped[env_ids] = np.rint(blocks["grasped"]).astype(np.int64)
-        self._grasp_offset[env_ids] = blocks["grasp_offset"]
         self._robot_slip[..., env_ids] = blocks["robot_slip"].transpose(2, 1, 0)
-        self._object_slip[..., env_ids] = blocks["object_slip"].transpose(2, 1, 0)
-        self._hand_forces[env_ids] = blocks["hand_forces"]
-        self._load_cloth_state_blocks(env_ids, blocks)
+        for component in self.components.values():
+            component.load_state_blocks(env_ids, blocks)
 
     def close(self) -> None:
         if self._viewer is not None:
             self._viewer.close()
             self._viewer = None
+        super().close()

@@ -13,17 +13,16 @@ off so that the model matches the URDF and the numpy engine exactly.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 import pybullet
 from pybullet_utils import bullet_client
 
 from ..robots import RobotDescription
-from .scene import ObjectParams, Scene
-from . import grasp as grasp_rule
-from .cloth import cloth_topology, grid_positions
+from .scene import Scene
 from .engine import Engine, EngineConfig, pd_torques
+from .pybullet_cloth import PybulletCloth
+from .pybullet_objects import PybulletObjects
 
 
 class PybulletEngine(Engine):
@@ -33,6 +32,11 @@ class PybulletEngine(Engine):
         if gui and not os.environ.get("DISPLAY"):
             raise RuntimeError("render_mode='human' opens a pybullet GUI window and needs a display; "
                                "no DISPLAY is set. Use render_mode='rgb_array' on a headless machine.")
+        # Components are made before the worlds, which they may prepare (a cloth needs a deformable world).
+        self.objects = PybulletObjects(self)
+        self.components["objects"] = self.objects
+        if scene.cloth is not None:
+            self.components["cloth"] = PybulletCloth(self)
         self.clients: list[bullet_client.BulletClient] = []
         try:
             for env_id in range(self.num_envs):
@@ -43,15 +47,11 @@ class PybulletEngine(Engine):
             self.close()
             raise
         self._index_robot(self.clients[0], self._robot_ids[0])
-        self._object_ids = [[-1] * scene.num_objects for _ in range(self.num_envs)]
-        self._welds = -np.ones((self.num_envs, len(self.hand_names)), dtype=np.int64)  # constraint ids
-        self._grasped = -np.ones((self.num_envs, len(self.hand_names)), dtype=np.int64)
-        self._build_cloth()
 
     # ----------------------------------------------------------------- building
     def _build_world(self, client) -> int:
-        if self.scene.cloth is not None:  # soft bodies live only in Bullet's deformable world
-            client.resetSimulation(pybullet.RESET_USE_DEFORMABLE_WORLD)
+        for component in self.components.values():
+            component.prepare_world(client)
         client.setGravity(0, 0, self.config.gravity)
         client.setPhysicsEngineParameter(fixedTimeStep=self.config.physics_dt, numSubSteps=1,
                                          deterministicOverlappingPairs=1)
@@ -110,47 +110,23 @@ class PybulletEngine(Engine):
             raise KeyError(f"robot {self.robot.name!r} has no link {link!r}")
         return self._link_index[link]
 
-    def _make_object(self, client, params: ObjectParams, pose: np.ndarray) -> int:
-        if params.shape == "capsule":
-            radius, length = params.size
-            kwargs = dict(shapeType=pybullet.GEOM_CAPSULE, radius=radius)
-            collision = client.createCollisionShape(height=length, **kwargs)
-            visual = client.createVisualShape(length=length, rgbaColor=params.rgba, **kwargs)
-        elif params.shape == "box":
-            collision = client.createCollisionShape(pybullet.GEOM_BOX, halfExtents=params.size)
-            visual = client.createVisualShape(pybullet.GEOM_BOX, halfExtents=params.size, rgbaColor=params.rgba)
-        elif params.shape == "sphere":
-            collision = client.createCollisionShape(pybullet.GEOM_SPHERE, radius=params.size[0])
-            visual = client.createVisualShape(pybullet.GEOM_SPHERE, radius=params.size[0], rgbaColor=params.rgba)
-        else:
-            raise ValueError(f"unknown object shape {params.shape!r}")
-        body = client.createMultiBody(params.mass, collision, visual, pose[:3], pose[3:])
-        client.changeDynamics(body, -1, lateralFriction=params.friction, rollingFriction=1e-4,
-                              spinningFriction=1e-4, linearDamping=0.0, angularDamping=0.0)
-        return body
-
     # ----------------------------------------------------------------- state
-    def reset(self, env_idx, joint_pos, objects, object_poses, joint_vel=None, cloth=None, cloth_poses=None) -> None:
+    def reset(self, env_idx, episodes) -> None:
         env_ids = self._env_ids(env_idx)
-        joint_pos = np.asarray(joint_pos, float).reshape(len(env_ids), self.robot.num_joints)
-        joint_vel = np.zeros_like(joint_pos) if joint_vel is None else np.asarray(joint_vel, float).reshape(joint_pos.shape)
-        object_poses = np.asarray(object_poses, float).reshape(len(env_ids), self.scene.num_objects, 7)
+        episodes = list(episodes)
+        joint_pos, joint_vel = self._joint_arrays(env_ids, episodes)
         for row, env_id in enumerate(env_ids):
             client, robot_id = self.clients[env_id], self._robot_ids[env_id]
-            self._release(env_id, range(len(self.hand_names)))
             client.resetBasePositionAndOrientation(robot_id, self.scene.robot_position, self.scene.robot_quaternion)
             client.resetBaseVelocity(robot_id, [0, 0, 0], [0, 0, 0])
             for joint_id, q, qd in zip(self._joint_ids, joint_pos[row], joint_vel[row]):
                 client.resetJointState(robot_id, joint_id, q, qd)
-            for k in range(self.scene.num_objects):
-                if self._object_ids[env_id][k] >= 0:
-                    client.removeBody(self._object_ids[env_id][k])
-                self._object_ids[env_id][k] = self._make_object(client, objects[row][k], object_poses[row, k])
         self._clear_forces(env_ids)
         self.joint_targets[env_ids] = joint_pos
         self.grasp_commands[env_ids] = False
         self.diverged[env_ids] = False
-        self._reset_cloth(env_ids, cloth, cloth_poses)
+        for component in self.components.values():
+            component.reset(env_ids, episodes)
 
     def joint_state(self):
         q = np.empty((self.num_envs, self.robot.num_joints))
@@ -193,24 +169,17 @@ class PybulletEngine(Engine):
             jac[env_id, 3:] = np.asarray(angular)[:, offset:][:, self._jacobian_columns]
         return jac
 
-    def _read_objects(self, width: int, read) -> np.ndarray:
-        """(num_envs, num_objects, width) from ``read(client, body)``, which returns two triples."""
-        values = np.zeros((self.num_envs, self.scene.num_objects, width))
-        for env_id, client in enumerate(self.clients):
-            for k, body in enumerate(self._object_ids[env_id]):
-                if body >= 0:
-                    first, second = read(client, body)
-                    values[env_id, k] = (*first, *second)
-        return values
-
     def object_poses(self):
-        return self._read_objects(7, lambda client, body: client.getBasePositionAndOrientation(body))
+        return self.objects.poses()
 
     def object_velocities(self):
-        return self._read_objects(6, lambda client, body: client.getBaseVelocity(body))
+        return self.objects.velocities()
 
     def grasped_objects(self):
-        return self._grasped.copy()
+        return self.objects.grasped()
+
+    def hand_contact_forces(self):
+        return self.objects.hand_forces()
 
     def _apply_external_forces(self, env_id: int) -> None:
         # pybullet clears external forces after every stepSimulation, so they are set each step.
@@ -255,18 +224,6 @@ class PybulletEngine(Engine):
             velocity[env_id] = (*linear, *angular)
         return velocity
 
-    def hand_contact_forces(self):
-        forces = np.zeros((self.num_envs, len(self.hand_names), self.scene.num_objects))
-        for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
-            for k, body in enumerate(self._object_ids[env_id]):
-                if body < 0:
-                    continue
-                for contact in client.getContactPoints(robot_id, body):
-                    for h, links in enumerate(self._hand_links):
-                        if contact[3] in links:
-                            forces[env_id, h, k] += contact[9]
-        return forces
-
     # ----------------------------------------------------------------- stepping
     def step(self) -> None:
         for _ in range(self.config.substeps):
@@ -279,216 +236,15 @@ class PybulletEngine(Engine):
                                                  forces=torques[env_id].tolist())
                 self._apply_external_forces(env_id)
                 client.stepSimulation()
-        self._update_grasps()
-        self._update_cloth()
+        for component in self.components.values():  # the objects' grasps, then the cloth; each flags its blow-ups
+            component.end_step()
         self._check_divergence()
 
     def _check_divergence(self) -> None:
         q, qd = self.joint_state()
         speeds = np.abs(qd).max(axis=1)
-        if self.scene.num_objects:
-            object_speed = np.abs(self.object_velocities()).max(axis=(1, 2))
-            speeds = np.maximum(speeds, object_speed)
         bad = ~np.isfinite(q).all(axis=1) | ~np.isfinite(speeds) | (speeds > self.config.divergence_speed)
         self.diverged |= bad
-
-    def _release(self, env_id: int, hands) -> None:
-        for h in hands:
-            if self._welds[env_id, h] >= 0:
-                self.clients[env_id].removeConstraint(int(self._welds[env_id, h]))
-            self._welds[env_id, h] = -1
-            self._grasped[env_id, h] = -1
-
-    def _update_grasps(self) -> None:
-        if self.config.grasp != "assisted" or not self.scene.num_objects:
-            return
-        for env_id in range(self.num_envs):
-            opening = [h for h in range(len(self.hand_names)) if not self.grasp_commands[env_id, h]]
-            self._release(env_id, opening)
-            for h in range(len(self.hand_names)):
-                if self.grasp_commands[env_id, h] and self._grasped[env_id, h] < 0:
-                    self._try_attach(env_id, h)
-
-    def _try_attach(self, env_id: int, hand: int) -> None:
-        client, robot_id = self.clients[env_id], self._robot_ids[env_id]
-        palm = self._palm_ids[hand]
-        state = client.getLinkState(robot_id, palm, computeForwardKinematics=True)
-        palm_position = np.array(state[4])
-        rotation = np.array(client.getMatrixFromQuaternion(state[5])).reshape(3, 3)
-        site = palm_position + rotation @ self._grasp_sites[hand]
-        held_elsewhere = set(self._grasped[env_id].tolist())
-        for k, body in enumerate(self._object_ids[env_id]):
-            if body < 0 or k in held_elsewhere:
-                continue
-            position, orientation = client.getBasePositionAndOrientation(body)
-            distance = float(np.linalg.norm(np.asarray(position) - site))
-            touching = distance <= grasp_rule.GRASP_RADIUS and any(
-                client.getClosestPoints(robot_id, body, grasp_rule.TOUCH_MARGIN, linkIndexA=link)
-                for link in self._hand_links[hand]
-            )
-            if not grasp_rule.should_attach(np.bool_(True), np.bool_(False), np.float64(distance), np.bool_(touching)):
-                continue
-            # Weld at the current relative pose. createConstraint takes the parent frame relative
-            # to the palm's centre of mass and the child frame relative to the object's (its origin).
-            inv_com_position, inv_com_orientation = client.invertTransform(state[0], state[1])
-            parent_position, parent_orientation = client.multiplyTransforms(
-                inv_com_position, inv_com_orientation, position, orientation)
-            weld = client.createConstraint(robot_id, palm, body, -1, pybullet.JOINT_FIXED, [0, 0, 0],
-                                           parent_position, [0, 0, 0], parent_orientation, [0, 0, 0, 1])
-            client.changeConstraint(weld, maxForce=500.0)
-            self._welds[env_id, hand] = weld
-            self._grasped[env_id, hand] = k
-            return
-
-    # ----------------------------------------------------------------- cloth
-    #: Damping (N s/m) of each of Bullet's cloth springs on the stretching speed of its ends (a damping
-    #: ratio of about 0.6 at 400 N/m): with much less, a grasped garment breaks into wrinkles that throw
-    #: it off the table. Only along the spring: damping of all relative motion would also resist the
-    #: garment's bending and turn it into a board that slides along the table when folded (the numpy
-    #: cloth's velocity drag plays this part there).
-    cloth_spring_damping = 1.0
-
-    def _build_cloth(self) -> None:
-        spec = self.scene.cloth
-        self._cloth_topology = None
-        if spec is None:
-            return
-        n, particles = self.num_envs, spec.num_particles
-        self._cloth_topology = cloth_topology(spec)
-        self._cloth_dir = tempfile.TemporaryDirectory(prefix="tground_cloth_")
-        self._cloth_loads = 0
-        self._cloth_ids = [-1] * n
-        self._cloth_anchors: list[dict[int, int]] = [{} for _ in range(n)]  # particle -> anchor constraint id
-        self._cloth_pinned_by = -np.ones((n, particles), dtype=np.int64)
-        self._cloth_last = np.zeros((n, particles, 3))
-        self._cloth_previous = np.zeros((n, particles, 3))
-
-    def _load_cloth(self, env_id: int, params, pose) -> int:
-        """A soft body from the grid mesh, written with its vertices already at their world positions."""
-        topology, spec = self._cloth_topology, self.scene.cloth
-        positions = grid_positions(topology, params, pose)
-        # A fresh file name per load: pybullet caches meshes by file name.
-        path = os.path.join(self._cloth_dir.name, f"cloth_{self._cloth_loads}.obj")
-        self._cloth_loads += 1
-        lines = [f"v {x:.9f} {y:.9f} {z:.9f}" for x, y, z in positions]
-        lines += [f"vt {u + 0.5:.6f} {v + 0.5:.6f}" for u, v in topology.grid]
-        lines += ["f " + " ".join(f"{i + 1}/{i + 1}" for i in triangle) for triangle in topology.triangles]
-        with open(path, "w") as file:
-            file.write("\n".join(lines) + "\n")
-        client = self.clients[env_id]
-        body = client.loadSoftBody(
-            path, basePosition=[0, 0, 0], mass=params.mass, useNeoHookean=0, useMassSpring=1, useBendingSprings=1,
-            springElasticStiffness=params.stretch_stiffness, springBendingStiffness=params.bend_stiffness,
-            springDampingStiffness=self.cloth_spring_damping, springDampingAllDirections=0, useSelfCollision=0,
-            frictionCoeff=params.friction, useFaceContact=1, collisionMargin=spec.thickness)
-        os.remove(path)
-        client.changeVisualShape(body, -1, rgbaColor=spec.rgba)
-        # Bullet's deformable contact blows the cloth apart when a finger presses it onto the table,
-        # so palms and fingers do not touch the cloth here: they hold it by anchors (the grasp rule).
-        for link in sorted({link for links in self._hand_links for link in links}):
-            client.setCollisionFilterPair(self._robot_ids[env_id], body, link, -1, 0)
-        return body
-
-    def _read_cloth(self, env_id: int) -> np.ndarray:
-        _, vertices = self.clients[env_id].getMeshData(self._cloth_ids[env_id], -1,
-                                                       flags=pybullet.MESH_DATA_SIMULATION_MESH)
-        return np.asarray(vertices, dtype=float)
-
-    def _release_cloth(self, env_id: int) -> None:
-        for anchor in self._cloth_anchors[env_id].values():
-            self.clients[env_id].removeConstraint(anchor)
-        self._cloth_anchors[env_id] = {}
-        self._cloth_pinned_by[env_id] = -1
-
-    def _reset_cloth(self, env_ids: np.ndarray, cloth, cloth_poses) -> None:
-        episodes = self._cloth_episodes(env_ids, cloth, cloth_poses)
-        if episodes is None:
-            return
-        params, poses = episodes
-        for row, env_id in enumerate(env_ids):
-            self._release_cloth(env_id)
-            if self._cloth_ids[env_id] >= 0:
-                self.clients[env_id].removeBody(self._cloth_ids[env_id])
-            self._cloth_ids[env_id] = self._load_cloth(env_id, params[row], poses[row])
-            self._cloth_last[env_id] = self._cloth_previous[env_id] = self._read_cloth(env_id)
-
-    def _update_cloth(self) -> None:
-        """Read the particles after a control step, flag blow-ups, apply the cloth grasp rule with anchors."""
-        if self._cloth_topology is None:
-            return
-        positions = np.array([self._read_cloth(env_id) for env_id in range(self.num_envs)])
-        self._cloth_previous, self._cloth_last = self._cloth_last, positions
-        speed = np.abs(self.cloth_velocities()).max(axis=(1, 2))
-        self.diverged |= ~np.isfinite(positions).all(axis=(1, 2)) | ~(speed <= self.config.divergence_speed)
-        if self.config.grasp != "assisted":
-            return
-        sites = np.zeros((self.num_envs, len(self.hand_names), 3))
-        for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
-            for hand, palm in enumerate(self._palm_ids):
-                state = client.getLinkState(robot_id, palm, computeForwardKinematics=True)
-                rotation = np.array(client.getMatrixFromQuaternion(state[5])).reshape(3, 3)
-                sites[env_id, hand] = np.array(state[4]) + rotation @ self._grasp_sites[hand]
-        pinned_by = grasp_rule.update_cloth_pins(self.grasp_commands, self._cloth_pinned_by, sites, positions)
-        for env_id, particle in zip(*np.nonzero(pinned_by != self._cloth_pinned_by)):
-            client, anchors = self.clients[env_id], self._cloth_anchors[env_id]
-            if particle in anchors:
-                client.removeConstraint(anchors.pop(particle))
-            hand = pinned_by[env_id, particle]
-            if hand >= 0:
-                # The anchor holds the node where it is now relative to the palm.
-                anchors[particle] = client.createSoftBodyAnchor(self._cloth_ids[env_id], int(particle),
-                                                                self._robot_ids[env_id], self._palm_ids[hand])
-        self._cloth_pinned_by = pinned_by
-
-    def _cloth_state_blocks(self) -> dict[str, np.ndarray]:
-        """With a cloth: its particles' positions now and a control period ago, and which hand pins each.
-
-        The API sets particle positions but not their velocities, so a restored cloth starts still.
-        """
-        if self._cloth_topology is None:
-            return {}
-        return {"cloth_positions": self._cloth_last.copy(), "cloth_previous": self._cloth_previous.copy(),
-                "cloth_pinned_by": self._cloth_pinned_by.astype(float)}
-
-    def _load_cloth_state_blocks(self, env_ids, blocks) -> None:
-        """After the robot: anchors hold particles where they are relative to the palm when made."""
-        if self._cloth_topology is None:
-            return
-        for row, env_id in enumerate(env_ids):
-            self._release_cloth(env_id)
-            client = self.clients[env_id]
-            client.resetMeshData(self._cloth_ids[env_id], blocks["cloth_positions"][row].tolist())
-            self._cloth_last[env_id] = blocks["cloth_positions"][row]
-            self._cloth_previous[env_id] = blocks["cloth_previous"][row]
-            pinned_by = np.rint(blocks["cloth_pinned_by"][row]).astype(np.int64)
-            for particle in np.flatnonzero(pinned_by >= 0):
-                self._cloth_anchors[env_id][particle] = client.createSoftBodyAnchor(
-                    self._cloth_ids[env_id], int(particle), self._robot_ids[env_id], self._palm_ids[pinned_by[particle]])
-            self._cloth_pinned_by[env_id] = pinned_by
-
-    def _show_cloth(self, env_id: int, positions: np.ndarray) -> None:
-        """Move the cloth's particles to ``positions`` (P, 3) for a picture (the numpy engine's viewer).
-
-        Bullet redraws a soft body from its particles only when it steps, so this takes one step.
-        """
-        client = self.clients[env_id]
-        client.resetMeshData(self._cloth_ids[env_id], np.asarray(positions, float).tolist())
-        client.stepSimulation()
-
-    def cloth_positions(self):
-        if self._cloth_topology is None:
-            return super().cloth_positions()
-        return self._cloth_last.copy()
-
-    def cloth_velocities(self):
-        if self._cloth_topology is None:
-            return super().cloth_velocities()
-        return (self._cloth_last - self._cloth_previous) / self.config.control_dt
-
-    def cloth_grasped(self):
-        if self._cloth_topology is None:
-            return super().cloth_grasped()
-        return (self._cloth_pinned_by[:, None, :] == np.arange(len(self.hand_names))[None, :, None]).any(axis=2)
 
     # ----------------------------------------------------------------- images
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
@@ -506,24 +262,17 @@ class PybulletEngine(Engine):
 
     def state_blocks(self):
         """Base pose and velocity, joint positions and velocities, diverged, joint targets, grasp commands,
-        held external forces (one row per link, base first), object poses and velocities, which object each
-        hand holds, and each weld's frame in the palm's centre-of-mass frame plus its force limit.
+        held external forces (one row per link, base first), then the components' blocks.
 
         Bullet's contact manifolds (warm-start impulses) cannot be read or written through the API, so
         a restore mid-contact resumes from cold contacts; a restore right after a reset is exact."""
-        n, hands = self.num_envs, len(self.hand_names)
+        n = self.num_envs
         base_pose, base_velocity = np.zeros((n, 7)), np.zeros((n, 6))
-        welds = np.zeros((n, hands, 8))
-        welds[..., 6] = 1.0
         for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
             position, orientation = client.getBasePositionAndOrientation(robot_id)
             linear, angular = client.getBaseVelocity(robot_id)
             base_pose[env_id] = (*position, *orientation)
             base_velocity[env_id] = (*linear, *angular)
-            for hand in range(hands):
-                if self._welds[env_id, hand] >= 0:
-                    info = client.getConstraintInfo(int(self._welds[env_id, hand]))
-                    welds[env_id, hand] = (*info[6], *info[8], info[10])
         joint_pos, joint_vel = self.joint_state()
         return {
             "base_pose": base_pose,
@@ -534,46 +283,23 @@ class PybulletEngine(Engine):
             "joint_targets": self.joint_targets.copy(),
             "grasp_commands": self.grasp_commands.astype(float),
             "external_forces": self._external_force_rows(self._links_in_order()),
-            "object_pose": self.object_poses(),
-            "object_vel": self.object_velocities(),
-            "grasped": self._grasped.astype(float),
-            "welds": welds,
-            **self._cloth_state_blocks(),
+            **{name: block for component in self.components.values() for name, block in component.state_blocks().items()},
         }
 
     def load_state_blocks(self, env_ids, blocks) -> None:
         for row, env_id in enumerate(env_ids):
             client, robot_id = self.clients[env_id], self._robot_ids[env_id]
-            self._release(env_id, range(len(self.hand_names)))
             pose, velocity = blocks["base_pose"][row], blocks["base_velocity"][row]
             client.resetBasePositionAndOrientation(robot_id, pose[:3].tolist(), pose[3:].tolist())
             client.resetBaseVelocity(robot_id, velocity[:3].tolist(), velocity[3:].tolist())
             for joint_id, q, qd in zip(self._joint_ids, blocks["joint_pos"][row], blocks["joint_vel"][row]):
                 client.resetJointState(robot_id, joint_id, float(q), float(qd))
-            for k, body in enumerate(self._object_ids[env_id]):
-                if body < 0:
-                    continue
-                pose, velocity = blocks["object_pose"][row, k], blocks["object_vel"][row, k]
-                # Bullet stores orientation as a matrix, so re-setting an unchanged pose would still move
-                # the quaternion by rounding; leave a pose that is already exact alone.
-                if not np.array_equal(np.concatenate(client.getBasePositionAndOrientation(body)), pose):
-                    client.resetBasePositionAndOrientation(body, pose[:3].tolist(), pose[3:].tolist())
-                client.resetBaseVelocity(body, velocity[:3].tolist(), velocity[3:].tolist())
-            for hand, held in enumerate(np.rint(blocks["grasped"][row]).astype(int)):
-                if held < 0:
-                    continue
-                frame = blocks["welds"][row, hand]
-                weld = client.createConstraint(robot_id, self._palm_ids[hand], self._object_ids[env_id][held], -1,
-                                               pybullet.JOINT_FIXED, [0, 0, 0], frame[:3].tolist(), [0, 0, 0],
-                                               frame[3:7].tolist(), [0, 0, 0, 1])
-                client.changeConstraint(weld, maxForce=float(frame[7]))
-                self._welds[env_id, hand] = weld
-                self._grasped[env_id, hand] = held
         self.diverged[env_ids] = blocks["diverged"] > 0.5
         self.joint_targets[env_ids] = blocks["joint_targets"]
         self.grasp_commands[env_ids] = blocks["grasp_commands"] > 0.5
         self._load_external_forces(env_ids, self._links_in_order(), blocks["external_forces"])
-        self._load_cloth_state_blocks(env_ids, blocks)
+        for component in self.components.values():
+            component.load_state_blocks(env_ids, blocks)
 
     def close(self) -> None:
         for client in getattr(self, "clients", []):
@@ -582,6 +308,4 @@ class PybulletEngine(Engine):
             except pybullet.error:
                 pass
         self.clients = []
-        if getattr(self, "_cloth_dir", None) is not None:
-            self._cloth_dir.cleanup()
-            self._cloth_dir = None
+        super().close()

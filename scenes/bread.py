@@ -83,7 +83,7 @@ def sample_bread(rng: np.random.Generator, ranges: BreadRandomization) -> tuple[
     turn = np.array([0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2)])
     quaternion = quat_multiply(turn, lie)
     position = np.array([rng.uniform(*ranges.x_range), rng.uniform(*ranges.y_range),
-                         TABLE_HEIGHT + params.half_height_lying() + 1e-3])
+                         TABLE_HEIGHT + params.rest_height() + 1e-3])
     return params, np.concatenate([position, quaternion])
 
 

@@ -13,6 +13,7 @@ from training_ground.agents.experts import Assembly3CExpert
 from training_ground.agents.policies import make_expert
 from training_ground.envs.assembly import Assembly3CTask
 from training_ground.physics.rotations import quat_multiply
+from training_ground.physics.scene import EpisodeSetup
 from training_ground.scenes import assembly as scene
 
 ASSEMBLY = "TrainingGround/Assembly3C-v0"
@@ -103,7 +104,7 @@ def test_a_chip_let_go_above_its_socket_settles_seated(backend):
         half = task.chip_half[0, 2]
         pose = seated_chip(task.target_socket[0], half, (0.001, -0.0008, 0.0015), yaw_quat(np.deg2rad(2)))
         joint_pos, _ = task.engine.joint_state()
-        task.engine.reset([0], joint_pos, [task.episode_params[0]], pose[None, None])
+        task.engine.reset([0], EpisodeSetup.per_env(joint_pos, [task.episode_params[0]], pose[None, None]))
         hold = np.zeros((1, task.action_space.shape[0]))
         hold[:, 6::7] = -1.0  # hands open
         successes = [bool(task.step(hold)[4]["is_success"][0]) for _ in range(25)]
@@ -227,3 +228,20 @@ def test_reward_scales_and_sparse_reward():
     finally:
         for env in envs:
             env.close()
+
+
+def test_evaluate_changes_nothing_and_the_step_carries_whether_the_chip_was_held():
+    task = Assembly3CTask("numpy", 2)
+    try:
+        assert task.held_before.dtype == bool and task.chip_half.shape == (2, 3)
+        task.held_before[:] = [True, False]
+        first, second = task.evaluate(), task.evaluate()
+        assert task.held_before.tolist() == [True, False]
+        for key in ("success", "failure", "held"):
+            np.testing.assert_array_equal(first[key], second[key])
+        task.step(np.zeros((2, task.action_space.shape[0]), dtype=np.float32))
+        np.testing.assert_array_equal(task.held_before, (task.engine.grasped_objects() == 0).any(axis=1))
+        assert [name for name, _ in task.state_layout().blocks if not name.startswith(("engine.", "task.controller."))] \
+            == ["task.elapsed", "task.held_before"]
+    finally:
+        task.close()

@@ -10,7 +10,7 @@ from training_ground.envs.controllers import grasp_site_poses
 from training_ground.physics import BACKENDS, EngineConfig, make_engine
 from training_ground.physics.grasp import GRASP_RADIUS
 from training_ground.physics.rotations import quat_to_axis_angle, quat_conjugate, quat_multiply
-from training_ground.physics.scene import ObjectParams
+from training_ground.physics.scene import EpisodeSetup, ObjectParams
 from training_ground.scenes.bread import TABLE_HEIGHT, bread_scene
 
 BREAD = ObjectParams("capsule", (0.03, 0.06), 0.1, 0.8)
@@ -36,7 +36,7 @@ def make():
 def reset_all(engine, robot, q=None, pose=FAR_POSE):
     n = engine.num_envs
     q = robot.keyframe("arms_ready") if q is None else q
-    engine.reset(None, np.tile(q, (n, 1)), [[BREAD] for _ in range(n)], np.tile(pose, (n, 1, 1)))
+    engine.reset(None, EpisodeSetup.per_env(np.tile(q, (n, 1)), [[BREAD] for _ in range(n)], np.tile(pose, (n, 1, 1))))
 
 
 def snapshot(engine):
@@ -111,7 +111,7 @@ def test_partial_reset_leaves_other_env_untouched(robot, make):
     targets_before = engine.joint_targets.copy()
     q1 = robot.keyframe("standing")
     pose1 = FAR_POSE + np.array([0.02, 0.03, 0, 0, 0, 0, 0])
-    engine.reset([1], q1[None], [[BREAD]], pose1[None, None])
+    engine.reset([1], EpisodeSetup.per_env(q1[None], [[BREAD]], pose1[None, None]))
     after = snapshot(engine)
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a[0], b[0])  # bit-for-bit for env 0
@@ -126,7 +126,7 @@ def test_env_in_batch_matches_env_alone(robot, make):
     single, batch = make(robot, num_envs=1), make(robot, num_envs=2)
     reset_all(single, robot)
     reset_all(batch, robot, pose=FAR_POSE)
-    batch.reset([1], robot.keyframe("standing")[None], [[BREAD]], FAR_POSE[None, None])
+    batch.reset([1], EpisodeSetup.per_env(robot.keyframe("standing")[None], [[BREAD]], FAR_POSE[None, None]))
     for _ in range(10):
         single.step()
         batch.step()
@@ -183,7 +183,7 @@ def test_bad_num_envs(robot):
 def test_bad_env_ids(robot, make):
     engine = make(robot)
     with pytest.raises(IndexError):
-        engine.reset([2], robot.keyframe("standing")[None], [[BREAD]], FAR_POSE[None, None])
+        engine.reset([2], EpisodeSetup.per_env(robot.keyframe("standing")[None], [[BREAD]], FAR_POSE[None, None]))
 
 
 def test_engine_config_validation():
@@ -217,7 +217,7 @@ def test_point_jacobian_matches_finite_differences(robot, make):
     jacobian = engine.point_jacobian(hand.palm_link, hand.grasp_site)[0]
 
     def site_pose(q):
-        engine.reset([0], q[None], [[BREAD]], FAR_POSE[None, None])
+        engine.reset([0], EpisodeSetup.per_env(q[None], [[BREAD]], FAR_POSE[None, None]))
         position, quaternion = grasp_site_poses(engine)
         return position[0, h], quaternion[0, h]
 
@@ -245,7 +245,7 @@ def test_assisted_grasp_attaches_and_releases(robot, make):
     site, _ = grasp_site_poses(engine)
     h = list(robot.hands).index("right")
     in_hand = np.concatenate([site[0, h], [0.0, 0.0, 0.0, 1.0]])
-    engine.reset([0], robot.keyframe("arms_ready")[None], [[BREAD]], in_hand[None, None])
+    engine.reset([0], EpisodeSetup.per_env(robot.keyframe("arms_ready")[None], [[BREAD]], in_hand[None, None]))
     # Env 0 holds the roll in its right hand; env 1's roll is far away. Both right hands close.
     closing = np.zeros((2, 2), dtype=bool)
     closing[:, h] = True
@@ -277,7 +277,7 @@ def test_reset_releases_grasp(robot, make):
     site, _ = grasp_site_poses(engine)
     h = list(robot.hands).index("right")
     in_hand = np.concatenate([site[0, h], [0.0, 0.0, 0.0, 1.0]])
-    engine.reset([0], robot.keyframe("arms_ready")[None], [[BREAD]], in_hand[None, None])
+    engine.reset([0], EpisodeSetup.per_env(robot.keyframe("arms_ready")[None], [[BREAD]], in_hand[None, None]))
     engine.set_grasp_commands(np.array([[False, True]]) if h == 1 else np.array([[True, False]]))
     engine.step()
     assert engine.grasped_objects()[0, h] == 0

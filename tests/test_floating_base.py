@@ -5,7 +5,7 @@ import pytest
 
 from training_ground import robots
 from training_ground.physics import make_engine
-from training_ground.physics.scene import Scene
+from training_ground.physics.scene import EpisodeSetup, Scene
 
 
 @pytest.mark.parametrize("backend", ["pybullet", "numpy"])
@@ -15,7 +15,7 @@ def test_standing_keyframe_holds_for_ten_seconds(backend):
     engine = make_engine(backend, robot, scene, num_envs=1)
     try:
         standing = robot.keyframe("standing")[None]
-        engine.reset(None, standing, [[]], np.zeros((1, 0, 7)))
+        engine.reset(None, EpisodeSetup.per_env(standing))
         for _ in range(int(10.0 / engine.config.control_dt)):
             engine.step()
         pelvis = engine.link_poses([robot.base_link])[0, 0]

@@ -6,7 +6,7 @@ import pytest
 from training_ground import robots
 from training_ground.physics import make_engine
 from training_ground.physics.contacts import spheres_for_shape
-from training_ground.physics.scene import ObjectParams, Scene, StaticBox
+from training_ground.physics.scene import EpisodeSetup, ObjectParams, Scene, StaticBox
 from training_ground.scenes.bread import TABLE_HEIGHT, bread_scene
 
 BOX = ObjectParams("box", (0.03, 0.03, 0.03), 0.2, 0.8)
@@ -25,7 +25,7 @@ def _run(engine, seconds):
 def test_resting_box_moves_less_than_a_millimetre_in_ten_seconds_and_a_dropped_one_stops_on_the_table(robot):
     engine = make_engine("numpy", robot, bread_scene(), 2)
     start = np.array([[[0.65, 0.3, TABLE_HEIGHT + 0.03, 0, 0, 0, 1]], [[0.65, 0.3, TABLE_HEIGHT + 0.3, 0, 0, 0, 1]]])
-    engine.reset(None, np.tile(robot.keyframe("arms_ready"), (2, 1)), [[BOX], [BOX]], start)
+    engine.reset(None, EpisodeSetup.per_env(np.tile(robot.keyframe("arms_ready"), (2, 1)), [[BOX], [BOX]], start))
     _run(engine, 10.0)
     poses = engine.object_poses()[:, 0]
     assert np.linalg.norm(poses[0, :3] - start[0, 0, :3]) < 1e-3
@@ -46,7 +46,7 @@ def test_box_on_an_incline_slides_only_when_tan_angle_exceeds_friction(robot, an
     normal = np.array([np.sin(angle), 0.0, np.cos(angle)])
     start = np.array(incline.position) + normal * (0.02 + 0.03)
     box = ObjectParams("box", (0.03, 0.03, 0.03), 0.2, 0.7)
-    engine.reset(None, robot.keyframe("standing")[None], [[box]], np.concatenate([start, incline.quaternion])[None, None])
+    engine.reset(None, EpisodeSetup.per_env(robot.keyframe("standing")[None], [[box]], np.concatenate([start, incline.quaternion])[None, None]))
     _run(engine, 1.0)
     moved = np.linalg.norm(engine.object_poses()[0, 0, :3] - start)
     if slides:

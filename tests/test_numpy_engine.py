@@ -10,7 +10,7 @@ from training_ground import robots
 from training_ground.physics import make_engine
 from training_ground.physics import model as numpy_model
 from training_ground.physics import numpy_engine
-from training_ground.physics.scene import Scene
+from training_ground.physics.scene import EpisodeSetup, Scene
 
 AIR = Scene("air", (), (), (0.0, 0.0, 2.0), fixed_base=True)  # high enough that the feet never touch the floor
 
@@ -27,7 +27,7 @@ def _track(robot, implicit: bool, seconds: float = 2.0):
         engines["numpy"].implicit_damping = implicit
         start = robot.keyframe("arms_ready")[None]
         for engine in engines.values():
-            engine.reset(None, start, [[]], np.zeros((1, 0, 7)))
+            engine.reset(None, EpisodeSetup.per_env(start))
         middle = (robot.joint_upper + robot.joint_lower) / 2
         half = (robot.joint_upper - robot.joint_lower) / 2
         worst = 0.0
@@ -186,13 +186,13 @@ def test_partial_reset_and_determinism(robot):
     start = np.tile(robot.keyframe("arms_ready"), (3, 1))
     targets = start + 0.1
     for engine in (a, b):
-        engine.reset(None, start, [[]] * 3, np.zeros((3, 0, 7)))
+        engine.reset(None, EpisodeSetup.per_env(start))
         engine.set_joint_targets(targets)
         for _ in range(5):
             engine.step()
     np.testing.assert_array_equal(a.joint_state()[0], b.joint_state()[0])
     before = a.joint_state()
-    a.reset([1], robot.keyframe("standing")[None], [[]], np.zeros((1, 0, 7)))
+    a.reset([1], EpisodeSetup.per_env(robot.keyframe("standing")[None]))
     after = a.joint_state()
     for i in (0, 2):
         np.testing.assert_array_equal(after[0][i], before[0][i])
@@ -203,22 +203,22 @@ def test_partial_reset_and_determinism(robot):
 def test_a_diverging_environment_is_flagged_and_never_returns_nan(robot):
     floating = Scene("space", (), (), (0.0, 0.0, 2.0), fixed_base=False)
     engine = make_engine("numpy", robot, floating, 2)
-    engine.reset(None, np.tile(robot.keyframe("arms_ready"), (2, 1)), [[]] * 2, np.zeros((2, 0, 7)))
+    engine.reset(None, EpisodeSetup.per_env(np.tile(robot.keyframe("arms_ready"), (2, 1))))
     engine.state.v[1, :3] = 1e4  # the base flung far beyond the divergence speed; no joint limit stops it
     engine.step()
     q, v = engine.joint_state()
     assert engine.diverged.tolist() == [False, True]
     assert np.isfinite(q).all() and np.isfinite(v).all() and np.isfinite(engine.state.q).all()
     with pytest.raises(ValueError, match="NaN"):
-        engine.reset([0], np.full((1, robot.num_joints), np.nan), [[]], np.zeros((1, 0, 7)))
-    engine.reset([1], robot.keyframe("arms_ready")[None], [[]], np.zeros((1, 0, 7)))
+        engine.reset([0], EpisodeSetup.per_env(np.full((1, robot.num_joints), np.nan)))
+    engine.reset([1], EpisodeSetup.per_env(robot.keyframe("arms_ready")[None]))
     assert not engine.diverged.any()
 
 
 def test_numpy_engine_renders_through_a_pybullet_viewer(robot):
     engine = make_engine("numpy", robot, AIR, 2)
     try:
-        engine.reset(None, np.tile(robot.keyframe("arms_ready"), (2, 1)), [[]] * 2, np.zeros((2, 0, 7)))
+        engine.reset(None, EpisodeSetup.per_env(np.tile(robot.keyframe("arms_ready"), (2, 1))))
         image = engine.render(1, 64, 48)
         assert image.shape == (48, 64, 3) and image.dtype == np.uint8 and image.std() > 0
     finally:

@@ -8,6 +8,7 @@ import training_ground  # noqa: F401
 from training_ground import robots
 from training_ground.agents.policies import make_expert
 from training_ground.physics import make_engine
+from training_ground.physics.scene import EpisodeSetup
 from training_ground.scenes import stand as stand_scene
 
 STAND = "TrainingGround/Stand-v0"
@@ -42,7 +43,7 @@ def floor():
 def _pushed_com_velocity(backend, robot, scene):
     engine = make_engine(backend, robot, scene, 2)
     try:
-        engine.reset(None, np.tile(robot.keyframe("standing"), (2, 1)), [[], []], np.zeros((2, 0, 7)))
+        engine.reset(None, EpisodeSetup.per_env(np.tile(robot.keyframe("standing"), (2, 1))))
         engine.step()
         force = np.array([[120.0, 0.0, 0.0], [0.0, -120.0, 0.0]])
         engine.apply_force(stand_scene.PUSH_LINK, force)
@@ -71,7 +72,7 @@ def test_centre_of_mass_and_base_velocity_agree_between_engines_at_rest(floor, b
     robot, scene = floor
     engine = make_engine(backend, robot, scene, 1)
     try:
-        engine.reset(None, robot.keyframe("standing")[None], [[]], np.zeros((1, 0, 7)))
+        engine.reset(None, EpisodeSetup.per_env(robot.keyframe("standing")[None]))
         com, com_vel = engine.center_of_mass()
         # The standing robot's centre of mass sits about 1 m up, just ahead of the ankles.
         assert 0.95 < com[0, 2] < 1.05 and abs(com[0, 0]) < 0.03 and abs(com[0, 1]) < 1e-6

@@ -35,7 +35,7 @@ def test_the_garment_starts_flat_on_the_table_where_the_seed_puts_it(make_env, b
     corners = []
     for seed in (0, 1, 0):
         observation, _ = env.reset(seed=seed)
-        cloth = env.unwrapped.task.engine.cloth_positions()[0]
+        cloth = env.unwrapped.task.engine.components["cloth"].positions()[0]
         assert cloth.shape == (100, 3)
         np.testing.assert_allclose(cloth[:, 2], wardrobe_scene.TABLE_HEIGHT + 0.005, atol=1e-3)
         near_right, near_left, far_right, far_left = observation["cloth_corners"].reshape(4, 3) + BASE
@@ -71,8 +71,8 @@ def test_success_needs_the_garment_folded_flat_on_the_shelf_and_let_go(make_env)
     env = make_env(backend="numpy")
     env.reset(seed=2)
     task = env.unwrapped.task
-    params = task.engine._cloth_params[0]
-    flat = task.engine.cloth_positions()[0].copy()
+    params = task.engine.components["cloth"].params[0]
+    flat = task.engine.components["cloth"].positions()[0].copy()
 
     def outcome(positions):
         _place_cloth(task, positions)
@@ -124,7 +124,7 @@ def test_a_closing_hand_pins_the_corner_under_its_grasp_site_and_opening_lets_go
     let_go = lift * 0
     let_go[[6, 13]] = -1.0
     observation, *_ = env.step(let_go)
-    assert observation["grasped"].tolist() == [0.0, 0.0] and not engine.cloth_grasped().any()
+    assert observation["grasped"].tolist() == [0.0, 0.0] and not engine.components["cloth"].grasped().any()
     for _ in range(25):
         observation, *_ = env.step(let_go)
     assert observation["cloth_corners"].reshape(4, 3)[:, 2].max() + BASE[2] < wardrobe_scene.TABLE_HEIGHT + 0.02

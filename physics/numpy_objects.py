@@ -1,0 +1,257 @@
+"""The numpy engine's free rigid objects: a component of 6-DoF bodies covered by spheres.
+
+Each object is integrated with semi-implicit Euler beside the robot, inside every physics
+substep: contacts with the static world (physics/contacts.py) and with the hands' spheres,
+whose reactions load the arm. The assisted grasp (physics/grasp.py) welds an object to the
+palm kinematically: while held, the object follows the palm and its weight is not fed back
+into the arm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import grasp as grasp_rule
+from .components import Objects
+from .contacts import penalty_forces, sphere_pair_contacts, static_contacts, sticky_forces
+from .model import _cross, _dot
+from .rotations import axis_angle_to_quat, quat_conjugate, quat_multiply, quat_to_matrix
+from .scene import COVER_SPHERES, ObjectParams
+
+#: Spheres in each free object's cover.
+OBJECT_SPHERES = COVER_SPHERES
+
+
+class NumpyObjects(Objects):
+    """The scene's free objects (none is fine: the state keeps its blocks, empty) in every environment.
+
+    pose (N, K, 7), vel (N, K, 6: linear, angular); held (N, H): the object each hand holds or -1;
+    contact_forces (N, H, K): the last substep's hand-object normal forces. Reads return copies.
+    """
+
+    def __init__(self, engine):
+        self.engine = engine
+        n, k, h = engine.num_envs, engine.scene.num_objects, len(engine.hand_names)
+        self.num_objects = k
+        self.pose = np.zeros((n, k, 7))
+        self.pose[..., 6] = 1.0
+        self.vel = np.zeros((n, k, 6))
+        self._centers = np.zeros((n, k, OBJECT_SPHERES, 3))
+        self._radius = np.zeros((n, k, OBJECT_SPHERES))
+        self._mass = np.ones((n, k))
+        self._inertia = np.ones((n, k, 3))
+        self._friction = np.ones((n, k))
+        #: Each environment's ObjectParams, as its episode set them.
+        self.params: list[list[ObjectParams]] = [[] for _ in range(n)]
+        self.held = -np.ones((n, h), dtype=np.int64)
+        self._slip = np.zeros((3, k * OBJECT_SPHERES, n))  # tangential springs of the static contacts
+        self._grasp_offset = np.zeros((n, h, 7))  # object pose in the palm frame
+        self.contact_forces = np.zeros((n, h, k))
+        # Broad phase for hand-object contacts: how far a hand sphere's surface can be from the
+        # centroid of the hand's sphere centres, measured with the fingers open and closed, plus a
+        # margin for posture in between.
+        self._hand_reach = engine._hand_spread() + 0.03
+        self._pending = None  # this substep's contact forces, until the objects are integrated
+
+    # ------------------------------------------------------------------ reads
+    def poses(self):
+        return self.pose.copy()
+
+    def velocities(self):
+        return self.vel.copy()
+
+    def grasped(self):
+        return self.held.copy()
+
+    def hand_forces(self):
+        return self.contact_forces.copy()
+
+    # ------------------------------------------------------------------ hooks
+    def reset(self, env_ids, episodes) -> None:
+        if self.num_objects:
+            for row, env_id in enumerate(env_ids):
+                self.params[env_id] = list(episodes[row].objects)
+                for k, params in enumerate(episodes[row].objects):
+                    geometry = params.geometry
+                    centers, radii = geometry.cover()
+                    self._centers[env_id, k], self._radius[env_id, k] = centers, radii
+                    self._mass[env_id, k] = params.mass
+                    self._inertia[env_id, k] = geometry.inertia(params.mass)
+                    self._friction[env_id, k] = params.friction
+            self.pose[env_ids] = [np.asarray(episode.object_poses, float).reshape(self.num_objects, 7)
+                                  for episode in episodes]
+            self.vel[env_ids] = 0.0
+            self._slip[..., env_ids] = 0.0
+        self.held[env_ids] = -1
+        # Nothing of the slot's previous episode survives, so a saved state depends only on this one.
+        self._grasp_offset[env_ids] = 0.0
+        self.contact_forces[env_ids] = 0.0
+
+    def substep_forces(self, robot_world, robot_velocity, robot_force, dt: float) -> None:
+        if self.num_objects:
+            self._pending = self._contacts(robot_world, robot_velocity, robot_force, dt)
+
+    def substep_integrate(self, dt: float) -> None:
+        if self.num_objects:
+            self._integrate(*self._pending, dt)
+            self._pending = None
+
+    def end_step(self) -> None:
+        if self.num_objects:
+            self._follow_palms(self.engine.config.control_dt)
+        self._update_grasps()
+
+    # ------------------------------------------------------------------ contacts and integration
+    def _spheres_world(self):
+        """World positions (3, K*Ks, N) and velocities of the object spheres, and their radii (K*Ks, N)."""
+        n, k = self.engine.num_envs, self.num_objects
+        rotation = quat_to_matrix(self.pose[..., 3:])  # (N, K, 3, 3)
+        offset = (rotation[:, :, None] * self._centers[..., None, :]).sum(axis=-1)
+        centers = self.pose[:, :, None, :3] + offset
+        velocity = self.vel[:, :, None, :3] + np.cross(self.vel[:, :, None, 3:], offset)
+        to_last = lambda a: np.ascontiguousarray(a.reshape(n, k * OBJECT_SPHERES, 3).transpose(2, 1, 0))
+        return to_last(centers), to_last(velocity), np.ascontiguousarray(self._radius.reshape(n, -1).T), offset
+
+    def _contacts(self, robot_world, robot_velocity, robot_force, dt: float):
+        """Static and hand contacts of the objects; adds the reaction to robot_force in place."""
+        engine, k = self.engine, self.num_objects
+        frequency = engine.contact_frequency
+        centers, velocity, radius, offset = self._spheres_world()
+        spin = np.ascontiguousarray(np.repeat(self.vel[..., 3:], OBJECT_SPHERES, axis=1).transpose(2, 1, 0))
+        sphere_mass = np.repeat(self._mass, OBJECT_SPHERES, axis=1).T / OBJECT_SPHERES  # (K*Ks, N)
+        sphere_friction = np.repeat(self._friction, OBJECT_SPHERES, axis=1).T
+        depth, normal, friction = static_contacts(engine._static, centers, radius)
+        # Friction acts at the contact point, whose velocity lets a rolling body roll.
+        contact_velocity = velocity + _cross(spin, -normal * radius)
+        # Coulomb coefficients combine by product, as in Bullet (robot links have 1.0).
+        force, _ = sticky_forces(depth, normal, contact_velocity, friction * sphere_friction, sphere_mass,
+                                 frequency, self._slip, dt)
+        self.contact_forces[:] = 0.0
+        owner = np.repeat(np.arange(k), OBJECT_SPHERES)
+        for h, hand in enumerate(engine._hand_spheres):
+            # Broad phase: only environments where some object sphere is within reach of the hand.
+            hand_center = robot_world[:, hand].mean(axis=1)  # (3, N)
+            gap = centers - hand_center[:, None]
+            envs = np.flatnonzero((_dot(gap, gap) < (self._hand_reach[h] + radius) ** 2).any(axis=0))
+            if not len(envs):
+                continue
+            pair_depth, pair_normal = sphere_pair_contacts(centers[:, :, envs], radius[:, envs],
+                                                           robot_world[:, hand][:, :, envs], engine.spheres.radius[hand])
+            # A welded object does not collide with the hand that holds it.
+            held = self.held[envs, h][None, :] == owner[:, None]  # (K*Ks, M)
+            touching = (pair_depth > 0) & ~held[:, None, :]
+            # Narrow phase on the touching pairs only: a handful per env out of K*Ks x hand spheres.
+            a, b, m = np.nonzero(touching)
+            if not len(a):
+                continue
+            env = envs[m]
+            sphere = hand[b]
+            normal = pair_normal[:, a, b, m]
+            relative_velocity = velocity[:, a, env] - robot_velocity[:, sphere, env]
+            mass = np.minimum(sphere_mass[a, env], engine._sphere_mass[sphere])
+            pair_force = penalty_forces(pair_depth[a, b, m], normal, relative_velocity, sphere_friction[a, env], mass,
+                                        frequency)
+            # np.add.at sums each env's contacts in the same order whatever the batch: env i of a
+            # batch stays bit-identical to a single env.
+            np.add.at(force, (slice(None), a, env), pair_force)
+            np.add.at(robot_force, (slice(None), sphere, env), -pair_force)
+            np.add.at(self.contact_forces, (env, h, owner[a]), np.abs(_dot(pair_force, normal)))
+        return force, offset
+
+    def _integrate(self, sphere_force, offset, dt: float) -> None:
+        engine, k = self.engine, self.num_objects
+        n = engine.num_envs
+        held = (self.held[:, :, None] == np.arange(k)).any(axis=1)  # (N, K): moved by the palm instead
+        saved_pose, saved_vel = self.pose[held], self.vel[held]
+        force = sphere_force.T.reshape(n, k, OBJECT_SPHERES, 3)
+        total = force.sum(axis=2) + self._mass[..., None] * np.array([0.0, 0.0, engine.config.gravity])
+        torque = np.cross(offset, force).sum(axis=2)
+        rotation = quat_to_matrix(self.pose[..., 3:])
+        inertia = ((rotation * self._inertia[..., None, :])[..., :, None, :] * rotation[..., None, :, :]).sum(-1)
+        omega = self.vel[..., 3:]
+        angular_rhs = torque - np.cross(omega, (inertia * omega[..., None, :]).sum(-1))
+        self.vel[..., :3] += dt * total / self._mass[..., None]
+        self.vel[..., 3:] += dt * np.linalg.solve(inertia, angular_rhs[..., None])[..., 0]
+        self.pose[..., :3] += dt * self.vel[..., :3]
+        turn = axis_angle_to_quat(dt * self.vel[..., 3:])
+        quat = quat_multiply(turn, self.pose[..., 3:])
+        self.pose[..., 3:] = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
+        bad = ~np.isfinite(self.pose).all(axis=(1, 2)) | (np.abs(self.vel).max(axis=(1, 2))
+                                                          > engine.config.divergence_speed)
+        self.pose[held], self.vel[held] = saved_pose, saved_vel
+        if bad.any():
+            engine.state.diverged |= bad
+            self.vel[bad] = 0.0
+            self.pose[bad] = np.nan_to_num(self.pose[bad])
+
+    # ------------------------------------------------------------------ assisted grasp
+    def _palm_poses(self) -> np.ndarray:
+        engine = self.engine
+        return engine.link_poses([engine.robot.hands[h].palm_link for h in engine.hand_names])
+
+    def _follow_palms(self, elapsed: float) -> None:
+        """Held objects take the palm pose composed with their grasp offset, and the palm's velocity."""
+        held = self.held >= 0
+        if not held.any():
+            return
+        palms = self._palm_poses()
+        env, hand = np.nonzero(held)
+        obj = self.held[env, hand]
+        offset = self._grasp_offset[env, hand]
+        rotation = quat_to_matrix(palms[env, hand, 3:])
+        previous = self.pose[env, obj, :3].copy()
+        self.pose[env, obj, :3] = palms[env, hand, :3] + (rotation * offset[:, None, :3]).sum(-1)
+        self.pose[env, obj, 3:] = quat_multiply(palms[env, hand, 3:], offset[:, 3:])
+        self.vel[env, obj, :3] = (self.pose[env, obj, :3] - previous) / elapsed
+        self.vel[env, obj, 3:] = 0.0
+
+    def _update_grasps(self) -> None:
+        engine = self.engine
+        if engine.config.grasp != "assisted" or not self.num_objects:
+            return
+        self.held[~engine.grasp_commands] = -1
+        candidates = engine.grasp_commands & (self.held < 0)
+        if not candidates.any():
+            return
+        kin = engine._current_kinematics()
+        world, _, _ = engine._robot_spheres_world(kin, np.zeros((engine.model.nv, engine.num_envs)))
+        centers, _, radius, _ = self._spheres_world()
+        palms = self._palm_poses()
+        rotation = quat_to_matrix(palms[..., 3:])
+        sites = palms[..., :3] + np.einsum("nhij,hj->nhi", rotation, engine._grasp_site)
+        k = self.num_objects
+        for h, hand in enumerate(engine._hand_spheres):
+            gap, _ = sphere_pair_contacts(centers, radius, world[:, hand], engine.spheres.radius[hand])
+            touching = (gap.max(axis=1) >= -grasp_rule.TOUCH_MARGIN).reshape(k, OBJECT_SPHERES, -1).any(axis=1).T
+            distance = np.linalg.norm(self.pose[..., :3] - sites[:, h, None], axis=-1)  # (N, K)
+            held_elsewhere = (self.held[:, :, None] == np.arange(k)).any(axis=1)
+            attach = grasp_rule.should_attach(candidates[:, h, None], held_elsewhere, distance, touching)
+            for env in np.flatnonzero(attach.any(axis=1)):
+                obj = int(np.flatnonzero(attach[env])[0])
+                self.held[env, h] = obj
+                inverse = quat_conjugate(palms[env, h, 3:])
+                self._grasp_offset[env, h, :3] = quat_to_matrix(inverse) @ (self.pose[env, obj, :3] - palms[env, h, :3])
+                self._grasp_offset[env, h, 3:] = quat_multiply(inverse, self.pose[env, obj, 3:])
+                candidates[env, h] = False
+
+    # ------------------------------------------------------------------ state
+    def state_blocks(self):
+        """Object poses and velocities, which object each hand holds and its pose in the palm frame, the
+        static-friction springs of the object contacts (sphere, xyz) and the last hand-object contact forces
+        (observations read them)."""
+        return {
+            "object_pose": self.pose.copy(),
+            "object_vel": self.vel.copy(),
+            "grasped": self.held.astype(float),
+            "grasp_offset": self._grasp_offset.copy(),
+            "object_slip": self._slip.transpose(2, 1, 0).copy(),
+            "hand_forces": self.contact_forces.copy(),
+        }
+
+    def load_state_blocks(self, env_ids, blocks) -> None:
+        self.pose[env_ids] = blocks["object_pose"]
+        self.vel[env_ids] = blocks["object_vel"]
+        self.held[env_ids] = np.rint(blocks["grasped"]).astype(np.int64)
+        self._grasp_offset[env_ids] = blocks["grasp_offset"]
+        self._slip[..., env_ids] = blocks["object_slip"].transpose(2, 1, 0)
+        self.contact_forces[env_ids] = blocks["hand_forces"]
