@@ -32,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..physics.engine import pd_torques
 from ..errors import SetupError
+from ..physics.engine import pd_torques
+from ..physics.scene import EpisodeSetup
 
 DT = 1.0 / 500.0
 
@@ -216,7 +217,8 @@ def _numpy_contact_worker(n: int, seconds: float, barrier) -> tuple[int, float]:
     scene, objects, poses = _bread_episode(robot)
     config = EngineConfig(physics_dt=DT, control_dt=DT)  # one physics step per engine.step
     engine = NumpyEngine(robot, scene, n, config)
-    engine.reset(None, np.tile(robot.keyframe("arms_ready"), (n, 1)), [objects] * n, np.tile(poses, (n, 1, 1)))
+    engine.reset(None, EpisodeSetup.per_env(np.tile(robot.keyframe("arms_ready"), (n, 1)), [objects] * n,
+                                            np.tile(poses, (n, 1, 1))))
     engine.set_joint_targets(_targets(robot, n))
     engine.step()
     barrier.wait()
