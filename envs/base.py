@@ -140,6 +140,9 @@ class BatchedTask(abc.ABC):
         Draws come from each env's generator after :meth:`sample_episode`'s, so one seed fixes the whole episode.
         """
 
+    def before_step(self) -> None:
+        """Before each step's physics: what the task does to the world this step (Stand pushes the torso)."""
+
     def advance(self, evaluation: dict[str, np.ndarray]) -> None:
         """After each step's evaluation: move the per-episode arrays on to the new step (what it carries to the next)."""
 
@@ -180,6 +183,7 @@ class BatchedTask(abc.ABC):
         Returns observations, rewards (N,), terminated (N,), truncated (N,) and a dict of
         per-env info arrays: is_success, diverged and one entry per reward term.
         """
+        self.before_step()
         self.controller.apply(actions)
         self.engine.step()
         self._state_cache = {}

@@ -85,10 +85,9 @@ class StandTask(BatchedTask):
         for env_id, rng in zip(env_ids, rngs):
             self.pushes[env_id] = stand_scene.sample_pushes(rng, self.config.pushes)
 
-    def step(self, actions):
+    def before_step(self):
         time = self.elapsed * self.config.control_dt
         self.engine.apply_force(stand_scene.PUSH_LINK, stand_scene.push_force(self.pushes, time))
-        return super().step(actions)
 
     def _soles(self):
         def compute():
