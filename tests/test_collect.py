@@ -237,7 +237,10 @@ def test_ctrl_c_stops_cleanly_after_writing_what_is_finished(tmp_path):
         [sys.executable, "-m", "training_ground.cli", "collect", "--task", "bread", "--robots", "2", "--episodes",
          "1000", "--out", str(path), "--set", "max_steps=10", "--commit-every", "1000",  # far more than a signal needs
          "--policy", "gated_expert:make"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_gated(gate))
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_gated(gate),
+        # A process started in the background by a shell without job control inherits SIGINT ignored, and
+        # Python then installs no KeyboardInterrupt handler: give the collector the default, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_for(lambda: _committed_and_journal(path)[1] >= 4, process)
         process.send_signal(signal.SIGINT)
