@@ -41,7 +41,7 @@ def make_expert(env):
     """The scripted expert registered for the task of ``env`` (a Gymnasium env or VectorEnv of a registered task)."""
     spec = spec_of(env)
     if spec.expert is None:
-        raise KeyError(f"task {spec.id} registers no scripted expert")
+        raise UnknownNameError(f"task {spec.id} registers no scripted expert")
     return load_entry_point(spec.expert).for_env(env)
 
 
@@ -104,7 +104,6 @@ def _sb3_policy(path: Path, env) -> Policy:
         import stable_baselines3 as sb3
     except ImportError:
         raise InputError("--policy PATH.zip needs stable-baselines3 (pip install stable-baselines3)") from None
-    from gymnasium import spaces
 
     model, errors = None, []
     for name in ("PPO", "SAC", "TD3", "A2C", "DDPG"):  # the zip does not name its algorithm class

@@ -32,9 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import robots
 from ..errors import SetupError
+from ..physics import EngineConfig
+from ..physics import model as numpy_model
+from ..physics import numpy_engine
 from ..physics.engine import pd_torques
+from ..physics.numpy_engine import NumpyEngine
 from ..physics.scene import EpisodeSetup
+from ..scenes.bread import BreadRandomization, bread_scene, sample_bread
 
 DT = 1.0 / 500.0
 
@@ -59,8 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _robot():
-    from .. import robots
-
     return robots.load("humanoid43")
 
 
@@ -77,9 +81,6 @@ def _split(n: int, workers: int) -> list[int]:
 
 
 def _numpy_worker(n: int, chunk: int, seconds: float, barrier) -> tuple[int, float]:
-    from ..physics import model as numpy_model
-    from ..physics import numpy_engine
-
     robot = _robot()
     model = numpy_model.load_model(robot, fixed_base=True)
     params = numpy_engine.ActuatorParams.from_robot(robot)
@@ -203,16 +204,11 @@ def mujoco_model(robot, scene=None, objects=None, object_poses=None):
 
 def _bread_episode(robot):
     """The bread scene with one seeded roll, as both engines' contact-on benchmark uses it."""
-    from ..scenes.bread import BreadRandomization, bread_scene, sample_bread
-
     params, pose = sample_bread(np.random.default_rng(0), BreadRandomization())
     return bread_scene(), [params], pose[None]
 
 
 def _numpy_contact_worker(n: int, seconds: float, barrier) -> tuple[int, float]:
-    from ..physics import EngineConfig
-    from ..physics.numpy_engine import NumpyEngine
-
     robot = _robot()
     scene, objects, poses = _bread_episode(robot)
     config = EngineConfig(physics_dt=DT, control_dt=DT)  # one physics step per engine.step
@@ -281,9 +277,6 @@ def print_contact_row(row: dict) -> None:
 
 def step_profile(n: int, repeats: int = 20) -> dict[str, float]:
     """Milliseconds per numpy physics step at batch size n on one core, stage by stage."""
-    from ..physics import model as numpy_model
-    from ..physics import numpy_engine
-
     robot = _robot()
     model = numpy_model.load_model(robot, fixed_base=True)
     params = numpy_engine.ActuatorParams.from_robot(robot)

@@ -32,6 +32,7 @@ from .. import robots
 from ..envs import TASKS, load_entry_point, resolve_task_id, task_spec
 
 from ..physics.engine import pd_torques
+from . import engine_throughput
 from .engine_throughput import in_processes, plot_throughput
 
 
@@ -196,8 +197,6 @@ def measure_task(task_id: str, args: argparse.Namespace, progress) -> list[dict]
 
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
-
-    from . import engine_throughput
 
     task_ids = [resolve_task_id(name) for name in args.tasks] if args.tasks else list(TASKS)
     results = {"task_ids": task_ids, "machine": platform.platform(), "cpu_count": os.cpu_count(),

@@ -40,7 +40,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from ..agents import evaluate
 from ..agents.policies import load_policy

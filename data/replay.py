@@ -12,7 +12,6 @@ side in one VectorEnv, as they were collected.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
