@@ -19,7 +19,7 @@ import numpy as np
 
 from ..robots import RobotDescription
 from ..errors import InputError
-from .components import Component
+from .components import Component, Objects
 from .scene import EpisodeSetup, Scene
 from .grasp import check_grasp_mode
 
@@ -154,21 +154,25 @@ class Engine(abc.ABC):
     def point_jacobian(self, link: str, local_point) -> np.ndarray:
         """Jacobian (num_envs, 6, 43) of a point fixed in ``link``'s frame: rows linear then angular, world frame."""
 
-    @abc.abstractmethod
+    # The free rigid objects are part of every scene (possibly none), so every engine builds their
+    # component as ``self.objects`` (physics/components.py Objects); these reads are its.
+    objects: Objects
+
     def object_poses(self) -> np.ndarray:
         """(num_envs, num_objects, 7)."""
+        return self.objects.poses()
 
-    @abc.abstractmethod
     def object_velocities(self) -> np.ndarray:
         """Linear then angular velocity, (num_envs, num_objects, 6)."""
+        return self.objects.velocities()
 
-    @abc.abstractmethod
     def grasped_objects(self) -> np.ndarray:
         """Index of the object each hand holds by the assisted grasp, or -1; (num_envs, num_hands) int."""
+        return self.objects.grasped()
 
-    @abc.abstractmethod
     def hand_contact_forces(self) -> np.ndarray:
         """Total normal contact force (N) between each hand and each object, (num_envs, num_hands, num_objects)."""
+        return self.objects.hand_forces()
 
     @abc.abstractmethod
     def center_of_mass(self) -> tuple[np.ndarray, np.ndarray]:

@@ -404,15 +404,6 @@ class NumpyEngine(Engine):
         full = jacobian(self.model, self.state.q, link, local_point, self._current_kinematics())
         return full[:, :, self.model.base_dofs:]
 
-    def object_poses(self):
-        return self.objects.poses()
-
-    def object_velocities(self):
-        return self.objects.velocities()
-
-    def grasped_objects(self):
-        return self.objects.grasped()
-
     def link_index(self, link: str) -> int:
         return self.model.link_index(link)
 
@@ -444,9 +435,6 @@ class NumpyEngine(Engine):
         kin, omega, velocity = self._link_velocities()
         linear = velocity[:, 0] + _cross(omega[:, 0], kin.com[:, 0] - kin.origin[:, 0])
         return np.concatenate([linear, omega[:, 0]]).T.copy()
-
-    def hand_contact_forces(self):
-        return self.objects.hand_forces()
 
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
         """Copy one environment's poses into a pybullet viewer and take the scene camera's picture."""

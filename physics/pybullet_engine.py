@@ -169,18 +169,6 @@ class PybulletEngine(Engine):
             jac[env_id, 3:] = np.asarray(angular)[:, offset:][:, self._jacobian_columns]
         return jac
 
-    def object_poses(self):
-        return self.objects.poses()
-
-    def object_velocities(self):
-        return self.objects.velocities()
-
-    def grasped_objects(self):
-        return self.objects.grasped()
-
-    def hand_contact_forces(self):
-        return self.objects.hand_forces()
-
     def _apply_external_forces(self, env_id: int) -> None:
         # pybullet clears external forces after every stepSimulation, so they are set each step.
         client, robot_id = self.clients[env_id], self._robot_ids[env_id]
