@@ -98,3 +98,26 @@ def test_demo_batch_runs_every_episode_in_the_vector_env(tmp_path):
     assert "success rate" in result.stdout
     refused = tground("demo", "bread", "--batch", "--out", "x.gif", cwd=tmp_path)
     assert refused.returncode == 2 and "--batch" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_bad_input_is_one_line_and_exit_2_but_a_bug_keeps_its_traceback(monkeypatch, tmp_path, capsys):
+    from training_ground import cli
+    from training_ground.data import collect
+    from training_ground.errors import InputError
+
+    arguments = ["collect", "--task", "bread", "--episodes", "1", "--out", str(tmp_path / "x.hdf5")]
+
+    def bad_input(options):
+        raise InputError("--episodes: not like that")
+
+    monkeypatch.setattr(collect, "collect", bad_input)
+    assert cli.main(arguments) == 2
+    assert capsys.readouterr().err.strip() == "tground collect: error: --episodes: not like that"
+
+    def bug(options):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(collect, "collect", bug)
+    with pytest.raises(ValueError, match="an internal bug"):  # not swallowed into exit 2: Python prints the traceback
+        cli.main(arguments)
+    assert not (tmp_path / "x.hdf5").exists()

@@ -91,3 +91,11 @@ def test_the_shared_modules_import_nothing_of_the_package(shared):
     path = ROOT / "training_ground" / f"{shared}.py"
     assert not [name for _, name in imported_modules(path, f"training_ground.{shared}", False)
                 if name.startswith("training_ground")]
+
+
+def test_physics_takes_postures_not_keyframe_names():
+    # Keyframes ("standing", "arms_ready") are the tasks' vocabulary; engines start at robot.home_posture.
+    uses = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in sorted((ROOT / "physics").rglob("*.py"))
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Attribute) and node.attr in ("keyframe", "keyframes")]
+    assert uses == []
