@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..envs import make_task_env
+from ..envs import make_task_env, task_spec
 from ..physics import BACKENDS
 from ..errors import InputError
 from .policies import load_policy
@@ -55,7 +55,7 @@ def main(args) -> int:
     seeds = range(args.seed, args.seed + args.episodes)
     env = make_task_env(args.task, args.episodes if args.batch else 1, backend=args.backend,
                         render_mode="rgb_array" if render else None)
-    task_id = env.unwrapped.spec.id if env.unwrapped.spec is not None else args.task
+    task_id = task_spec(args.task).id
     bar = tqdm(total=args.episodes, desc="episodes", unit="ep", disable=args.episodes < 2)
 
     def report(end):

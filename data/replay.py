@@ -138,6 +138,9 @@ class ReplayRunner(EpisodeRunner):
             with reading(path):
                 group = handle["data"][name]
                 seed = int(group.attrs["seed"])
+            if seed in self.demos:
+                raise DatasetError(f"{path} holds {self.demos[seed]} and {name} of the same seed {seed}; "
+                                   f"a dataset holds each seed once")
             seeds.append(seed)
             self.demos[seed] = name
         super().__init__(env, seeds)

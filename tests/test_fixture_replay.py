@@ -19,3 +19,18 @@ def test_a_dataset_of_the_earlier_version_replays_bit_for_bit(path):
     result = replay_dataset(path, progress=False)
     assert result.checks and result.reproduced == len(result.checks), result.summary()
     assert all(check.final_state_error == 0.0 and check.max_state_error == 0.0 for check in result.checks)
+
+
+def test_a_dataset_with_two_demos_of_one_seed_is_refused_by_name(tmp_path):
+    import shutil
+
+    import h5py
+
+    from training_ground.data.dataset import DatasetError
+
+    path = tmp_path / "twice.hdf5"
+    shutil.copy(FIXTURES[0].with_name("bread_numpy.hdf5"), path)
+    with h5py.File(path, "a") as handle:
+        handle.copy("data/demo_0", "data/demo_2")
+    with pytest.raises(DatasetError, match="demo_0 and demo_2 of the same seed"):
+        replay_dataset(path, progress=False)
