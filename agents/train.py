@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..envs import make_config, parse_overrides, task_spec
+from ..physics import BACKENDS
 from ..errors import InputError, SetupError
 from .policies import sb3_model_policy
 from .runner import PolicyRunner
@@ -389,6 +390,10 @@ class _NullBar:
 
 
 # ---------------------------------------------------------------------------------------------- command line
+#: Fields whose flags take one of a fixed set of values, as every command's flags of the same name do.
+FLAG_CHOICES = {"backend": BACKENDS}
+
+
 def add_dataclass_arguments(parser, cls, skip: tuple[str, ...] = ()) -> None:
     """One ``--flag`` per dataclass field, with the field's comment as help (read from the source)."""
     import inspect
@@ -414,7 +419,7 @@ def add_dataclass_arguments(parser, cls, skip: tuple[str, ...] = ()) -> None:
             kind = {"int": int, "float": float}.get(type(default).__name__, str)
             if item.name == "target_kl":
                 kind = _optional_float
-            parser.add_argument(flag, type=kind, default=default, help=help_text)
+            parser.add_argument(flag, type=kind, default=default, help=help_text, choices=FLAG_CHOICES.get(item.name))
 
 
 def argparse_bool():
