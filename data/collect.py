@@ -25,6 +25,7 @@ import numpy as np
 from ..agents.policies import POLICY_SPECS, Policy, load_policy
 from ..agents.runner import PolicyRunner
 from ..envs import make_config, make_task_env, parse_overrides, task_spec
+from ..envs.base import MAX_SEED
 from ..physics import BACKENDS
 from ..errors import InputError
 from .ray_options import add_ray_arguments, ray_wanted
@@ -204,8 +205,9 @@ def plan_collection(options: CollectOptions) -> CollectPlan:
         raise InputError(f"--episodes must be >= 1, got {options.episodes}")
     if options.robots < 1:
         raise InputError(f"--robots must be >= 1, got {options.robots}")
-    if options.seed < 0:
-        raise InputError(f"--seed must be >= 0 (seeds are SEED..SEED+EPISODES-1), got {options.seed}")
+    if options.seed < 0 or options.seed + options.episodes > MAX_SEED:
+        raise InputError(f"--seed must be >= 0 and SEED+EPISODES at most 2**63 (seeds are SEED..SEED+EPISODES-1, "
+                         f"stored as int64), got {options.seed}")
     spec = task_spec(options.task)
     config = make_config(spec.config_class, parse_overrides(options.overrides))
     action_mode = options.action_mode or spec.default_action_mode

@@ -82,6 +82,7 @@ class BatchedTask(abc.ABC):
         if reward_mode not in REWARD_MODES:
             raise InputError(f"unknown reward_mode {reward_mode!r}; choose one of {REWARD_MODES}")
         self.config = config or self.config_class()
+        self.closed = False
         self._state_cache: dict = {}
         self.backend, self.action_mode, self.reward_mode = backend, action_mode, reward_mode
         self.robot = robots.load(self.config.robot)
@@ -165,6 +166,7 @@ class BatchedTask(abc.ABC):
     # ------------------------------------------------------------------ batched API
     def reset(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> None:
         """Start new episodes in ``env_ids``, each drawn from its own generator."""
+        self._check_open()
         episodes = [self.sample_episode(rng) for rng in rngs]
         for env_id, episode in zip(env_ids, episodes):
             self.episode_params[env_id] = list(episode.objects)
@@ -184,6 +186,7 @@ class BatchedTask(abc.ABC):
         per-env info arrays: is_success, diverged and one entry per reward term.
         """
         self.before_step()
+        self._check_open()
         self.controller.apply(actions)
         self.engine.step()
         self._state_cache = {}
@@ -266,8 +269,24 @@ class BatchedTask(abc.ABC):
                                                 if name.startswith("engine.")})
         self._state_cache = {}
 
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("this env is closed; make a new one with gymnasium.make")
+
     def close(self) -> None:
+        self.closed = True
         self.engine.close()
+
+
+#: Seeds are ints in [0, MAX_SEED): they are stored as int64 in datasets.
+MAX_SEED = 2**63
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int, or an InputError: a float is not truncated, a bool is not a seed."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < MAX_SEED:
+        raise InputError(f"a seed must be an int in [0, 2**63), got {seed!r}")
+    return int(seed)
 
 
 def sanitize(value: np.ndarray) -> np.ndarray:
@@ -301,7 +320,7 @@ class TrainingGroundEnv(gymnasium.Env):
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / config.control_dt))}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
+        super().reset(seed=None if seed is None else check_seed(seed))
         self.task.reset(np.array([0]), [self.np_random])
         observation = {key: value[0] for key, value in self.task.observe().items()}
         observation = {key: sanitize(value) for key, value in observation.items()}
@@ -320,6 +339,7 @@ class TrainingGroundEnv(gymnasium.Env):
         return observation, float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def render(self):
+        self.task._check_open()
         if self.render_mode == "rgb_array":
             return self.task.engine.render(0)
         return None

@@ -3,8 +3,13 @@
 Every way a config arrives goes through :func:`make_config`: keyword arguments of
 ``gymnasium.make``, ``--set`` pairs of the command line (:func:`parse_overrides`) and the
 JSON stored in a dataset (:func:`config_to_dict` writes it). Unknown keys at any depth and
-values of the wrong type raise :class:`ConfigError`; lists become tuples where the default is
-a tuple, so a config survives a JSON round trip unchanged.
+values of the wrong type or outside their domain raise :class:`ConfigError` naming the key;
+lists become tuples where the default is a tuple, so a config survives a JSON round trip
+unchanged. Every field is checked, also those of a config instance built in Python.
+
+Domains: every number must be finite; a ``*_range`` pair must not be reversed; and the
+fields named in :data:`DOMAINS` (one meaning per name across the tasks and scenes, for a
+range both of its ends) must lie in theirs.
 """
 
 from __future__ import annotations
@@ -12,12 +17,29 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import math
+import numbers
 
 from ..errors import InputError
 
 
 class ConfigError(InputError):
     """An unknown or invalid task configuration key or value."""
+
+
+#: Field name (a ``*_range`` field: without the suffix) -> (lowest, highest, whether the bounds are included).
+DOMAINS = {
+    "max_steps": (1, math.inf, True),
+    "count": (0, math.inf, True),
+    **{name: (0.0, math.inf, False) for name in (
+        "physics_dt", "control_dt", "mass", "radius", "length", "width", "half_side", "half_height",
+        "stretch_stiffness", "bend_stiffness", "duration", "translation_scale", "rotation_scale", "rest_speed",
+        "rest_spin", "fold_tolerance", "flat_height", "fall_height")},
+    **{name: (0.0, math.inf, True) for name in (
+        "friction", "magnitude", "min_gap", "start", "init_joint_noise", "init_leg_noise", "damping",
+        "max_joint_lead", "posture_gain")},
+    "fall_tilt": (0.0, math.pi, False),
+}
 
 
 def make_config(config_class: type, config=None, **overrides):
@@ -28,7 +50,14 @@ def make_config(config_class: type, config=None, **overrides):
         base, values = config_class(), {**(config or {}), **overrides}
     else:
         raise ConfigError(f"config must be a {config_class.__name__} or a dict, got {type(config).__name__}")
-    return _coerce(config_class.__name__, base, values)
+    merged = _coerce(config_class.__name__, base, values)
+    # Again from the defaults with every field given: an instance's own fields are checked too.
+    return _coerce(config_class.__name__, config_class(), _fields_of(merged))
+
+
+def _fields_of(config) -> dict:
+    return {f.name: _fields_of(getattr(config, f.name)) if dataclasses.is_dataclass(getattr(config, f.name))
+            else getattr(config, f.name) for f in dataclasses.fields(config)}
 
 
 def config_to_dict(config) -> dict:
@@ -46,19 +75,26 @@ def _coerce(name: str, default, value):
         unknown = sorted(set(value) - fields)
         if unknown:
             raise ConfigError(f"unknown config key(s) {unknown} in {name}; valid keys: {sorted(fields)}")
-        return dataclasses.replace(default, **{key: _coerce(f"{name}.{key}", getattr(default, key), item)
-                                               for key, item in value.items()})
+        coerced = {key: _coerce(f"{name}.{key}", getattr(default, key), item) for key, item in value.items()}
+        for key, item in coerced.items():
+            _check_domain(f"{name}.{key}", key, item)
+        try:
+            return dataclasses.replace(default, **coerced)
+        except ValueError as error:  # a dataclass's own check across its fields
+            raise ConfigError(f"{name}: {error}") from None
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be true or false, got {value!r}")
         return value
     if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ConfigError(f"{name} must be a whole number, got {value!r}")
-        return value
+        return int(value)
     if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConfigError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
         return float(value)
     if isinstance(default, str):
         if not isinstance(value, str):
@@ -72,6 +108,23 @@ def _coerce(name: str, default, value):
         return tuple(_coerce(f"{name}[{i}]", default[min(i, len(default) - 1)], item)
                      for i, item in enumerate(value))
     return value
+
+
+def _check_domain(name: str, key: str, value) -> None:
+    """The key's domain (DOMAINS); a ``*_range`` pair also in order."""
+    is_range = key.endswith("_range")
+    values = list(value) if is_range and isinstance(value, tuple) else [value]
+    if is_range and len(values) == 2 and all(isinstance(v, numbers.Real) for v in values) and values[0] > values[1]:
+        raise ConfigError(f"{name} is reversed: {tuple(value)} (low, high)")
+    domain = DOMAINS.get(key[:-len("_range")] if is_range else key)
+    if domain is None:
+        return
+    low, high, closed = domain
+    for item in values:
+        inside = low <= item <= high if closed else low < item < high
+        if not inside:
+            bounds = f"[{low}, {high}]" if closed else f"({low}, {high})"
+            raise ConfigError(f"{name} must lie in {bounds}, got {value!r}")
 
 
 def parse_overrides(pairs) -> dict:

@@ -44,8 +44,8 @@ class IKSettings:
 def validate_action(action, space: spaces.Box, batched: bool) -> np.ndarray:
     """Return the action as float64 clipped to [-1, 1], or raise a ValueError that says what is wrong."""
     array = np.asarray(action)
-    if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"action dtype {array.dtype} is not floating point; pass float32 values in [-1, 1]")
+    if array.dtype not in (np.float32, np.float64):
+        raise ValueError(f"action dtype {array.dtype} is not float32 or float64; pass float32 values in [-1, 1]")
     expected = space.shape
     if array.shape != expected:
         what = "batched action" if batched else "action"

@@ -21,7 +21,8 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from .base import BatchedTask, sanitize
+from ..errors import InputError
+from .base import BatchedTask, check_seed, sanitize
 from .config import make_config
 from .controllers import validate_action
 
@@ -50,19 +51,25 @@ class TrainingGroundVectorEnv(gymnasium.vector.VectorEnv):
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         options = dict(options or {})
-        mask = np.asarray(options.pop("reset_mask", np.ones(self.num_envs, dtype=bool)), dtype=bool)
+        mask = options.pop("reset_mask", np.ones(self.num_envs, dtype=bool))
         if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; the vector env takes 'reset_mask'")
-        if mask.shape != (self.num_envs,):
-            raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {mask.shape}")
+            raise InputError(f"unknown reset options {sorted(options)}; the vector env takes 'reset_mask'")
+        if not (isinstance(mask, np.ndarray) and mask.dtype == bool and mask.shape == (self.num_envs,)):
+            # An int or string mask cast to bool would reset other environments than meant.
+            raise InputError(f"reset_mask must be a bool numpy array of shape ({self.num_envs},), got "
+                             f"{type(mask).__name__} {getattr(mask, 'dtype', '')} {np.shape(mask)}")
         env_ids = np.flatnonzero(mask)
         if seed is not None:
-            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, (int, np.integer)) else list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"seed must be an int or a list of {self.num_envs} ints, got {len(seeds)}")
+            if isinstance(seed, (list, tuple, np.ndarray)):
+                seeds = list(seed)
+                if len(seeds) != self.num_envs:
+                    raise InputError(f"seed must be an int or a list of {self.num_envs} ints, got {len(seeds)}")
+            else:
+                seeds = [check_seed(seed) + i for i in range(self.num_envs)]
             for i in env_ids:
-                self._generators[i] = seeding.np_random(int(seeds[i]))[0]
-        self.task.reset(env_ids, [self._generators[i] for i in env_ids])
+                self._generators[i] = seeding.np_random(check_seed(seeds[i]))[0]
+        if env_ids.size:  # an all-False mask is a valid no-op
+            self.task.reset(env_ids, [self._generators[i] for i in env_ids])
         self._needs_reset[env_ids] = False
         observation = self._observe()
         return observation, {"is_success": np.zeros(self.num_envs, dtype=bool),
@@ -100,6 +107,7 @@ class TrainingGroundVectorEnv(gymnasium.vector.VectorEnv):
         return observation, reward.astype(np.float64), terminated, truncated, info
 
     def render(self):
+        self.task._check_open()
         if self.render_mode == "rgb_array":
             return tuple(self.task.engine.render(i) for i in range(self.num_envs))
         return None

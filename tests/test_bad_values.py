@@ -1,0 +1,126 @@
+"""Bad values are refused where they enter, naming what is wrong (issue 12, findings 6 and 7 in part).
+
+Each case here was accepted before: through ``gymnasium.make`` a config value was not checked
+against its domain, a float seed was truncated, an int mask was cast to bool, float16 actions
+were taken and a closed env kept stepping.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import gymnasium
+import numpy as np
+import pytest
+
+import training_ground  # noqa: F401
+from training_ground.envs import TASKS, ConfigError, make_config, make_task_env
+from training_ground.envs.bread import BreadPickPlaceConfig
+from training_ground.physics import BACKENDS
+
+BAD_CONFIGS = [
+    ({"max_steps": -1}, "max_steps must lie in"),
+    ({"max_steps": 0}, "max_steps must lie in"),
+    ({"max_steps": 2.5}, "max_steps must be a whole number"),
+    ({"max_steps": True}, "max_steps must be a whole number"),
+    ({"max_steps": "abc"}, "max_steps must be a whole number"),
+    ({"randomization": {"radius_range": (-0.03, 0.03)}}, "randomization.radius_range must lie in"),
+    ({"randomization": {"length_range": (-0.05, -0.04)}}, "randomization.length_range must lie in"),
+    ({"randomization": {"mass_range": (0.0, 0.0)}}, "randomization.mass_range must lie in"),
+    ({"randomization": {"mass_range": (-0.1, 0.1)}}, "randomization.mass_range must lie in"),
+    ({"randomization": {"friction_range": (-0.5, 0.5)}}, "randomization.friction_range must lie in"),
+    ({"randomization": {"x_range": (0.5, 0.4)}}, "randomization.x_range is reversed"),
+    ({"reach_scale": math.nan}, "reach_scale must be a finite number"),
+    ({"physics_dt": math.inf}, "physics_dt must be a finite number"),
+    ({"ik": {"damping": -0.1}}, "ik.damping must lie in"),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("values, message", BAD_CONFIGS, ids=[str(v) for v, _ in BAD_CONFIGS])
+def test_a_bad_config_value_through_gymnasium_make_is_refused_naming_the_key(backend, values, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        gymnasium.make("TrainingGround/BreadPickPlace-v0", backend=backend, **values)
+
+
+def test_a_config_instance_is_checked_too_and_good_values_pass():
+    with pytest.raises(ConfigError, match="max_steps must lie in"):
+        make_config(BreadPickPlaceConfig, BreadPickPlaceConfig(max_steps=-3))
+    assert make_config(BreadPickPlaceConfig, max_steps=np.int64(7)).max_steps == 7
+    for task_id, spec in TASKS.items():  # every task's defaults lie in their domains
+        assert make_config(spec.config_class) == spec.config_class()
+
+
+@pytest.mark.parametrize("seed", [1.7, 2**63, -1, True, "3"])
+def test_a_seed_must_be_an_int_in_0_to_2_to_the_63(seed):
+    env = gymnasium.make("bread", backend="numpy")
+    vector = make_task_env("bread", 2)
+    try:
+        with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*63\)"):
+            env.reset(seed=seed)
+        with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*63\)"):
+            vector.reset(seed=seed)
+        with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*63\)"):
+            vector.reset(seed=[0, seed])
+    finally:
+        env.close()
+        vector.close()
+
+
+def test_collect_refuses_seeds_past_int64_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "training_ground.cli", "collect", "--task", "bread", "--episodes",
+                             "1", "--seed", str(2**63 - 1 + 1), "--out", str(tmp_path / "x.hdf5")],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2 and "2**63" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.hdf5").exists()
+
+
+@pytest.mark.parametrize("mask", [[0, 1, 2], np.array([0, 1, 1]), "abc", np.ones(3, dtype=bool), [True, False]],
+                         ids=["int list", "int array", "string", "wrong length", "bool list"])
+def test_a_reset_mask_must_be_a_bool_array_of_the_batch_size(mask):
+    vector = make_task_env("bread", 2)
+    try:
+        with pytest.raises(ValueError, match="reset_mask must be a bool numpy array of shape"):
+            vector.reset(seed=0, options={"reset_mask": mask})
+    finally:
+        vector.close()
+
+
+def test_an_all_false_reset_mask_is_a_no_op():
+    vector = make_task_env("bread", 2)
+    try:
+        first, _ = vector.reset(seed=0)
+        state = vector.unwrapped.task.get_state()
+        again, _ = vector.reset(seed=5, options={"reset_mask": np.zeros(2, dtype=bool)})
+        assert all(np.array_equal(first[key], again[key]) for key in first)
+        np.testing.assert_array_equal(vector.unwrapped.task.get_state(), state)
+    finally:
+        vector.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float16_actions_are_refused(backend):
+    env = gymnasium.make("bread", backend=backend)
+    try:
+        env.reset(seed=0)
+        with pytest.raises(ValueError, match="float32 or float64"):
+            env.step(np.zeros(env.action_space.shape, dtype=np.float16))
+        env.step(np.zeros(env.action_space.shape, dtype=np.float64))
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_closed_env_raises_on_every_call(backend):
+    env = gymnasium.make("bread", backend=backend, render_mode="rgb_array")
+    vector = make_task_env("bread", 2, backend=backend)
+    env.reset(seed=0)
+    vector.reset(seed=0)
+    env.close()
+    vector.close()
+    for call in (lambda: env.step(env.action_space.sample()), lambda: env.reset(seed=0), env.render,
+                 lambda: vector.step(vector.action_space.sample()), lambda: vector.reset(seed=0)):
+        with pytest.raises(RuntimeError, match="this env is closed"):
+            call()
