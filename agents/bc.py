@@ -24,6 +24,7 @@ import numpy as np
 
 from ..envs import make_task_env
 from ..errors import InputError, SetupError
+from ..progress import progress_bar
 from .evaluate import rollout, wilson_interval
 
 
@@ -52,7 +53,7 @@ def _require_torch():
         import torch
     except ImportError:
         raise SetupError("behaviour cloning needs torch: pip install torch==2.13.0 "
-                           "(or the rl extra: pip install 'training-ground[rl]')") from None
+                           "(or the rl extra, from the project's folder: pip install \".[rl]\")") from None
     return torch
 
 
@@ -139,8 +140,6 @@ def load_policy(path, env=None) -> BCPolicy:
 def fit(demos: Demonstrations, args: BCArgs, progress: bool = True) -> tuple[BCPolicy, list[tuple[int, float]]]:
     """Regress actions on normalised observations; returns the policy and (step, loss) every 1 %."""
     torch = _require_torch()
-    from tqdm import tqdm
-
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     mean = demos.observations.mean(axis=0)
@@ -153,8 +152,8 @@ def fit(demos: Demonstrations, args: BCArgs, progress: bool = True) -> tuple[BCP
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.gradient_steps)
     losses, running = [], []
     every = max(args.gradient_steps // 100, 1)
-    for step in tqdm(range(1, args.gradient_steps + 1), desc=f"bc {len(demos.demos)} demos", unit="step",
-                     disable=None if progress else True, mininterval=1.0):
+    for step in progress_bar(desc=f"bc {len(demos.demos)} demos", enabled=progress, unit="step", mininterval=1.0,
+                             iterable=range(1, args.gradient_steps + 1)):
         batch = torch.as_tensor(rng.integers(0, len(inputs), args.batch_size))
         loss = torch.nn.functional.mse_loss(network(inputs[batch]), targets[batch])
         optimizer.zero_grad()
@@ -171,11 +170,9 @@ def fit(demos: Demonstrations, args: BCArgs, progress: bool = True) -> tuple[BCP
 
 def evaluate_in_env(policy: BCPolicy, env_args: dict, args: BCArgs) -> dict:
     """Success rate (with its Wilson interval) and mean length on the dataset's env, fresh seeds."""
-    from tqdm import tqdm
-
     env = make_task_env(env_args["env_name"], min(args.num_envs, args.eval_episodes), **env_args["env_kwargs"])
     try:
-        bar = tqdm(total=args.eval_episodes, desc="bc eval", unit="ep", disable=None if args.progress else True)
+        bar = progress_bar(args.eval_episodes, "bc eval", args.progress, unit="ep")
         records = rollout(env, policy, args.eval_episodes, args.eval_seed, bar.update)
         bar.close()
     finally:

@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..envs import make_task_env, task_spec
 from ..physics import BACKENDS
 from ..errors import InputError
+from ..progress import progress_bar
 from .policies import load_policy
 from .runner import PolicyRunner
 
@@ -52,11 +52,15 @@ def main(args) -> int:
         raise InputError("--batch runs without rendering; drop --out/--still, or drop --batch")
     if args.episodes < 1 or args.frame_every < 1:
         raise InputError(f"--episodes and --frame-every must be >= 1, got {args.episodes} and {args.frame_every}")
+    for path in (args.out, args.still, args.json):
+        if path is not None and not Path(path).absolute().parent.is_dir():
+            # Checked before the episodes run, not when their frames are written.
+            raise InputError(f"cannot write {path}: the folder {Path(path).absolute().parent} does not exist")
     seeds = range(args.seed, args.seed + args.episodes)
     env = make_task_env(args.task, args.episodes if args.batch else 1, backend=args.backend,
                         render_mode="rgb_array" if render else None)
     task_id = task_spec(args.task).id
-    bar = tqdm(total=args.episodes, desc="episodes", unit="ep", disable=args.episodes < 2)
+    bar = progress_bar(args.episodes, "episodes", args.episodes > 1, unit="ep")
 
     def report(end):
         bar.update(1)

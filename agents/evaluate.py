@@ -33,6 +33,7 @@ from ..envs import make_task_env, parse_overrides, task_spec
 from ..envs.controllers import grasp_site_poses
 from ..physics.engine import pd_torques
 from ..errors import InputError
+from ..progress import progress_bar
 from .policies import load_policy
 from .runner import PolicyRunner
 from .train import add_dataclass_arguments, args_from_namespace
@@ -384,14 +385,12 @@ def write_evaluation(args: EvalArgs, action_mode: str, summaries: list[dict], ti
 
 
 def evaluate(args: EvalArgs) -> list[dict]:
-    from tqdm import tqdm
-
     check_args(args)
     action_mode = check_policies(args)
     seeds = range(args.seed, args.seed + args.episodes)
     metrics = []
     for name, policy_spec in zip(policy_names(args), args.policy):
-        bar = tqdm(total=args.episodes, desc=f"eval {name}", unit="ep", disable=None if args.progress else True)
+        bar = progress_bar(args.episodes, f"eval {name}", args.progress, unit="ep")
         metrics.append(evaluate_seeds(args, policy_spec, seeds, bar.update))
         bar.close()
     summaries = summaries_of(args, metrics)

@@ -38,6 +38,7 @@ import numpy as np
 from ..envs import make_config, parse_overrides, task_spec
 from ..physics import BACKENDS
 from ..errors import InputError, SetupError
+from ..progress import progress_bar
 from .policies import sb3_model_policy
 from .runner import PolicyRunner
 
@@ -109,7 +110,7 @@ def _require_sb3():
         import torch  # noqa: F401
     except ImportError:
         raise SetupError("training needs the rl extra: pip install torch==2.13.0 && "
-                           "pip install 'training-ground[rl]'") from None
+                           "pip install \".[rl]\" (from the project's folder)") from None
 
 
 def task_config(task: str, overrides: tuple[str, ...]):
@@ -255,8 +256,6 @@ def plot_learning_curve(rows: list[dict], path, title: str) -> None:
 
 def make_callback(args: TrainArgs, eval_env, rows: list[dict], started: float):
     from stable_baselines3.common.callbacks import BaseCallback
-    from tqdm import tqdm
-
     out = Path(args.out)
 
     class Progress(BaseCallback):
@@ -271,8 +270,8 @@ def make_callback(args: TrainArgs, eval_env, rows: list[dict], started: float):
             self.best = -np.inf
 
         def _on_training_start(self):
-            self.bar = tqdm(total=args.total_steps, desc=f"{args.algo} {args.task.split('/')[-1]}", unit="step",
-                            unit_scale=True, disable=None if args.progress else True, dynamic_ncols=True)
+            self.bar = progress_bar(args.total_steps, f"{args.algo} {args.task.split('/')[-1]}", args.progress,
+                                    unit="step", unit_scale=True, dynamic_ncols=True)
             if args.eval_every:  # the starting point of the curve: the untrained (or initialised) policy
                 self.record(self.evaluate())
 

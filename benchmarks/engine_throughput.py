@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import robots
 from ..errors import SetupError
+from ..progress import progress_bar
 from ..physics import EngineConfig
 from ..physics import model as numpy_model
 from ..physics import numpy_engine
@@ -336,18 +337,16 @@ def plot(results: dict, path: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     if "mujoco" in args.engines:
         try:
             import mujoco  # noqa: F401
         except ImportError:
-            raise SetupError("MuJoCo is not installed: pip install 'training-ground[bench]', "
+            raise SetupError("MuJoCo is not installed: pip install \".[bench]\" (from the project's folder), "
                                "or leave it out with --engines numpy pybullet") from None
     results = {"machine": platform.platform(), "cpu_count": os.cpu_count(), "workers": args.workers,
                "dt": DT, "seconds_per_point": args.seconds, "rows": []}
     pybullet_cache: dict[int, float] = {}
-    for n in tqdm(args.num_envs, desc="engine throughput", unit="N"):
+    for n in progress_bar(desc="engine throughput", unit="N", iterable=args.num_envs):
         row = {"num_envs": n, "env_steps_per_s": {}, "extrapolated": []}
         if "numpy" in args.engines:
             row["env_steps_per_s"]["numpy"] = in_processes(_numpy_worker, n, args.workers, args.chunk, args.seconds)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..progress import progress_bar
 from .. import robots
 from ..envs import TASKS, load_entry_point, resolve_task_id, task_spec
 
@@ -196,23 +197,23 @@ def measure_task(task_id: str, args: argparse.Namespace, progress) -> list[dict]
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     task_ids = [resolve_task_id(name) for name in args.tasks] if args.tasks else list(TASKS)
     results = {"task_ids": task_ids, "machine": platform.platform(), "cpu_count": os.cpu_count(),
                "workers": args.workers, "seconds_per_point": args.seconds, "tasks": {}, "layout": []}
-    with tqdm(total=len(task_ids) * len(args.num_envs), desc="task throughput", unit="point") as progress:
+    with progress_bar(len(task_ids) * len(args.num_envs), "task throughput", unit="point") as progress:
         for task_id in task_ids:
             results["tasks"][task_id] = measure_task(task_id, args, progress)
     if "pybullet" in args.backends and not args.no_layout:
-        for n in tqdm([n for n in args.num_envs if n <= args.pybullet_max], desc="pybullet layout", unit="N"):
+        for n in progress_bar(desc="pybullet layout", unit="N",
+                              iterable=[n for n in args.num_envs if n <= args.pybullet_max]):
             results["layout"].append(measure_pybullet_layout(n))
     if args.contact_num_envs:
         try:
             import mujoco  # noqa: F401
             engines = ("numpy", "mujoco")
         except ImportError:
-            print("MuJoCo is not installed (pip install 'training-ground[bench]'): the contact-on row runs numpy alone")
+            print("MuJoCo is not installed (pip install \".[bench]\" from the project's folder): the contact-on row runs "
+                  "numpy alone")
             engines = ("numpy",)
         results["contact_row"] = engine_throughput.contact_row(args.contact_num_envs, args.workers, args.seconds,
                                                                engines)

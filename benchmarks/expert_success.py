@@ -22,6 +22,7 @@ from ..agents.policies import load_policy
 from ..agents.runner import PolicyRunner
 from ..envs import TASKS, make_task_env, resolve_task_id
 from ..errors import UnknownNameError
+from ..progress import progress_bar
 
 MIN_SUCCESS = 0.8
 MAX_GAP = 0.10
@@ -75,8 +76,6 @@ def plot(results: dict, path: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     with_expert = [task_id for task_id, spec in TASKS.items() if spec.expert]
     task_ids = [resolve_task_id(name) for name in args.tasks] if args.tasks else with_expert
     missing = [t for t in task_ids if t not in with_expert]
@@ -84,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
         raise UnknownNameError(f"no scripted expert for {missing}; experts exist for {sorted(with_expert)}")
     results = {"machine": platform.platform(), "episodes": args.episodes, "first_seed": args.seed,
                "backends": args.backends, "tasks": {}}
-    with tqdm(total=len(task_ids) * len(args.backends) * args.episodes, desc="expert episodes", unit="ep") as bar:
+    with progress_bar(len(task_ids) * len(args.backends) * args.episodes, "expert episodes", unit="ep") as bar:
         for task_id in task_ids:
             row = {}
             for backend in args.backends:

@@ -28,6 +28,7 @@ from ..envs import make_config, make_task_env, parse_overrides, task_spec
 from ..envs.base import MAX_SEED
 from ..physics import BACKENDS
 from ..errors import InputError
+from ..progress import progress_bar
 from .ray_options import add_ray_arguments, ray_wanted
 from .dataset import (DatasetError, DatasetWriter, Episode, check_output_location, check_resumable, journal_seeds,
                       make_env_args, stored_seeds)
@@ -223,8 +224,6 @@ def make_env(plan: CollectPlan, options: CollectOptions, robots: int):
 
 def collect(options: CollectOptions) -> CollectResult:
     """Run a collection as ``tground collect`` does (report printing aside)."""
-    from tqdm import tqdm
-
     plan = plan_collection(options)
     task_id, config, env_args = plan.task_id, plan.config, plan.env_args
     out = Path(options.out)
@@ -254,8 +253,8 @@ def collect(options: CollectOptions) -> CollectResult:
         try:
             pending = [seed for seed in wanted if seed not in writer.done_seeds]
             resumed = options.episodes - len(pending)
-            bar = tqdm(total=len(pending), desc=f"collect {task_id.split('/')[-1]} x{robots}", unit="ep",
-                       disable=None if options.progress else True, dynamic_ncols=True)  # None: off when not a terminal
+            bar = progress_bar(len(pending), f"collect {task_id.split('/')[-1]} x{robots}", options.progress,
+                               unit="ep", dynamic_ncols=True)
             if resumed:
                 bar.write(f"resuming {out}: {resumed} of the {options.episodes} requested episodes are already there")
 
@@ -415,6 +414,11 @@ class FieldReport:
             "real_robot_episodes_per_day": list(REAL_ROBOT_PER_DAY), "field_episodes_per_day": FIELD_PER_DAY,
             "field_goal_episodes_per_year": FIELD_GOAL}}
 
+    def title(self) -> str:
+        # Counts, and a rate that rounds only to a tenth: 999 of 1000 must not read as 100 %.
+        return (f"{self.task.split('/')[-1]} on the {self.backend} engine: {self.episodes:,} episodes, "
+                f"{self.successes:,} succeeded ({self.success_rate:.1%})")
+
     def plot(self, path) -> None:
         """Episodes a day: this run's rates against the real robot's 300-500 band and the field's 30,000."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -446,8 +450,7 @@ class FieldReport:
         axes.set_xlim(low, max(values + [FIELD_PER_DAY]) * 8)
         axes.set_xlabel("episodes per day (log scale)")
         axes.invert_yaxis()
-        axes.set_title(f"{self.task.split('/')[-1]} on the {self.backend} engine: {self.episodes} episodes, "
-                       f"{self.success_rate:.0%} success", fontsize=10)
+        axes.set_title(self.title(), fontsize=10)
         axes.legend(loc="upper right", fontsize=8)
         figure.tight_layout()
         figure.savefig(path, dpi=110)

@@ -44,12 +44,14 @@ from pathlib import Path
 from ..agents import evaluate
 from ..agents.policies import load_policy
 from ..errors import InputError, SetupError
+from ..progress import progress_bar
 from .collect import (CollectOptions, CollectResult, FieldReport, collect, make_env, plan_collection,
                       terminate_as_interrupt)
 from .dataset import (DatasetError, check_output_location, check_resumable, contiguous_runs, finish_journal,
                       journal_seeds, merge_datasets, stored_seeds)
 
-RAY_MISSING = 'the --ray options need Ray, which is the "dist" extra: pip install "training-ground[dist]"'
+RAY_MISSING = ('the --ray options need Ray, which is the "dist" extra: pip install ".[dist]" (from the project\'s '
+               'folder)')
 SHARD_NAME = re.compile(r"seeds_(\d+)-(\d+)\.hdf5")
 START_TIMEOUT_S = 300.0  # for the workers to start; longer means the cluster lacks free CPUs
 
@@ -293,8 +295,6 @@ def collect_distributed(options: CollectOptions, address: str = "auto", workers:
     ``measure_scaling`` first times one worker alone on one worker's share of the seeds (into a
     scratch shard, then discarded), so the report gives the scaling efficiency of the K-worker run.
     """
-    from tqdm import tqdm
-
     plan = plan_collection(options)
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
@@ -334,8 +334,8 @@ def collect_distributed(options: CollectOptions, address: str = "auto", workers:
             one_worker = _one_worker_rate(pool, shards, out, shard_options)
         # What this run collects (some may be finished by a worker that is lost afterwards: they count too).
         missing = sum(len(shard.seeds) for shard in shards) - sum(_done_in(shard) for shard in shards)
-        bar = tqdm(total=missing, desc=f"collect {plan.task_id.split('/')[-1]} on {workers} Ray workers", unit="ep",
-                   disable=None if options.progress else True, dynamic_ncols=True)
+        bar = progress_bar(missing, f"collect {plan.task_id.split('/')[-1]} on {workers} Ray workers",
+                           options.progress, unit="ep", dynamic_ncols=True)
         progress = _ShardProgress(shards, bar) if not bar.disable else None
         started = time.perf_counter()
         try:
@@ -501,8 +501,6 @@ def evaluate_distributed(args, address: str = "auto", workers: int = 2, retries:
                          ray=None) -> list[dict]:
     """``tground eval ... --ray``: every policy's episodes in chunks on K Ray workers, each chunk a local
     evaluation (``agents.evaluate.evaluate_seeds``); the same summaries, JSON and PNG as ``tground eval``."""
-    from tqdm import tqdm
-
     evaluate.check_args(args)
     specs = args.policy
     # Files are read by the workers, whose working directory is not this one.
@@ -510,8 +508,7 @@ def evaluate_distributed(args, address: str = "auto", workers: int = 2, retries:
                                                   else spec for spec in args.policy),
                                names=evaluate.policy_names(args))
     action_mode = evaluate.check_policies(args)  # a bad policy fails here, before any worker starts
-    bar = tqdm(total=args.episodes * len(args.policy), desc=f"eval on {workers} Ray workers", unit="ep",
-               disable=None if args.progress else True)
+    bar = progress_bar(args.episodes * len(args.policy), f"eval on {workers} Ray workers", args.progress, unit="ep")
     try:
         metrics = run_each_over_seeds([functools.partial(evaluate.evaluate_seeds, args, spec) for spec in args.policy],
                                       range(args.seed, args.seed + args.episodes), address=address, workers=workers,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .collect import episode_model
+from ..progress import progress_bar
 from ..agents.runner import EpisodeRunner
 from ..envs import make_task_env, task_spec
 from .dataset import (DatasetError, Episode, dataset_env_args, demo_names, open_dataset, read_demo,
@@ -196,8 +197,6 @@ class ReplayRunner(EpisodeRunner):
 
 def replay_dataset(path, demos: list[str] | None = None, robots: int = 16, atol: float = 0.0,
                    progress: bool = True) -> ReplayResult:
-    from tqdm import tqdm
-
     path = Path(path)
     names = _select(path, demos)
     if not names:
@@ -205,7 +204,7 @@ def replay_dataset(path, demos: list[str] | None = None, robots: int = 16, atol:
     started = time.perf_counter()
     env, env_args = make_env_for(path, min(robots, len(names)))
     handle = open_dataset(path)
-    bar = tqdm(total=len(names), desc="replay", unit="ep", disable=None if progress else True)
+    bar = progress_bar(len(names), "replay", progress, unit="ep")
     try:
         runner = ReplayRunner(env, path, handle, names, bar.update)
         runner.run()

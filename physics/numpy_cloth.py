@@ -69,6 +69,8 @@ class NumpyCloth(Cloth):
             self.params[env_id] = params[row]
         self._pinned_by[env_ids] = -1
         self._passthrough[env_ids] = -1
+        # Nothing of the slot's previous episode survives, so a saved state depends only on this one.
+        self._pin_offset[env_ids] = 0.0
 
     def begin_step(self) -> None:
         self._start = self._frames()  # the hands' poses at the start of the control period

@@ -32,7 +32,7 @@ def test_engine_benchmark_without_mujoco_says_how_to_install_it(tmp_path):
            "['bench', 'engine', '--num-envs', '1', '--seconds', '0.01']))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 2
-    assert "training-ground[bench]" in result.stderr and "Traceback" not in result.stderr
+    assert 'pip install ".[bench]"' in result.stderr and "Traceback" not in result.stderr
 
 
 def test_envs_benchmark_compares_backends_for_each_task(tmp_path):
