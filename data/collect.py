@@ -233,6 +233,11 @@ def collect(options: CollectOptions) -> CollectResult:
         check_resumable(out, env_args, options.policy)
         done = stored_seeds(out)
     done |= journal_seeds(out)
+    if done and min(done) != options.seed:
+        # Another first seed would extend the file with a gap (or re-collect seeds under other numbers).
+        first, last = min(done), max(done)
+        raise InputError(f"{out} holds the seeds {first}..{last} of a run that began at --seed {first}; rerun with "
+                         f"--seed {first} (and more --episodes to extend it), or write another file")
     wanted = range(options.seed, options.seed + options.episodes)
     missing = [seed for seed in wanted if seed not in done]
     if not missing and out.exists():

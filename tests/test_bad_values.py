@@ -179,3 +179,20 @@ def test_a_reset_leaves_nothing_of_the_slot_s_previous_cloth_pins():
         assert not state[0, columns].any() and (state[1, columns] == 0.25).all()
     finally:
         vector.close()
+
+
+def test_collect_with_another_first_seed_than_the_file_s_is_refused_and_the_file_untouched(tmp_path):
+    import hashlib
+
+    from training_ground.data.collect import CollectOptions, collect
+    from training_ground.data.dataset import stored_seeds
+
+    path = tmp_path / "run.hdf5"
+    options = dict(task="bread", episodes=2, out=str(path), robots=2, overrides=["max_steps=5"], progress=False)
+    collect(CollectOptions(**options))
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(ValueError, match=r"holds the seeds 0\.\.1 .* rerun with --seed 0"):
+        collect(CollectOptions(**{**options, "seed": 100}))
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    result = collect(CollectOptions(**{**options, "episodes": 3}))  # the same first seed extends the file
+    assert result.file_episodes == 3 and stored_seeds(path) == {0, 1, 2}
