@@ -43,6 +43,7 @@ import numpy as np
 
 from .. import __version__
 from ..envs.config import config_to_dict
+from ..physics.engine import StateLayout
 from ..errors import InputError, UserError
 
 FORMAT = "training_ground.dataset/1"
@@ -291,6 +292,7 @@ def inspect_dataset(path) -> DatasetInfo:
         data = handle["data"]
         problems, lengths, seeds, successes = [], [], [], 0
         low, high = None, None
+        width = _layout_width(data, problems)
         for name in demo_names(data):
             try:
                 demo = data[name]
@@ -302,6 +304,7 @@ def inspect_dataset(path) -> DatasetInfo:
                 steps = int(demo.attrs["num_samples"])
                 demo.visititems(_read_fully)  # every chunk decompressed and its checksum checked
                 actions = demo["actions"][()]
+                values = {key: demo[key][()] for key in ("rewards", "dones", "states", "final_state")}
                 rows = {key: len(demo[key]) for key in ("actions", "rewards", "dones", "states")}
                 rows.update({f"obs/{key}": len(demo[f"obs/{key}"]) for key in demo["obs"]})
                 rows.update({f"next_obs/{key}": len(demo[f"next_obs/{key}"]) for key in demo["next_obs"]})
@@ -312,6 +315,7 @@ def inspect_dataset(path) -> DatasetInfo:
                 problems.append(f"{name}: {', '.join(wrong)} do not have num_samples = {steps} rows")
             if actions.size and (actions.min() < -1.0 or actions.max() > 1.0):
                 problems.append(f"{name}: actions outside [-1, 1]")
+            problems += _value_problems(name, values, width)
             lengths.append(steps)
             seeds.append(int(demo.attrs["seed"]))
             successes += bool(demo.attrs["success"])
@@ -330,6 +334,29 @@ def inspect_dataset(path) -> DatasetInfo:
             action_min=[] if low is None else low.tolist(), action_max=[] if high is None else high.tolist(),
             total_samples=sum(lengths), pending=len(journal_seeds(path)), size_bytes=path.stat().st_size,
             problems=problems)
+
+
+def _layout_width(data: h5py.Group, problems: list[str]) -> int | None:
+    """The state width that ``data.attrs['state_layout']`` gives; a garbage layout is a problem (None)."""
+    try:
+        return StateLayout.from_json(json.loads(data.attrs["state_layout"])).size
+    except (KeyError, TypeError, ValueError) as error:
+        problems.append(f"data.attrs['state_layout'] is not a readable state layout ({_reason(error)})")
+        return None
+
+
+def _value_problems(name: str, values: dict[str, np.ndarray], width: int | None) -> list[str]:
+    """Values that their checksums cannot vouch for: dones other than 0 and 1, non-finite rewards or states,
+    states of another width than the layout's."""
+    found = []
+    if not np.isin(values["dones"], (0, 1)).all():
+        found.append(f"{name}: dones holds values other than 0 and 1")
+    for key in ("rewards", "states", "final_state"):
+        if not np.isfinite(values[key]).all():
+            found.append(f"{name}: {key} holds NaN or inf")
+    if width is not None and (values["states"].shape[-1:] != (width,) or values["final_state"].shape != (width,)):
+        found.append(f"{name}: states are {values['states'].shape[-1]} wide, the state layout {width}")
+    return found
 
 
 def _read_fully(name: str, item) -> None:

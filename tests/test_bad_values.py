@@ -196,3 +196,24 @@ def test_collect_with_another_first_seed_than_the_file_s_is_refused_and_the_file
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     result = collect(CollectOptions(**{**options, "episodes": 3}))  # the same first seed extends the file
     assert result.file_episodes == 3 and stored_seeds(path) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda handle: handle["data/demo_1/dones"].__setitem__(1, -1), "demo_1: dones holds values other than 0 and 1"),
+    (lambda handle: handle["data/demo_0/states"].__setitem__((3, 5), np.nan), "demo_0: states holds NaN or inf"),
+    (lambda handle: handle["data"].attrs.__setitem__("state_layout", '"garbage"'),
+     "is not a readable state layout"),
+], ids=["dones -1", "NaN state", "garbage layout"])
+def test_dataset_info_finds_values_that_checksums_cannot_vouch_for(tmp_path, damage, problem):
+    import shutil
+
+    import h5py
+
+    from training_ground.data.dataset import inspect_dataset
+
+    path = tmp_path / "damaged.hdf5"
+    shutil.copy(Path(__file__).parent / "fixtures" / "datasets" / "bread_numpy.hdf5", path)
+    assert inspect_dataset(path).problems == []
+    with h5py.File(path, "a") as handle:  # rewritten through h5py: the chunks' checksums still match
+        damage(handle)
+    assert any(problem in found for found in inspect_dataset(path).problems), inspect_dataset(path).problems
