@@ -290,7 +290,7 @@ def inspect_dataset(path) -> DatasetInfo:
     with open_dataset(path) as handle, reading(path):
         env_args = dataset_env_args(handle, path)
         data = handle["data"]
-        problems, lengths, seeds, successes = [], [], [], 0
+        problems, names, lengths, seeds, successes = [], [], [], [], 0
         low, high = None, None
         width = _layout_width(data, problems)
         for name in demo_names(data):
@@ -317,6 +317,7 @@ def inspect_dataset(path) -> DatasetInfo:
                 problems.append(f"{name}: actions outside [-1, 1]")
             problems += _value_problems(name, values, width)
             lengths.append(steps)
+            names.append(name)
             seeds.append(int(demo.attrs["seed"]))
             successes += bool(demo.attrs["success"])
             if actions.size:
@@ -325,8 +326,11 @@ def inspect_dataset(path) -> DatasetInfo:
         total = int(data.attrs.get("total", -1))
         if total != sum(lengths):
             problems.append(f"data.attrs['total'] is {total}, but the demos hold {sum(lengths)} samples")
-        if len(set(seeds)) != len(seeds):
-            problems.append("some seeds appear in more than one demo")
+        first_with: dict[int, str] = {}
+        for name, seed in zip(names, seeds):
+            if seed in first_with:
+                problems.append(f"{first_with[seed]} and {name} hold the same seed {seed}")
+            first_with.setdefault(seed, name)
         filtered = len(handle["filtered_seeds"]) if "filtered_seeds" in handle else 0
         return DatasetInfo(
             path=str(path), env_args=env_args, policy=str(data.attrs.get("policy", "?")), episodes=len(lengths),
@@ -627,10 +631,17 @@ class _Header:
 def _read_header(path: Path) -> _Header:
     with open_dataset(path) as handle, reading(path):
         data = handle["data"]
+        demos: dict[int, str] = {}
+        for name in demo_names(data):
+            seed = int(data[name].attrs["seed"])
+            if seed in demos:
+                raise DatasetError(f"{path} holds {demos[seed]} and {name} of the same seed {seed}; a dataset holds "
+                                   f"each seed once, so it cannot be merged (nothing was written)")
+            demos[seed] = name
         return _Header(path=path, env_args=dataset_env_args(handle, path), raw_env_args=str(data.attrs["env_args"]),
                        state_layout=str(data.attrs.get("state_layout", "null")),
                        policy=str(data.attrs.get("policy", "")),
-                       demos={int(data[name].attrs["seed"]): name for name in demo_names(data)},
+                       demos=demos,
                        filtered={int(seed) for seed in handle["filtered_seeds"][()]}
                        if "filtered_seeds" in handle else set())
 
@@ -678,6 +689,10 @@ def merge_datasets(inputs, out, seeds=None) -> MergeResult:
                            f"or choose another --out (it was left untouched)")
     for path in paths:
         finish_journal(path)
+        # Every chunk read (checksums) and every value checked before anything is copied: damage is named, never merged.
+        problems = inspect_dataset(path).problems
+        if problems:
+            raise DatasetError(f"{path} is damaged ({'; '.join(problems[:3])}); nothing was written")
     headers = [_read_header(path) for path in paths]
     first = headers[0]
     for header in headers[1:]:

@@ -217,3 +217,23 @@ def test_dataset_info_finds_values_that_checksums_cannot_vouch_for(tmp_path, dam
     with h5py.File(path, "a") as handle:  # rewritten through h5py: the chunks' checksums still match
         damage(handle)
     assert any(problem in found for found in inspect_dataset(path).problems), inspect_dataset(path).problems
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda handle: handle["data/demo_1/dones"].__setitem__(1, -1), "dones holds values other than 0 and 1"),
+    (lambda handle: handle.copy("data/demo_0", "data/demo_2"), "demo_0 and demo_2 hold the same seed"),
+], ids=["bad value", "seed twice"])
+def test_merge_refuses_a_damaged_input_and_writes_nothing(tmp_path, damage, message):
+    import shutil
+
+    import h5py
+
+    from training_ground.data.dataset import DatasetError, merge_datasets
+
+    path = tmp_path / "damaged.hdf5"
+    shutil.copy(Path(__file__).parent / "fixtures" / "datasets" / "bread_numpy.hdf5", path)
+    with h5py.File(path, "a") as handle:
+        damage(handle)
+    with pytest.raises(DatasetError, match=message):
+        merge_datasets([path], tmp_path / "merged.hdf5")
+    assert not (tmp_path / "merged.hdf5").exists()
