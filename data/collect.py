@@ -242,10 +242,13 @@ def collect(options: CollectOptions) -> CollectResult:
     missing = [seed for seed in wanted if seed not in done]
     if not missing and out.exists():
         with DatasetWriter(out, env_args, None, options.policy) as writer:  # merges a leftover journal
-            held = len(writer.done_seeds)
-        return CollectResult(None, False, held, f"{out} already holds all {options.episodes} requested episodes "
-                                                f"(seeds {wanted.start}..{wanted.stop - 1}); nothing to do",
-                             resumed=options.episodes)
+            held = set(writer.done_seeds)
+        # A journal entry that could not be read was set aside by the merge: its episodes are collected now.
+        missing = [seed for seed in wanted if seed not in held]
+        if not missing:
+            return CollectResult(None, False, len(held), f"{out} already holds all {options.episodes} requested "
+                                                         f"episodes (seeds {wanted.start}..{wanted.stop - 1}); "
+                                                         f"nothing to do", resumed=options.episodes)
 
     robots = min(options.robots, max(len(missing), 1))
     stats = RunStats(control_dt=config.control_dt, robots=robots)

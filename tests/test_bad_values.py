@@ -237,3 +237,17 @@ def test_merge_refuses_a_damaged_input_and_writes_nothing(tmp_path, damage, mess
     with pytest.raises(DatasetError, match=message):
         merge_datasets([path], tmp_path / "merged.hdf5")
     assert not (tmp_path / "merged.hdf5").exists()
+
+
+def test_a_resume_over_an_unreadable_journal_entry_collects_that_episode_again(tmp_path):
+    from training_ground.data.collect import CollectOptions, collect
+    from training_ground.data.dataset import journal_dir, stored_seeds
+
+    path = tmp_path / "run.hdf5"
+    options = dict(task="bread", episodes=2, out=str(path), robots=2, overrides=["max_steps=5"], progress=False)
+    collect(CollectOptions(**options))
+    journal_dir(path).mkdir()
+    (journal_dir(path) / "seed_2.hdf5").write_bytes(b"\\x89HDF\\r\\n truncated")  # as a damaged entry would be
+    result = collect(CollectOptions(**{**options, "episodes": 3}))
+    assert "nothing to do" not in result.message
+    assert result.file_episodes == 3 and stored_seeds(path) == {0, 1, 2}
