@@ -188,6 +188,7 @@ class CollectResult:
     message: str = ""
     stats: RunStats | None = None  # the episodes this run finished (None: nothing was left to do)
     resumed: int = 0  # requested episodes the file already held when the run began
+    notices: list[str] = field(default_factory=list)  # damaged demos removed, journal entries set aside
 
 
 @dataclass
@@ -240,10 +241,13 @@ def collect(options: CollectOptions) -> CollectResult:
                          f"--seed {first} (and more --episodes to extend it), or write another file")
     wanted = range(options.seed, options.seed + options.episodes)
     missing = [seed for seed in wanted if seed not in done]
+    notices = []
     if not missing and out.exists():
-        with DatasetWriter(out, env_args, None, options.policy) as writer:  # merges a leftover journal
+        # The writer checks every stored demo and merges a leftover journal: a damaged demo or an unreadable
+        # journal entry is set aside, and its episode is collected below.
+        with DatasetWriter(out, env_args, None, options.policy) as writer:
             held = set(writer.done_seeds)
-        # A journal entry that could not be read was set aside by the merge: its episodes are collected now.
+            notices += writer.notices
         missing = [seed for seed in wanted if seed not in held]
         if not missing:
             return CollectResult(None, False, len(held), f"{out} already holds all {options.episodes} requested "
@@ -258,6 +262,8 @@ def collect(options: CollectOptions) -> CollectResult:
         task = env.unwrapped.task
         policy = load_policy(options.policy, env)  # a bad policy fails before any file is made
         writer = DatasetWriter(out, env_args, task.state_layout().to_json(), options.policy, options.commit_every)
+        notices += writer.notices
+        reported = len(writer.notices)
         try:
             pending = [seed for seed in wanted if seed not in writer.done_seeds]
             resumed = options.episodes - len(pending)
@@ -278,6 +284,7 @@ def collect(options: CollectOptions) -> CollectResult:
             bar.close()
         finally:
             writer.close()
+            notices += writer.notices[reported:]  # journal entries set aside by commits during the run
         file_episodes = len(writer.done_seeds)
     finally:
         env.close()
@@ -286,7 +293,7 @@ def collect(options: CollectOptions) -> CollectResult:
     if interrupted:
         message = (f"interrupted: {len(stats.steps)} finished episodes were written to {out}; "
                    f"rerun the same command to collect the rest")
-    return CollectResult(report, interrupted, file_episodes, message, stats, resumed)
+    return CollectResult(report, interrupted, file_episodes, message, stats, resumed, notices)
 
 
 # ---------------------------------------------------------------------------------------------- the report
@@ -541,6 +548,8 @@ def main(args) -> int:
         print(result.report.table())
         json_path, png_path = write_report(result.report, options)
         print(f"{args.out}: {result.file_episodes} episodes; report {json_path}, plot {png_path}")
+    for notice in result.notices:
+        print(notice, file=sys.stderr)
     if result.message:
         print(result.message, file=sys.stderr if result.interrupted else sys.stdout)
     return 130 if result.interrupted else 0

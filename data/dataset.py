@@ -14,13 +14,22 @@ Layout (robomimic's, so robomimic and tools written for it read it)::
         states              (T, S) float64 full simulator state before each action (BatchedTask.get_state)
         final_state         (S,) float64 state after the last action
         attrs               num_samples, seed, success, robot_id (which simulated robot ran it), diverged,
-                            model (JSON: the episode's objects, as robomimic keeps its model file)
+                            model (JSON: the episode's objects, as robomimic keeps its model file),
+                            sha256 (the demo's content hash, below)
     mask/successful, mask/failed   demo names (robomimic filter keys, for ``hdf5_filter_key``)
     filtered_seeds          (n,) int64 seeds whose failed episodes ``--only-success`` left out
 
 ``env_args`` is robomimic's environment metadata: ``env_name`` (the Gymnasium id), ``type``
 (2, robomimic's GYM_TYPE) and ``env_kwargs`` (backend, action_mode, reward_mode, config: what
 ``gymnasium.make(env_name, **env_kwargs)`` takes), plus ``training_ground`` (project version, format).
+
+Integrity: HDF5's Fletcher-32 checksums catch most damage inside a chunk but not all (it cannot tell
+a 16-bit word 0x0000 from 0xFFFF), and attributes have none. So every demo also carries ``sha256``,
+a SHA-256 over its arrays (name, dtype, shape, bytes, in name order) and the attributes above
+(:func:`content_hash`). Every tool that reads or copies demos checks it: ``dataset info`` and
+``merge``, a resumed ``collect`` (a damaged demo is removed and its episode collected again), the
+journal merge, ``replay`` and ``bc``. Files written before the hash existed have none and are
+checked by checksums and value domains only.
 
 Crash safety: see :class:`DatasetWriter`.
 """
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -106,29 +116,73 @@ class Episode:
         return int(len(self.actions))
 
 
+# The attributes the content hash covers, each with the plain type it is hashed as.
+HASHED_ATTRS = {"num_samples": int, "seed": int, "success": bool, "robot_id": int, "diverged": bool, "model": str}
+
+
+def content_hash(arrays: dict[str, np.ndarray], attrs) -> str:
+    """SHA-256 over a demo's arrays (by name: name, dtype, shape, then the bytes) and its HASHED_ATTRS."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name} {array.dtype.str} {array.shape}\n".encode())
+        digest.update(array.data)
+    for key, kind in HASHED_ATTRS.items():
+        digest.update(f"{key}={kind(attrs[key])!r}\n".encode())
+    return digest.hexdigest()
+
+
+def demo_arrays(group: h5py.Group) -> dict[str, np.ndarray]:
+    """Every array of a demo group, read whole (each chunk decompressed and its checksum checked)."""
+    arrays = {}
+    group.visititems(lambda name, item: arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset)
+                     else None)
+    return arrays
+
+
+def hash_mismatch(group: h5py.Group, arrays: dict[str, np.ndarray]) -> bool:
+    """Whether a demo's content differs from what its stored hash says (False for demos written without one)."""
+    stored = group.attrs.get("sha256")
+    if stored is None:
+        return False
+    try:
+        return content_hash(arrays, group.attrs) != str(stored)
+    except (KeyError, TypeError, ValueError):
+        return True  # a hashed attribute missing or of another kind is damage too
+
+
 def write_demo(group: h5py.Group, episode: Episode) -> None:
+    arrays = {}
     for key, value in episode.observations.items():
-        group.create_dataset(f"obs/{key}", data=value[:-1], **_COMPRESSED)
-        group.create_dataset(f"next_obs/{key}", data=value[1:], **_COMPRESSED)
-    group.create_dataset("actions", data=np.asarray(episode.actions, dtype=np.float32), **_COMPRESSED)
-    group.create_dataset("rewards", data=np.asarray(episode.rewards, dtype=np.float64), **_CHECKED)
-    group.create_dataset("dones", data=np.asarray(episode.dones, dtype=np.int64), **_CHECKED)
-    group.create_dataset("states", data=np.asarray(episode.states, dtype=np.float64), **_COMPRESSED)
-    group.create_dataset("final_state", data=np.asarray(episode.final_state, dtype=np.float64), **_CHECKED)
-    group.attrs.update({"num_samples": episode.num_samples, "seed": int(episode.seed),
-                        "success": bool(episode.success), "robot_id": int(episode.robot_id),
-                        "diverged": bool(episode.diverged), "model": episode.model})
+        arrays[f"obs/{key}"], arrays[f"next_obs/{key}"] = value[:-1], value[1:]
+    arrays.update({"actions": np.asarray(episode.actions, dtype=np.float32),
+                   "rewards": np.asarray(episode.rewards, dtype=np.float64),
+                   "dones": np.asarray(episode.dones, dtype=np.int64),
+                   "states": np.asarray(episode.states, dtype=np.float64),
+                   "final_state": np.asarray(episode.final_state, dtype=np.float64)})
+    for name, array in arrays.items():
+        # Rewards, dones and the final state are small: checksummed but not compressed.
+        group.create_dataset(name, data=array, **(_CHECKED if name in ("rewards", "dones", "final_state")
+                                                  else _COMPRESSED))
+    attrs = {"num_samples": episode.num_samples, "seed": int(episode.seed), "success": bool(episode.success),
+             "robot_id": int(episode.robot_id), "diverged": bool(episode.diverged), "model": episode.model}
+    group.attrs.update({**attrs, "sha256": content_hash(arrays, attrs)})
 
 
 def read_demo(group: h5py.Group) -> Episode:
-    first = {key: group[f"obs/{key}"][()] for key in group["obs"]}
-    last = {key: group[f"next_obs/{key}"][-1:] for key in group["next_obs"]}
+    """A demo as an Episode, after checking its content hash (a damaged demo raises DatasetError)."""
+    arrays = demo_arrays(group)
+    if hash_mismatch(group, arrays):
+        raise DatasetError(f"{group.file.filename}: {group.name[1:]} (seed {group.attrs.get('seed', '?')}) is "
+                           f"damaged: its content does not match its SHA-256; run tground dataset info on it")
+    first = {key: arrays[f"obs/{key}"] for key in group["obs"]}
+    last = {key: arrays[f"next_obs/{key}"][-1:] for key in group["next_obs"]}
     return Episode(
         seed=int(group.attrs["seed"]), robot_id=int(group.attrs["robot_id"]), success=bool(group.attrs["success"]),
         diverged=bool(group.attrs.get("diverged", False)),
         observations={key: np.concatenate([first[key], last[key]]) for key in first},
-        actions=group["actions"][()], rewards=group["rewards"][()], dones=group["dones"][()],
-        states=group["states"][()], final_state=group["final_state"][()], model=str(group.attrs.get("model", "[]")),
+        actions=arrays["actions"], rewards=arrays["rewards"], dones=arrays["dones"],
+        states=arrays["states"], final_state=arrays["final_state"], model=str(group.attrs.get("model", "[]")),
     )
 
 
@@ -193,12 +247,29 @@ def journal_dir(path) -> Path:
     return path.with_name(path.name + ".journal")
 
 
+def _entry_seed(entry: Path) -> int | None:
+    """``seed_12.hdf5`` -> 12 (None for a name that is not a journal entry's)."""
+    number = entry.name[5:-5]
+    return int(number) if entry.name.startswith("seed_") and number.lstrip("-").isdigit() else None
+
+
 def journal_seeds(path) -> set[int]:
     """Seeds of the whole episodes waiting in a dataset's journal (merged by the next collect)."""
     folder = journal_dir(path)
     if not folder.is_dir():
         return set()
-    return {int(entry.name[5:-5]) for entry in folder.glob("seed_*.hdf5") if entry.name[5:-5].lstrip("-").isdigit()}
+    return {seed for seed in map(_entry_seed, folder.glob("seed_*.hdf5")) if seed is not None}
+
+
+def keep_aside(path: Path, label: str) -> Path:
+    """A hard link (a copy where links are not allowed) ``PATH.LABEL[.N]`` to the file as it is now."""
+    candidates = (path.with_name(f"{path.name}.{label}" + (f".{n}" if n else "")) for n in range(1000))
+    target = next(candidate for candidate in candidates if not candidate.exists())
+    try:
+        os.link(path, target)
+    except OSError:
+        shutil.copy2(path, target)
+    return target
 
 
 def stored_seeds(path) -> set[int]:
@@ -290,32 +361,18 @@ def inspect_dataset(path) -> DatasetInfo:
     with open_dataset(path) as handle, reading(path):
         env_args = dataset_env_args(handle, path)
         data = handle["data"]
-        problems, names, lengths, seeds, successes = [], [], [], [], 0
+        problems, names, lengths, seeds, successes, unreadable = [], [], [], [], 0, 0
         low, high = None, None
         width = _layout_width(data, problems)
         for name in demo_names(data):
-            try:
-                demo = data[name]
-                missing = [key for key in REQUIRED_DEMO_KEYS if key not in demo]
-                missing += [f"attribute {attr}" for attr in REQUIRED_DEMO_ATTRS if attr not in demo.attrs]
-                if missing:
-                    problems.append(f"{name} lacks {', '.join(missing)}")
-                    continue
-                steps = int(demo.attrs["num_samples"])
-                demo.visititems(_read_fully)  # every chunk decompressed and its checksum checked
-                actions = demo["actions"][()]
-                values = {key: demo[key][()] for key in ("rewards", "dones", "states", "final_state")}
-                rows = {key: len(demo[key]) for key in ("actions", "rewards", "dones", "states")}
-                rows.update({f"obs/{key}": len(demo[f"obs/{key}"]) for key in demo["obs"]})
-                rows.update({f"next_obs/{key}": len(demo[f"next_obs/{key}"]) for key in demo["next_obs"]})
-            except (OSError, KeyError, ValueError, RuntimeError) as error:
-                raise DatasetError(f"{path} is corrupt: {name} cannot be read ({_reason(error)})") from None
-            wrong = sorted(key for key, count in rows.items() if count != steps)
-            if wrong:
-                problems.append(f"{name}: {', '.join(wrong)} do not have num_samples = {steps} rows")
-            if actions.size and (actions.min() < -1.0 or actions.max() > 1.0):
-                problems.append(f"{name}: actions outside [-1, 1]")
-            problems += _value_problems(name, values, width)
+            demo = data[name]
+            found, arrays = check_demo(name, demo, width)
+            problems += found
+            if arrays is None:
+                unreadable += 1
+                continue
+            actions = arrays["actions"]
+            steps = int(demo.attrs["num_samples"])
             lengths.append(steps)
             names.append(name)
             seeds.append(int(demo.attrs["seed"]))
@@ -324,7 +381,7 @@ def inspect_dataset(path) -> DatasetInfo:
                 low = actions.min(axis=0) if low is None else np.minimum(low, actions.min(axis=0))
                 high = actions.max(axis=0) if high is None else np.maximum(high, actions.max(axis=0))
         total = int(data.attrs.get("total", -1))
-        if total != sum(lengths):
+        if total != sum(lengths) and not unreadable:
             problems.append(f"data.attrs['total'] is {total}, but the demos hold {sum(lengths)} samples")
         first_with: dict[int, str] = {}
         for name, seed in zip(names, seeds):
@@ -338,6 +395,33 @@ def inspect_dataset(path) -> DatasetInfo:
             action_min=[] if low is None else low.tolist(), action_max=[] if high is None else high.tolist(),
             total_samples=sum(lengths), pending=len(journal_seeds(path)), size_bytes=path.stat().st_size,
             problems=problems)
+
+
+def check_demo(name: str, demo: h5py.Group, width: int | None) -> tuple[list[str], dict[str, np.ndarray] | None]:
+    """Everything wrong with one demo: missing keys, a chunk that fails its checksum, a content hash that does
+    not match, row counts, values out of their domain. Returns the problems and the demo's arrays (None when
+    the demo lacks what the rest of a check needs, or cannot be read)."""
+    missing = [key for key in REQUIRED_DEMO_KEYS if key not in demo]
+    missing += [f"attribute {attr}" for attr in REQUIRED_DEMO_ATTRS if attr not in demo.attrs]
+    if missing:
+        return [f"{name} lacks {', '.join(missing)}"], None
+    seed = demo.attrs["seed"]
+    try:
+        arrays = demo_arrays(demo)
+        steps = int(demo.attrs["num_samples"])
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as error:
+        return [f"{name} (seed {seed}) cannot be read ({_reason(error)})"], None
+    problems = []
+    if hash_mismatch(demo, arrays):
+        problems.append(f"{name} (seed {seed}): its content does not match its SHA-256 (changed after writing)")
+    rows = {key: len(value) for key, value in arrays.items() if key != "final_state"}
+    wrong = sorted(key for key, count in rows.items() if count != steps)
+    if wrong:
+        problems.append(f"{name}: {', '.join(wrong)} do not have num_samples = {steps} rows")
+    actions = arrays["actions"]
+    if actions.size and (actions.min() < -1.0 or actions.max() > 1.0):
+        problems.append(f"{name}: actions outside [-1, 1]")
+    return problems + _value_problems(name, arrays, width), arrays
 
 
 def _layout_width(data: h5py.Group, problems: list[str]) -> int | None:
@@ -361,11 +445,6 @@ def _value_problems(name: str, values: dict[str, np.ndarray], width: int | None)
     if width is not None and (values["states"].shape[-1:] != (width,) or values["final_state"].shape != (width,)):
         found.append(f"{name}: states are {values['states'].shape[-1]} wide, the state layout {width}")
     return found
-
-
-def _read_fully(name: str, item) -> None:
-    if isinstance(item, h5py.Dataset):
-        item[()]
 
 
 def check_resumable(path, env_args: dict, policy: str) -> None:
@@ -502,11 +581,36 @@ class DatasetWriter:
         self._lock.flush()
         for stale in self.journal.glob("*.tmp"):
             stale.unlink()
-        if not self.path.exists():
+        # What the reader should know: damaged demos removed, journal entries set aside (their episodes are
+        # collected again because their seeds are no longer done).
+        self.notices: list[str] = []
+        self.done_seeds: set[int] = set()
+        self._state_width = StateLayout.from_json(state_layout).size
+        if self.path.exists():
+            self._remove_damaged_demos()
+        else:
             self._replace_file(None, [])
         self._last_commit = time.monotonic()
         self.commit()
         self.done_seeds = stored_seeds(self.path)
+
+    def _remove_damaged_demos(self) -> None:
+        """Check every demo of the file being resumed (checksums, content hash, values); a damaged one is
+        removed, so that its episode is collected again, and the file as it was is kept beside it."""
+        with open_dataset(self.path) as handle, reading(self.path):
+            data = handle["data"]
+            damaged = {}
+            for name in demo_names(data):
+                problems, _ = check_demo(name, data[name], self._state_width)
+                if problems:
+                    damaged[name] = problems[0]
+        if not damaged:
+            return
+        kept = keep_aside(self.path, "damaged")
+        write_atomically(self.path, lambda handle: self._merge(handle, [], drop=list(damaged)), self.path)
+        for problem in damaged.values():
+            self.notices.append(f"{self.path}: {problem}; removed, its episode is collected again "
+                                f"(the file as it was is kept as {kept})")
 
     # ------------------------------------------------------------------ journal
     def _write_entry(self, seed: int, fill) -> None:
@@ -554,11 +658,14 @@ class DatasetWriter:
 
         write_atomically(self.path, fill, source)
 
-    def _merge(self, handle: h5py.File, entries: list[Path]) -> None:
+    def _merge(self, handle: h5py.File, entries: list[Path], drop: list[str] = ()) -> None:
         data = handle["data"]
+        for name in drop:
+            del data[name]
         seeds = {int(data[name].attrs["seed"]) for name in demo_names(data)}
         filtered = set(handle["filtered_seeds"][()].tolist()) if "filtered_seeds" in handle else set()
         for entry in entries:
+            problem = None
             try:
                 with h5py.File(entry, "r") as source:
                     if source.attrs.get("env_args") != _canonical(self.env_args):
@@ -567,14 +674,23 @@ class DatasetWriter:
                     if "filtered_seed" in source.attrs:
                         filtered.add(int(source.attrs["filtered_seed"]))
                         continue
+                    problems, _ = check_demo("demo", source["demo"], self._state_width)
                     seed = int(source["demo"].attrs["seed"])
-                    if seed not in seeds:
+                    if problems:
+                        problem = problems[0]
+                    elif seed not in seeds:
                         source.copy(source["demo"], data, name=f"incoming_{seed}")
                         seeds.add(seed)
-            except OSError:
+            except (OSError, KeyError, ValueError) as error:
+                problem = f"it cannot be read ({_reason(error)})"
+            if problem is not None:
                 # Entries are renamed into place only once complete, so this is damage from outside;
                 # the episode is simply collected again.
-                entry.rename(entry.with_name(entry.name + ".unreadable"))
+                aside = entry.with_name(entry.name + ".unreadable")
+                entry.rename(aside)
+                self.done_seeds.discard(_entry_seed(entry))
+                self.notices.append(f"journal entry {entry.name} is damaged ({problem}); set aside as {aside.name}, "
+                                    f"its episode is collected again")
         # Demo numbers follow the seeds, so a resumed file equals one written in a single run.
         names = sorted((name for name in data if name.startswith(("demo_", "incoming_"))),
                        key=lambda name: int(data[name].attrs["seed"]))

@@ -10,11 +10,12 @@ import numpy as np
 from ..agents.bc import BCArgs, Demonstrations, train_bc
 from ..agents.train import add_dataclass_arguments, args_from_namespace
 from ..errors import InputError
-from .dataset import DatasetError, dataset_env_args, demo_names, open_dataset, reading
+from .dataset import DatasetError, check_demo, dataset_env_args, demo_names, open_dataset, reading
 
 
 def load_demonstrations(path, count: int) -> Demonstrations:
-    """The first ``count`` successful demos (all if 0), in the file's demo order, flattened."""
+    """The first ``count`` successful demos (all if 0), in the file's demo order, flattened. Each is checked
+    first (checksums, content hash, values): a policy is never trained on a damaged demo."""
     with open_dataset(path) as handle, reading(path):
         env_args = dataset_env_args(handle, path)
         data = handle["data"]
@@ -28,10 +29,13 @@ def load_demonstrations(path, count: int) -> Demonstrations:
         shapes = {key: data[chosen[0]][f"obs/{key}"].shape[1:] for key in keys}
         observations, actions = [], []
         for name in chosen:
-            group = data[name]
-            n = int(group.attrs["num_samples"])
-            observations.append(np.concatenate([group[f"obs/{key}"][()].reshape(n, -1) for key in keys], axis=1))
-            actions.append(group["actions"][()])
+            problems, arrays = check_demo(name, data[name], None)
+            if problems:
+                raise DatasetError(f"{path}: {problems[0]}; nothing was trained. Run tground dataset info {path} "
+                                   f"for every problem")
+            n = int(data[name].attrs["num_samples"])
+            observations.append(np.concatenate([arrays[f"obs/{key}"].reshape(n, -1) for key in keys], axis=1))
+            actions.append(arrays["actions"])
     return Demonstrations(np.concatenate(observations).astype(np.float32), np.concatenate(actions).astype(np.float32),
                           keys, shapes, chosen, env_args)
 
