@@ -497,7 +497,8 @@ def write_report(report: FieldReport, options: CollectOptions) -> tuple[Path, Pa
         json_path.write_text(json.dumps(report.to_json(), indent=2))
         report.plot(png_path)
     except OSError as error:
-        raise DatasetError(f"cannot write the report {json_path}: {error.strerror or error}") from None
+        raise DatasetError(f"cannot write the report {json_path}: {error.strerror or error} (the dataset "
+                           f"{options.out} is complete; only the report is missing)") from None
     return json_path, png_path
 
 

@@ -38,9 +38,12 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import errno
 import hashlib
+import io
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -68,6 +71,28 @@ _COMPRESSED = {"compression": "gzip", "compression_opts": 4, "shuffle": True, **
 
 class DatasetError(UserError, RuntimeError):
     """A dataset file that cannot be read, written or resumed, with the reason in words."""
+
+
+class StorageError(DatasetError):
+    """Writing failed for a reason of the storage (disk full, read-only, I/O error); ``errno`` says which.
+    The message says what is safe where and what to do."""
+
+    def __init__(self, message: str, error_number: int | None = None):
+        super().__init__(message)
+        self.errno = error_number
+
+
+def storage_errno(error: BaseException) -> int | None:
+    """The errno of a failed write: an OSError's own, or the one HDF5 puts in its message
+    ('... errno = 28, error message = 'No space left on device' ...'); None for other errors."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.errno
+    found = re.search(r"errno = (\d+)", str(error))
+    return int(found.group(1)) if found else None
+
+
+def out_of_space(error_number: int | None) -> bool:
+    return error_number in (errno.ENOSPC, errno.EDQUOT)
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -473,11 +498,20 @@ def _fsync(path: Path) -> None:
         os.close(descriptor)
 
 
-def write_atomically(path: Path, fill, source: Path | None = None) -> None:
+def write_atomically(path: Path, fill, source: Path | None = None, extra_bytes: int = 0) -> None:
     """Replace ``path`` whole: a copy of ``source`` (or a new file) beside it is filled by ``fill(handle)``,
-    fsynced and renamed over it, so a kill at any moment leaves the old file or the new one, never a broken one."""
+    fsynced and renamed over it, so a kill at any moment leaves the old file or the new one, never a broken one.
+    ``extra_bytes``: about how much ``fill`` adds. A failure of the storage raises StorageError; the old file
+    stays as it was."""
     path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
     temporary = path.with_name(path.name + ".commit.tmp")
+    # Room for the copy and what fill adds is checked first: HDF5 running out of space mid-write
+    # reports it in ways that are hard to clean up after (and the old file is safe either way).
+    needed = int(1.1 * ((source.stat().st_size if source is not None else 0) + extra_bytes)) + 2**16
+    if shutil.disk_usage(folder).free < needed:
+        raise StorageError(f"no space left on the device of {folder}: writing {path} needs about "
+                           f"{needed / 2**20:.1f} MiB", errno.ENOSPC)
     try:
         if source is not None:
             shutil.copyfile(source, temporary)
@@ -485,10 +519,14 @@ def write_atomically(path: Path, fill, source: Path | None = None) -> None:
             fill(handle)
         _fsync(temporary)
         os.replace(temporary, path)
-        _fsync(path.parent if str(path.parent) else Path("."))
-    except OSError as error:
+        _fsync(folder)
+    except (OSError, RuntimeError) as error:
         temporary.unlink(missing_ok=True)
-        raise DatasetError(f"cannot write {path}: {error.strerror or error}") from None
+        number = storage_errno(error)
+        if number is None and not isinstance(error, OSError):
+            raise  # not the storage's fault: a bug, keep its traceback
+        reason = os.strerror(number) if number is not None else str(error)
+        raise StorageError(f"cannot write {path}: {reason}", number) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -579,20 +617,24 @@ class DatasetWriter:
         self._lock.truncate(0)
         self._lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         self._lock.flush()
-        for stale in self.journal.glob("*.tmp"):
-            stale.unlink()
         # What the reader should know: damaged demos removed, journal entries set aside (their episodes are
         # collected again because their seeds are no longer done).
         self.notices: list[str] = []
         self.done_seeds: set[int] = set()
         self._state_width = StateLayout.from_json(state_layout).size
-        if self.path.exists():
-            self._remove_damaged_demos()
-        else:
-            self._replace_file(None, [])
-        self._last_commit = time.monotonic()
-        self.commit()
-        self.done_seeds = stored_seeds(self.path)
+        try:
+            for stale in self.journal.glob("*.tmp"):
+                stale.unlink()
+            if self.path.exists():
+                self._remove_damaged_demos()
+            else:
+                self._replace_file(None, [])
+            self._last_commit = time.monotonic()
+            self.commit()
+            self.done_seeds = stored_seeds(self.path)
+        except BaseException:
+            self._release()
+            raise
 
     def _remove_damaged_demos(self) -> None:
         """Check every demo of the file being resumed (checksums, content hash, values); a damaged one is
@@ -616,12 +658,22 @@ class DatasetWriter:
     def _write_entry(self, seed: int, fill) -> None:
         final = self.journal / f"seed_{int(seed)}.hdf5"
         temporary = final.with_name(final.name + ".tmp")
-        with h5py.File(temporary, "w") as handle:
+        # The entry is built in memory and written with plain file I/O: a full disk is then one OSError
+        # here, not HDF5 failing inside its own writes (which printed tracebacks and crashed the process).
+        image = io.BytesIO()
+        with h5py.File(image, "w") as handle:
             handle.attrs["env_args"] = _canonical(self.env_args)
             fill(handle)
-        _fsync(temporary)
-        os.replace(temporary, final)
-        _fsync(self.journal)
+        try:
+            with open(temporary, "wb") as stream:
+                stream.write(image.getbuffer())
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, final)
+            _fsync(self.journal)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise self._storage_failure(f"journal entry {final}", error.errno) from None
         self.done_seeds.add(int(seed))
         if time.monotonic() - self._last_commit >= self.commit_every:
             self.commit()
@@ -635,13 +687,32 @@ class DatasetWriter:
         self._write_entry(seed, lambda handle: handle.attrs.__setitem__("filtered_seed", int(seed)))
 
     # ------------------------------------------------------------------ committing
+    def _storage_failure(self, what: str, error_number: int | None) -> StorageError:
+        """The error for a write that the storage refused, saying what is safe where and what to do."""
+        try:
+            safe = len(stored_seeds(self.path)) if self.path.exists() else 0
+        except DatasetError:
+            safe = 0
+        pending = len(journal_seeds(self.path))
+        where = f"{safe} episodes are safe in {self.path}" + (
+            f" and {pending} more in {self.journal} (merged into it by the next run)" if pending else "")
+        if out_of_space(error_number):
+            return StorageError(f"no space left on the device of {self.journal.parent} while writing {what}: "
+                                f"{where}; free space and rerun the same command to go on", error_number)
+        reason = os.strerror(error_number) if error_number is not None else "an I/O error"
+        return StorageError(f"cannot write {what} ({reason}): {where}; fix that and rerun the same command",
+                            error_number)
+
     def commit(self) -> int:
         """Merge the journal into the dataset file (atomically); returns how many entries were merged."""
         entries = sorted(self.journal.glob("seed_*.hdf5"))
         self._last_commit = time.monotonic()
         if not entries:
             return 0
-        self._replace_file(self.path, entries)
+        try:
+            self._replace_file(self.path, entries)
+        except StorageError as error:
+            raise self._storage_failure(f"the merged copy of {self.path}", error.errno) from None
         for entry in entries:
             entry.unlink(missing_ok=True)
         _fsync(self.journal)
@@ -656,7 +727,7 @@ class DatasetWriter:
                                    "format": FORMAT})
             self._merge(handle, entries)
 
-        write_atomically(self.path, fill, source)
+        write_atomically(self.path, fill, source, extra_bytes=sum(entry.stat().st_size for entry in entries))
 
     def _merge(self, handle: h5py.File, entries: list[Path], drop: list[str] = ()) -> None:
         data = handle["data"]
@@ -705,14 +776,20 @@ class DatasetWriter:
         """Commit what the journal holds and release the file."""
         if self._lock is None:
             return
-        self.commit()
+        try:
+            self.commit()  # a failure leaves the entries in the journal, for the next run to merge
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Give up the lock; the journal folder goes too once empty."""
         (self.journal / "lock").unlink(missing_ok=True)
         self._lock.close()
         self._lock = None
         try:
             self.journal.rmdir()
         except OSError:
-            pass  # entries that could not be read stay for inspection
+            pass  # entries not yet merged, or that could not be read, stay
 
     def __enter__(self):
         return self
@@ -861,7 +938,7 @@ def merge_datasets(inputs, out, seeds=None) -> MergeResult:
                 source.close()
         write_index(handle, filtered)
 
-    write_atomically(out, fill)
+    write_atomically(out, fill, extra_bytes=sum(path.stat().st_size for path in paths))
     return MergeResult(path=str(out), inputs=[str(path) for path in paths], episodes=len(order),
                        filtered=len(filtered), left_out=len(set(owner) - selected))
 
