@@ -250,4 +250,5 @@ def test_a_resume_over_an_unreadable_journal_entry_collects_that_episode_again(t
     (journal_dir(path) / "seed_2.hdf5").write_bytes(b"\\x89HDF\\r\\n truncated")  # as a damaged entry would be
     result = collect(CollectOptions(**{**options, "episodes": 3}))
     assert "nothing to do" not in result.message
+    assert any("journal entry seed_2.hdf5 is damaged" in notice for notice in result.notices), result.notices
     assert result.file_episodes == 3 and stored_seeds(path) == {0, 1, 2}

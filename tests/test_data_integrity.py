@@ -137,3 +137,17 @@ def test_a_writer_resuming_a_file_checks_it_once_and_leaves_a_sound_file_alone(d
     with DatasetWriter(dataset, env_args, None, "expert") as writer:
         assert writer.notices == [] and writer.done_seeds == {0, 1, 2}
     assert dataset.read_bytes() == before and not dataset.with_name("run.hdf5.damaged").exists()
+
+
+def test_a_chunk_that_fails_its_checksum_is_named_and_never_merged(dataset, tmp_path):
+    """Finding 1: such inputs were merged ('merged 1 files ... 8 episodes') into a file that could not be read."""
+    with h5py.File(dataset, "r") as handle:
+        chunk = handle["data/demo_2/states"].id.get_chunk_info(0)
+    raw = bytearray(dataset.read_bytes())
+    raw[chunk.byte_offset + chunk.size // 2] ^= 0x5A
+    dataset.write_bytes(bytes(raw))
+    problems = inspect_dataset(dataset).problems
+    assert len(problems) == 1 and problems[0].startswith("demo_2 (seed 2) cannot be read"), problems
+    with pytest.raises(DatasetError, match=r"demo_2 \(seed 2\) cannot be read.*nothing was written"):
+        merge_datasets([dataset], tmp_path / "merged.hdf5")
+    assert not (tmp_path / "merged.hdf5").exists()
