@@ -9,9 +9,10 @@ non-finite observations, the divergences the engine flagged, and the *unflagged*
 measures itself from the engine's reads (not from its flag): a watched link (base, feet,
 palms) or the centre of mass moving more than ``--link-jump`` in one control step, a joint
 faster than ``--joint-speed-factor`` times its URDF velocity limit, the base faster than
-``--base-speed``, an object moving more than ``--object-jump`` or a cloth particle more than
-``--cloth-jump`` in a step, or a particle farther than ``--cloth-distance`` from the robot's
-base. It also reports the largest value of each quantity over the unflagged steps, which is
+``--base-speed`` or higher than ``--base-rise`` above its reset height, the centre of mass
+moving more than ``--com-jump``, an object more than ``--object-jump`` or a cloth particle
+more than ``--cloth-jump`` in a step, or an object or particle farther than ``--distance``
+from the robot's base. It also reports the largest value of each quantity over the unflagged steps, which is
 how the engines' bounds (physics/divergence.py) were checked against normal runs
 (``--policies expert``). The script's thresholds default to those bounds' values for
 humanoid43, measured independently here. JSON and a PNG bar chart go to benchmarks/results/.
@@ -37,11 +38,13 @@ POLICIES = ("uniform", "bang_bang", "sinusoid")
 QUANTITIES = {
     "joint_speed_ratio": ("joint_speed_factor", "x URDF limit"),
     "base_speed": ("base_speed", "m/s"),
+    "base_rise": ("base_rise", "m"),
     "link_jump": ("link_jump", "m/step"),
-    "com_jump": ("link_jump", "m/step"),
+    "com_jump": ("com_jump", "m/step"),
     "object_jump": ("object_jump", "m/step"),
+    "object_distance": ("distance", "m"),
     "cloth_jump": ("cloth_jump", "m/step"),
-    "cloth_distance": ("cloth_distance", "m"),
+    "cloth_distance": ("distance", "m"),
 }
 
 
@@ -55,12 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
     parser.add_argument("--steps", type=int, default=150, help="control steps per environment on numpy")
     parser.add_argument("--pybullet-steps", type=int, default=60, help="control steps per environment on pybullet")
-    parser.add_argument("--joint-speed-factor", type=float, default=4.0, help="x each joint's URDF velocity limit")
+    parser.add_argument("--joint-speed-factor", type=float, default=15.0, help="x each joint's URDF velocity limit")
     parser.add_argument("--base-speed", type=float, default=10.0, help="m/s")
-    parser.add_argument("--link-jump", type=float, default=0.4, help="m in one control step (links and CoM)")
-    parser.add_argument("--object-jump", type=float, default=0.4, help="m in one control step")
-    parser.add_argument("--cloth-jump", type=float, default=0.4, help="m in one control step, any particle")
-    parser.add_argument("--cloth-distance", type=float, default=3.0, help="m from the robot's base, any particle")
+    parser.add_argument("--base-rise", type=float, default=1.0, help="m above the reset height (floating base)")
+    parser.add_argument("--link-jump", type=float, default=1.0, help="m in one control step: base, feet, palms")
+    parser.add_argument("--com-jump", type=float, default=0.2, help="m in one control step")
+    parser.add_argument("--object-jump", type=float, default=1.0, help="m in one control step")
+    parser.add_argument("--cloth-jump", type=float, default=1.0, help="m in one control step, any particle")
+    parser.add_argument("--distance", type=float, default=15.0, help="m from the robot's base, any object or particle")
     parser.add_argument("--json", default="benchmarks/results/adversarial.json", help="write results here")
     parser.add_argument("--png", default="benchmarks/results/adversarial.png", help="write the bar chart here")
 
@@ -97,11 +102,12 @@ class AdversarialPolicy:
         return np.sin(2 * np.pi * self.frequency * (elapsed * self.control_dt)[:, None] + self.phase)
 
 
-def _watched_links(robot) -> list[str]:
+def watched_links(robot) -> list[str]:
+    """The base, feet and palms, chosen here rather than taken from the engine, which the script checks."""
     return [robot.base_link, *robot.feet, *(hand.palm_link for hand in robot.hands.values())]
 
 
-def _snapshot(engine, links) -> dict[str, np.ndarray]:
+def snapshot(engine, links) -> dict[str, np.ndarray]:
     """What the script compares across one control step, read from the engine."""
     snapshot = {"links": engine.link_poses(links)[..., :3], "com": engine.center_of_mass()[0],
                 "objects": engine.object_poses()[..., :3]}
@@ -122,19 +128,21 @@ def measure(before: dict, after: dict, engine) -> dict[str, np.ndarray]:
     _, joint_vel = engine.joint_state()
     limit = np.where(engine.robot.velocity_limit > 0, engine.robot.velocity_limit, np.inf)
     jump = lambda key: _largest(np.linalg.norm(after[key] - before[key], axis=-1), n)
+    base = after["links"][:, 0]
+    distance = lambda key: _largest(np.linalg.norm(after[key] - base[:, None], axis=-1), n)
     values = {
         "joint_speed_ratio": _largest(np.abs(joint_vel) / limit, n),
         "base_speed": _largest(np.linalg.norm(engine.base_velocity()[:, :3], axis=-1), n),
+        "base_rise": np.zeros(n) if engine.scene.fixed_base else base[:, 2] - engine.scene.robot_position[2],
         "link_jump": jump("links"),
         "com_jump": jump("com"),
         "object_jump": jump("objects"),
+        "object_distance": distance("objects"),
         "cloth_jump": np.zeros(n),
         "cloth_distance": np.zeros(n),
     }
     if "cloth" in after:
-        values["cloth_jump"] = jump("cloth")
-        base = after["links"][:, 0]
-        values["cloth_distance"] = _largest(np.linalg.norm(after["cloth"] - base[:, None], axis=-1), n)
+        values["cloth_jump"], values["cloth_distance"] = jump("cloth"), distance("cloth")
     return values
 
 
@@ -163,16 +171,16 @@ def run_one(task_id: str, backend: str, policy_name: str, args, progress=None) -
         else:
             adversary = AdversarialPolicy(policy_name, task.action_space.shape[0], rngs, task.config.control_dt)
             act = lambda: adversary(task.elapsed)
-        links = _watched_links(task.robot)
+        links = watched_links(task.robot)
         for _ in range(steps):
-            before = _snapshot(engine, links)
+            before = snapshot(engine, links)
             _, _, _, _, info = task.step(np.clip(act(), -1.0, 1.0))
             raw = task.observe()
             finite = np.ones(task.num_envs, dtype=bool)
             for value in raw.values():
                 finite &= np.isfinite(value).reshape(task.num_envs, -1).all(axis=1)
             flagged = np.asarray(info["diverged"], dtype=bool)
-            values = measure(before, _snapshot(engine, links), engine)
+            values = measure(before, snapshot(engine, links), engine)
             counts["env_steps"] += task.num_envs
             counts["nonfinite_observations"] += int((~finite).sum())
             counts["flagged_divergences"] += int(flagged.sum())

@@ -52,7 +52,7 @@ class EngineConfig:
     max_link_speed: float = 50.0
     max_body_speed: float = 10.0
     max_base_rise: float = 1.0
-    scene_radius: float = 10.0
+    scene_radius: float = 15.0
 
     def __post_init__(self):
         check_grasp_mode(self.grasp)
