@@ -224,7 +224,7 @@ def plot(results: dict, path: str) -> None:
     x = np.arange(len(labels))
     figure, ax = plt.subplots(figsize=(1.2 * len(labels) + 2, 4))
     ax.bar(x - 0.2, flagged, 0.4, label="flagged divergences")
-    ax.bar(x + 0.2, unflagged, 0.4, label="unflagged jumps (measured)")
+    ax.bar(x + 0.2, unflagged, 0.4, label="unflagged exceedances (measured)")
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylabel("env-steps, all policies")
     ax.set_title("adversarial policies: blow-ups flagged vs missed")

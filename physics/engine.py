@@ -206,14 +206,14 @@ class Engine(abc.ABC):
         """RGB image (H, W, 3) uint8 of one environment from the scene camera."""
 
     # ------------------------------------------------------------------ divergence
-    def _step_start(self) -> dict[str, np.ndarray]:
-        """The positions that :meth:`_left_bounds` compares across the control step about to run."""
+    def _watched_positions(self) -> dict[str, np.ndarray]:
+        """The positions that :meth:`_left_bounds` compares across a control step: watched links, CoM, objects."""
         return {"links": self.link_poses(self._watched_links)[..., :3], "com": self.center_of_mass()[0],
                 "objects": self.object_poses()[..., :3]}
 
     def _left_bounds(self, start: dict[str, np.ndarray]) -> np.ndarray:
         """(N,) bool: the environments whose last control step broke a bound of ``divergence_bounds``."""
-        bounds, end = self.divergence_bounds, self._step_start()
+        bounds, end = self.divergence_bounds, self._watched_positions()
         _, joint_vel = self.joint_state()
         base = end["links"][:, 0]
         bad = ~(np.abs(joint_vel) <= bounds.joint_speed).all(axis=1)

@@ -339,7 +339,7 @@ class NumpyEngine(Engine):
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
-        last_good, start = self.state, self._step_start()
+        last_good, start = self.state, self._watched_positions()
         for component in self.components.values():
             component.begin_step()
         for _ in range(self.config.substeps):

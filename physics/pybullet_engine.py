@@ -214,7 +214,7 @@ class PybulletEngine(Engine):
 
     # ----------------------------------------------------------------- stepping
     def step(self) -> None:
-        start = self._step_start()
+        start = self._watched_positions()
         for _ in range(self.config.substeps):
             q, qd = self.joint_state()
             torques = pd_torques(self.robot, q, qd, self.joint_targets)

@@ -7,6 +7,10 @@ A flagged step truncates the episode with ``info["diverged"]`` and finite observ
 the numpy engine keeps the environment's last good state.
 """
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -161,3 +165,17 @@ def test_normal_runs_stay_inside_the_bounds():
             assert not info["diverged"].any()
     finally:
         env.close()
+
+
+def test_the_adversarial_benchmark_counts_flagged_and_unflagged_blow_ups(tmp_path):
+    out, png = tmp_path / "adversarial.json", tmp_path / "adversarial.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "training_ground.cli", "bench", "adversarial", "--tasks", "stand", "--policies",
+         "bang_bang", "--seeds", "1", "--steps", "5", "--pybullet-steps", "3", "--json", str(out), "--png", str(png)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(out.read_text())["runs"]["TrainingGround/Stand-v0"]
+    assert runs["numpy"]["bang_bang"]["env_steps"] == 5 and runs["pybullet"]["bang_bang"]["env_steps"] == 3
+    for run in (runs["numpy"]["bang_bang"], runs["pybullet"]["bang_bang"]):
+        assert set(run["unflagged"]) == set(run["max_unflagged_value"]) and run["unflagged_total"] == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
