@@ -6,9 +6,11 @@ An engine builds its components from the scene and keeps them in ``engine.compon
 robot's reset (the pybullet engine also calls ``prepare_world`` on each client before it builds
 the world), ``begin_step`` before a control period's physics substeps, ``end_step`` after
 them (and after the rigid objects' grasps), ``state_blocks`` after the robot's blocks and
-``load_state_blocks`` after the robot is restored. The shared :class:`~.engine.Engine`
-interface names no component; a task that needs one reads it by name, e.g.
-``engine.components["cloth"].positions()``.
+``load_state_blocks`` after the robot is restored. After ``end_step`` the engine asks each
+``left_bounds`` whether the control step broke the divergence bounds (physics/divergence.py);
+the numpy engine then calls ``keep_last_good`` to put the environments that did back. The
+shared :class:`~.engine.Engine` interface names no component; a task that needs one reads it
+by name, e.g. ``engine.components["cloth"].positions()``.
 """
 
 from __future__ import annotations
@@ -117,8 +119,7 @@ class Cloth(Component, abc.ABC):
 
     def left_bounds(self, bounds, robot_base):
         """A particle faster than a hand over the control period, or beyond the scene radius."""
-        positions = self.positions()
-        return points_diverged(self.velocities(), positions, robot_base, bounds.link_speed, bounds)
+        return points_diverged(self.velocities(), self.positions(), robot_base, bounds.link_speed, bounds)
 
     def grasped(self) -> np.ndarray:
         """Whether each hand pins cloth particles, (num_envs, num_hands) bool."""
