@@ -6,9 +6,11 @@ An engine builds its components from the scene and keeps them in ``engine.compon
 robot's reset (the pybullet engine also calls ``prepare_world`` on each client before it builds
 the world), ``begin_step`` before a control period's physics substeps, ``end_step`` after
 them (and after the rigid objects' grasps), ``state_blocks`` after the robot's blocks and
-``load_state_blocks`` after the robot is restored. The shared :class:`~.engine.Engine`
-interface names no component; a task that needs one reads it by name, e.g.
-``engine.components["cloth"].positions()``.
+``load_state_blocks`` after the robot is restored. After ``end_step`` the engine asks each
+``left_bounds`` whether the control step broke the divergence bounds (physics/divergence.py);
+the numpy engine then calls ``keep_last_good`` to put the environments that did back. The
+shared :class:`~.engine.Engine` interface names no component; a task that needs one reads it
+by name, e.g. ``engine.components["cloth"].positions()``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .cloth import ClothSpec
+from .divergence import DivergenceBounds, points_diverged
 from .scene import EpisodeSetup
 
 
@@ -46,6 +49,16 @@ class Component:
 
     def end_step(self) -> None:
         """After the control period's substeps."""
+
+    def left_bounds(self, bounds: DivergenceBounds, robot_base: np.ndarray) -> np.ndarray:
+        """After ``end_step``: (num_envs,) bool, where this component's last control step broke ``bounds``
+        (physics/divergence.py); ``robot_base`` (num_envs, 3) is the robot's base position. The engine
+        checks the rigid objects itself."""
+        return np.zeros(len(robot_base), dtype=bool)
+
+    def keep_last_good(self, env_mask: np.ndarray) -> None:
+        """The numpy engine's hook: put environments ``env_mask`` back as they were at ``begin_step``, their
+        last good state (the control step just run blew them up)."""
 
     def state_blocks(self) -> dict[str, np.ndarray]:
         """This component's named (num_envs, ...) state arrays (copies), appended after the engine's own."""
@@ -103,6 +116,10 @@ class Cloth(Component, abc.ABC):
     @abc.abstractmethod
     def pinned_by(self) -> np.ndarray:
         """The hand pinning each particle, or -1; (num_envs, P) int."""
+
+    def left_bounds(self, bounds, robot_base):
+        """A particle faster than a hand over the control period, or beyond the scene radius."""
+        return points_diverged(self.velocities(), self.positions(), robot_base, bounds.link_speed, bounds)
 
     def grasped(self) -> np.ndarray:
         """Whether each hand pins cloth particles, (num_envs, num_hands) bool."""

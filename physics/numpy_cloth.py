@@ -105,6 +105,10 @@ class NumpyCloth(Cloth):
                                                released, self._pinned_by)
         self._pinned_by = pinned_by
 
+    def keep_last_good(self, env_mask) -> None:
+        # The particles go back to where the control period began, at rest, as after a non-finite step.
+        self.state.positions[env_mask], self.state.velocities[env_mask] = self._previous[env_mask], 0.0
+
     def _frames(self):
         """Hand-sphere centres (N, S, 3), palm positions (N, H, 3) and rotations (N, H, 3, 3) now."""
         kin = self.engine._current_kinematics()

@@ -14,7 +14,9 @@ damping) treated implicitly by adding ``dt * kd`` to the mass matrix diagonal to
 with the armature; an LTDL factorisation that follows the tree's sparsity (no dense
 solve); semi-implicit Euler; joint position limits as a projection that stops motion into
 the limit; quaternion renormalisation. An environment whose state stops being finite or
-exceeds the divergence speed keeps its last good state and is flagged.
+exceeds the divergence speed keeps its last good state and is flagged; so does one whose
+control step breaks the bounds of physics/divergence.py (joint, link, body, object and cloth
+motion), which goes back to the step's start.
 
 What the scene adds beside the robot, free objects and a garment, are components
 (physics/components.py) that the engine builds, resets, steps and saves.
@@ -337,13 +339,25 @@ class NumpyEngine(Engine):
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
+        last_good, start = self.state, self._watched_positions()
         for component in self.components.values():
             component.begin_step()
         for _ in range(self.config.substeps):
             self._substep(self.config.physics_dt)
         for component in self.components.values():
             component.end_step()
+        blown_up = self._left_bounds(start) & ~self.state.diverged
+        if blown_up.any():
+            self._keep_last_good(blown_up, last_good)
         self.diverged = self.state.diverged.copy()
+
+    def _keep_last_good(self, env_mask: np.ndarray, last_good: State) -> None:
+        """Environments ``env_mask`` blew up in this control step: back to its start, flagged, and frozen there."""
+        q, v = self.state.q.copy(), self.state.v.copy()
+        q[env_mask], v[env_mask] = last_good.q[env_mask], last_good.v[env_mask]
+        self.state = State(q, v, self.state.diverged | env_mask)
+        for component in self.components.values():
+            component.keep_last_good(env_mask)
 
     def _robot_spheres_world(self, kin, v_last):
         """World positions (3, S, N), positions relative to the base origin, and velocities of the robot spheres."""

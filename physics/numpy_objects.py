@@ -52,6 +52,7 @@ class NumpyObjects(Objects):
         # margin for posture in between.
         self._hand_reach = engine._hand_spread() + 0.03
         self._pending = None  # this substep's contact forces, until the objects are integrated
+        self._step_start = (self.pose.copy(), self.vel.copy())  # poses and velocities at begin_step
 
     # ------------------------------------------------------------------ reads
     def poses(self):
@@ -96,10 +97,17 @@ class NumpyObjects(Objects):
             self._integrate(*self._pending, dt)
             self._pending = None
 
+    def begin_step(self) -> None:
+        self._step_start = (self.pose.copy(), self.vel.copy())  # the last good state, should this step blow up
+
     def end_step(self) -> None:
         if self.num_objects:
             self._follow_palms(self.engine.config.control_dt)
         self._update_grasps()
+
+    def keep_last_good(self, env_mask) -> None:
+        pose, vel = self._step_start
+        self.pose[env_mask], self.vel[env_mask] = pose[env_mask], vel[env_mask]
 
     # ------------------------------------------------------------------ contacts and integration
     def _spheres_world(self):

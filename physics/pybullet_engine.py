@@ -214,6 +214,7 @@ class PybulletEngine(Engine):
 
     # ----------------------------------------------------------------- stepping
     def step(self) -> None:
+        start = self._watched_positions()
         for _ in range(self.config.substeps):
             q, qd = self.joint_state()
             torques = pd_torques(self.robot, q, qd, self.joint_targets)
@@ -226,13 +227,14 @@ class PybulletEngine(Engine):
                 client.stepSimulation()
         for component in self.components.values():  # the objects' grasps, then the cloth; each flags its blow-ups
             component.end_step()
-        self._check_divergence()
+        self._check_divergence(start)
 
-    def _check_divergence(self) -> None:
+    def _check_divergence(self, start: dict[str, np.ndarray]) -> None:
+        """Flag the environments that blew up; they are not stepped again until a reset or restore."""
         q, qd = self.joint_state()
         speeds = np.abs(qd).max(axis=1)
         bad = ~np.isfinite(q).all(axis=1) | ~np.isfinite(speeds) | (speeds > self.config.divergence_speed)
-        self.diverged |= bad
+        self.diverged |= bad | self._left_bounds(start)
 
     # ----------------------------------------------------------------- images
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
