@@ -24,6 +24,9 @@ from .engine import Engine, EngineConfig, pd_torques
 from .pybullet_cloth import PybulletCloth
 from .pybullet_objects import PybulletObjects
 
+# Bullet's btBroadphaseProxy collision filter groups.
+DEFAULT_FILTER, STATIC_FILTER, ALL_FILTER = 1, 2, -1
+
 
 class PybulletEngine(Engine):
     def __init__(self, robot: RobotDescription, scene: Scene, num_envs: int = 1, config: EngineConfig | None = None,
@@ -104,6 +107,12 @@ class PybulletEngine(Engine):
         self._link_masses = np.array([client.getDynamicsInfo(robot_id, j)[0]
                                       for j in range(-1, client.getNumJoints(robot_id))])
         self._grasp_sites = np.array([h.grasp_site for h in self.robot.hands.values()])
+        # The collision filter each robot collider got from loadURDF (URDF2Bullet's defaults; our URDFs name no
+        # groups): a fixed base is static (group StaticFilter, mask all but static), every other link dynamic.
+        static_base = self.scene.fixed_base
+        self._collision_filters = [(link, STATIC_FILTER if link == -1 and static_base else DEFAULT_FILTER,
+                                    ALL_FILTER ^ STATIC_FILTER if link == -1 and static_base else ALL_FILTER)
+                                   for link in range(-1, client.getNumJoints(robot_id))]
 
     def link_index(self, link: str) -> int:
         if link not in self._link_index:
@@ -121,12 +130,30 @@ class PybulletEngine(Engine):
             client.resetBaseVelocity(robot_id, [0, 0, 0], [0, 0, 0])
             for joint_id, q, qd in zip(self._joint_ids, joint_pos[row], joint_vel[row]):
                 client.resetJointState(robot_id, joint_id, q, qd)
+            self._drop_contacts(env_id)
         self._clear_forces(env_ids)
         self.joint_targets[env_ids] = joint_pos
         self.grasp_commands[env_ids] = False
         self.diverged[env_ids] = False
         for component in self.components.values():
             component.reset(env_ids, episodes)
+
+    def _drop_contacts(self, env_id: int) -> None:
+        """Forget the robot's contact manifolds in one environment, as a fresh world has none.
+
+        Bullet keeps a manifold (cached contact points) per overlapping pair, and resetting the base and joints
+        leaves it: after a step that stamped a foot into the floor, the points that survive Bullet's distance
+        check shape the next episode's first contacts, so the same seed rolled out otherwise than in a fresh
+        env (issue 12, finding 8). Setting a collider's filter makes pybullet re-create its broadphase proxy,
+        which removes the proxy's pairs with their manifolds; about 0.1 ms for the robot, where reloading it
+        (loadURDF) or rebuilding the world costs about 20-25 ms. The objects and the cloth are made again by
+        their own resets, so after a reset no manifold is left and new ones form in a fresh world's order.
+        restoreState of a state saved after loading is no alternative: it keeps the manifolds, only refilling
+        their points, and matches compound shapes' manifolds by body (bullet3 issue 4387).
+        """
+        client, robot_id = self.clients[env_id], self._robot_ids[env_id]
+        for link, group, mask in self._collision_filters:
+            client.setCollisionFilterGroupMask(robot_id, link, group, mask)
 
     def joint_state(self):
         q = np.empty((self.num_envs, self.robot.num_joints))
