@@ -13,6 +13,7 @@ off so that the model matches the URDF and the numpy engine exactly.
 from __future__ import annotations
 
 import os
+from xml.etree import ElementTree
 
 import numpy as np
 import pybullet
@@ -107,12 +108,27 @@ class PybulletEngine(Engine):
         self._link_masses = np.array([client.getDynamicsInfo(robot_id, j)[0]
                                       for j in range(-1, client.getNumJoints(robot_id))])
         self._grasp_sites = np.array([h.grasp_site for h in self.robot.hands.values()])
-        # The collision filter each robot collider got from loadURDF (URDF2Bullet's defaults; our URDFs name no
-        # groups): a fixed base is static (group StaticFilter, mask all but static), every other link dynamic.
-        static_base = self.scene.fixed_base
-        self._collision_filters = [(link, STATIC_FILTER if link == -1 and static_base else DEFAULT_FILTER,
-                                    ALL_FILTER ^ STATIC_FILTER if link == -1 and static_base else ALL_FILTER)
-                                   for link in range(-1, client.getNumJoints(robot_id))]
+        self._collision_filters = self._urdf_collision_filters()
+
+    def _urdf_collision_filters(self) -> list[tuple[int, int, int]]:
+        """(link index, group, mask) of every robot collider as loadURDF made it (pybullet has no getter).
+
+        URDF2Bullet's rule: a fixed base is static (group StaticFilter, mask all but static), every other link
+        dynamic (DefaultFilter, all), unless a ``<collision group= mask=>`` of the link says otherwise.
+        """
+        declared: dict[str, dict[str, int]] = {}
+        for link in ElementTree.parse(self.robot.urdf_path).getroot().iter("link"):
+            for collision in link.iter("collision"):
+                for key in ("group", "mask"):
+                    if collision.get(key) is not None:
+                        declared.setdefault(link.get("name"), {})[key] = int(collision.get(key))
+        filters = []
+        for name, index in sorted(self._link_index.items(), key=lambda item: item[1]):
+            static = index == -1 and self.scene.fixed_base
+            group = declared.get(name, {}).get("group", STATIC_FILTER if static else DEFAULT_FILTER)
+            mask = declared.get(name, {}).get("mask", ALL_FILTER ^ STATIC_FILTER if static else ALL_FILTER)
+            filters.append((index, group, mask))
+        return filters
 
     def link_index(self, link: str) -> int:
         if link not in self._link_index:
