@@ -162,7 +162,8 @@ class PybulletEngine(Engine):
         check shape the next episode's first contacts, so the same seed rolled out otherwise than in a fresh
         env (issue 12, finding 8). Setting a collider's filter makes pybullet re-create its broadphase proxy,
         which removes the proxy's pairs with their manifolds; about 0.1 ms for the robot, where reloading it
-        (loadURDF) or rebuilding the world costs about 20-25 ms. The objects and the cloth are made again by
+        (loadURDF) or rebuilding the world costs about 20-25 ms, paid at every picture by the numpy engine's
+        viewer, which resets for each. The objects and the cloth are made again by
         their own resets, so after a reset no manifold is left and new ones form in a fresh world's order.
         restoreState of a state saved after loading is no alternative: it keeps the manifolds, only refilling
         their points, and matches compound shapes' manifolds by body (bullet3 issue 4387).
