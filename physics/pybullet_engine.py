@@ -13,6 +13,7 @@ off so that the model matches the URDF and the numpy engine exactly.
 from __future__ import annotations
 
 import os
+from xml.etree import ElementTree
 
 import numpy as np
 import pybullet
@@ -23,6 +24,9 @@ from .scene import Scene
 from .engine import Engine, EngineConfig, pd_torques
 from .pybullet_cloth import PybulletCloth
 from .pybullet_objects import PybulletObjects
+
+# Bullet's btBroadphaseProxy collision filter groups.
+DEFAULT_FILTER, STATIC_FILTER, ALL_FILTER = 1, 2, -1
 
 
 class PybulletEngine(Engine):
@@ -104,6 +108,27 @@ class PybulletEngine(Engine):
         self._link_masses = np.array([client.getDynamicsInfo(robot_id, j)[0]
                                       for j in range(-1, client.getNumJoints(robot_id))])
         self._grasp_sites = np.array([h.grasp_site for h in self.robot.hands.values()])
+        self._collision_filters = self._urdf_collision_filters()
+
+    def _urdf_collision_filters(self) -> list[tuple[int, int, int]]:
+        """(link index, group, mask) of every robot collider as loadURDF made it (pybullet has no getter).
+
+        URDF2Bullet's rule: a fixed base is static (group StaticFilter, mask all but static), every other link
+        dynamic (DefaultFilter, all), unless a ``<collision group= mask=>`` of the link says otherwise.
+        """
+        declared: dict[str, dict[str, int]] = {}
+        for link in ElementTree.parse(self.robot.urdf_path).getroot().iter("link"):
+            for collision in link.iter("collision"):
+                for key in ("group", "mask"):
+                    if collision.get(key) is not None:
+                        declared.setdefault(link.get("name"), {})[key] = int(collision.get(key))
+        filters = []
+        for name, index in sorted(self._link_index.items(), key=lambda item: item[1]):
+            static = index == -1 and self.scene.fixed_base
+            group = declared.get(name, {}).get("group", STATIC_FILTER if static else DEFAULT_FILTER)
+            mask = declared.get(name, {}).get("mask", ALL_FILTER ^ STATIC_FILTER if static else ALL_FILTER)
+            filters.append((index, group, mask))
+        return filters
 
     def link_index(self, link: str) -> int:
         if link not in self._link_index:
@@ -121,12 +146,31 @@ class PybulletEngine(Engine):
             client.resetBaseVelocity(robot_id, [0, 0, 0], [0, 0, 0])
             for joint_id, q, qd in zip(self._joint_ids, joint_pos[row], joint_vel[row]):
                 client.resetJointState(robot_id, joint_id, q, qd)
+            self._drop_contacts(env_id)
         self._clear_forces(env_ids)
         self.joint_targets[env_ids] = joint_pos
         self.grasp_commands[env_ids] = False
         self.diverged[env_ids] = False
         for component in self.components.values():
             component.reset(env_ids, episodes)
+
+    def _drop_contacts(self, env_id: int) -> None:
+        """Forget the robot's contact manifolds in one environment, as a fresh world has none.
+
+        Bullet keeps a manifold (cached contact points) per overlapping pair, and resetting the base and joints
+        leaves it: after a step that stamped a foot into the floor, the points that survive Bullet's distance
+        check shape the next episode's first contacts, so the same seed rolled out otherwise than in a fresh
+        env (issue 12, finding 8). Setting a collider's filter makes pybullet re-create its broadphase proxy,
+        which removes the proxy's pairs with their manifolds; about 0.1 ms for the robot, where reloading it
+        (loadURDF) or rebuilding the world costs about 20-25 ms, paid at every picture by the numpy engine's
+        viewer, which resets for each. The objects and the cloth are made again by
+        their own resets, so after a reset no manifold is left and new ones form in a fresh world's order.
+        restoreState of a state saved after loading is no alternative: it keeps the manifolds, only refilling
+        their points, and matches compound shapes' manifolds by body (bullet3 issue 4387).
+        """
+        client, robot_id = self.clients[env_id], self._robot_ids[env_id]
+        for link, group, mask in self._collision_filters:
+            client.setCollisionFilterGroupMask(robot_id, link, group, mask)
 
     def joint_state(self):
         q = np.empty((self.num_envs, self.robot.num_joints))
