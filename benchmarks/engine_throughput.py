@@ -27,6 +27,7 @@ import json
 import multiprocessing
 import os
 import platform
+import resource
 import time
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also measure the bread scene with contacts on at this N, numpy vs MuJoCo (0: skip)")
     parser.add_argument("--profile", type=int, default=1024, metavar="N",
                         help="also time each stage of one numpy step at this N on one core (0: skip; default: 1024)")
+    parser.add_argument("--memory-num-envs", type=int, default=4096, metavar="N",
+                        help="also measure memory per environment holding N of them (pybullet: at most "
+                             "--pybullet-max) (0: skip; default: 4096)")
     parser.add_argument("--json", default="bench_engine.json", help="write results here")
     parser.add_argument("--png", default="bench_engine.png", help="write the plot here")
 
@@ -100,12 +104,11 @@ def _numpy_worker(n: int, chunk: int, seconds: float, barrier) -> tuple[int, flo
     return steps * n, time.perf_counter() - start
 
 
-def _pybullet_worker(n: int, chunk: int, seconds: float, barrier) -> tuple[int, float]:
+def _pybullet_envs(robot, n: int):
+    """n DIRECT clients, each with humanoid43 on a fixed base under the explicit PD law: (clients, bodies)."""
     import pybullet
     from pybullet_utils import bullet_client
 
-    robot = _robot()
-    targets = _targets(robot, n)
     clients, bodies = [], []
     for _ in range(n):
         client = bullet_client.BulletClient(pybullet.DIRECT)
@@ -123,6 +126,15 @@ def _pybullet_worker(n: int, chunk: int, seconds: float, barrier) -> tuple[int, 
             client.resetJointState(body, joint, q)
         clients.append(client)
         bodies.append((body, joints))
+    return clients, bodies
+
+
+def _pybullet_worker(n: int, chunk: int, seconds: float, barrier) -> tuple[int, float]:
+    import pybullet
+
+    robot = _robot()
+    targets = _targets(robot, n)
+    clients, bodies = _pybullet_envs(robot, n)
 
     def advance():
         for i, (client, (body, joints)) in enumerate(zip(clients, bodies)):
@@ -304,6 +316,62 @@ def step_profile(n: int, repeats: int = 20) -> dict[str, float]:
     return timings
 
 
+def _resident() -> int:
+    """This process's resident memory now, in bytes."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def _hold_envs(engine: str, n: int):
+    """Build n environments of ``engine`` and step each once (so step temporaries count); returns them."""
+    robot = _robot()
+    if engine == "numpy":
+        scene, objects, poses = _bread_episode(robot)
+        held = NumpyEngine(robot, scene, n, EngineConfig(physics_dt=DT, control_dt=DT))
+        held.reset(None, EpisodeSetup.per_env(np.tile(robot.keyframe("arms_ready"), (n, 1)), [objects] * n,
+                                              np.tile(poses, (n, 1, 1))))
+        held.set_joint_targets(_targets(robot, n))
+        held.step()
+        return held
+    if engine == "mujoco":
+        import mujoco
+
+        scene, objects, poses = _bread_episode(robot)
+        model = mujoco_model(robot, scene, objects, poses)
+        datas = [mujoco.MjData(model) for _ in range(n)]
+        for data in datas:
+            mujoco.mj_step(model, data)
+        return model, datas
+    clients, bodies = _pybullet_envs(robot, n)
+    for client in clients:
+        client.stepSimulation()
+    return clients, bodies
+
+
+def _memory_child(engine: str, n: int) -> tuple[int, int]:
+    """Resident bytes holding one environment, then n more (both kept alive)."""
+    one = _hold_envs(engine, 1)
+    with_one = _resident()
+    many = _hold_envs(engine, n)
+    with_many = _resident()
+    del one, many
+    return with_one, with_many
+
+
+def memory_per_env(engine: str, n: int) -> dict:
+    """Bytes per environment: (resident memory holding 1 + n environments - holding 1) / n, in a fresh process,
+    after each was built and stepped once (a step's temporaries are freed again and do not count).
+
+    numpy and MuJoCo hold the bread scene with contacts (MuJoCo one MjData per environment, as a
+    batch of live environments needs); pybullet one DIRECT client with the robot per environment.
+    """
+    context = multiprocessing.get_context("spawn")  # a clean process: nothing measured before counts
+    with context.Pool(1) as pool:
+        with_one, with_many = pool.apply(_memory_child, (engine, n))
+    return {"engine": engine, "num_envs": n, "bytes_per_env": (with_many - with_one) / n,
+            "resident_bytes": with_many}
+
+
 ENGINE_STYLES = (("numpy", "o-"), ("pybullet", "s--"), ("mujoco", "^-"))
 
 
@@ -387,6 +455,13 @@ def main(args: argparse.Namespace) -> int:
         for name, ms in results["step_profile_ms"].items():
             if name != "num_envs":
                 print(f"  {name:<34} {ms:8.2f} ms")
+    if args.memory_num_envs:
+        results["memory"] = [memory_per_env(engine, min(args.memory_num_envs, args.pybullet_max)
+                                            if engine == "pybullet" else args.memory_num_envs)
+                             for engine in args.engines]
+        for row in results["memory"]:
+            print(f"memory, {row['engine']} holding N = {row['num_envs']}: {row['bytes_per_env'] / 1024:,.0f} KiB "
+                  f"per environment ({row['resident_bytes'] / 2**20:,.0f} MiB resident)")
     Path(args.json).write_text(json.dumps(results, indent=2))
     plot(results, args.png)
     print(f"wrote {args.json} and {args.png}")

@@ -12,7 +12,7 @@ def test_engine_benchmark_writes_json_and_png(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "training_ground.cli", "bench", "engine", "--num-envs", "1", "4",
          "--engines", "numpy", "pybullet", "--seconds", "0.05", "--workers", "2", "--pybullet-max", "2", "--profile", "8", "--contact-num-envs", "2",
-         "--json", str(out), "--png", str(png)],
+         "--memory-num-envs", "64", "--json", str(out), "--png", str(png)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
@@ -23,8 +23,12 @@ def test_engine_benchmark_writes_json_and_png(tmp_path):
     assert data["rows"][1]["extrapolated"] == ["pybullet"]
     assert data["step_profile_ms"]["num_envs"] == 8 and data["step_profile_ms"]["whole step"] > 0
     assert data["contact_row"]["num_envs"] == 2 and data["contact_row"]["env_steps_per_s"]["numpy"] > 0
+    memory = {row["engine"]: row for row in data["memory"]}
+    assert memory["numpy"]["num_envs"] == 64 and memory["pybullet"]["num_envs"] == 2  # --pybullet-max
+    # An environment holds at least its generalised state (50 positions, 49 velocities in float64).
+    assert all(row["bytes_per_env"] > 99 * 8 for row in memory.values())
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "numpy/pybullet" in result.stdout
+    assert "numpy/pybullet" in result.stdout and "per environment" in result.stdout
 
 
 def test_engine_benchmark_without_mujoco_says_how_to_install_it(tmp_path):
