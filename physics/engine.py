@@ -25,9 +25,13 @@ from .scene import EpisodeSetup, Scene
 from .grasp import check_grasp_mode
 
 
+#: The largest physics step taken (s): the coarsest rate that ``tground bench steps`` measures.
+MAX_PHYSICS_DT = 1.0 / 200.0
+
+
 @dataclass(frozen=True)
 class EngineConfig:
-    """physics_dt: physics step (s), 1/500 or finer. control_dt: one engine.step (s), a multiple of physics_dt.
+    """physics_dt: physics step (s), at most MAX_PHYSICS_DT (1/200). control_dt: one engine.step (s), a multiple of physics_dt.
 
     grasp: "assisted" (weld rule in physics/grasp.py) or "physical" (friction only, pybullet).
     divergence_speed: a generalised, object or cloth speed above this (rad/s or m/s) marks the env
@@ -56,8 +60,9 @@ class EngineConfig:
 
     def __post_init__(self):
         check_grasp_mode(self.grasp)
-        if not 0 < self.physics_dt <= 1.0 / 500.0 + 1e-12:
-            raise InputError(f"physics_dt must be in (0, 1/500] s for stable contacts, got {self.physics_dt}")
+        if not 0 < self.physics_dt <= MAX_PHYSICS_DT + 1e-12:
+            raise InputError(f"physics_dt must be in (0, 1/{round(1 / MAX_PHYSICS_DT)}] s (tground bench steps measures "
+                             f"the tasks at 1000 to 200 Hz), got {self.physics_dt}")
         ratio = self.control_dt / self.physics_dt
         if self.control_dt < self.physics_dt or abs(ratio - round(ratio)) > 1e-6:
             raise InputError(f"control_dt ({self.control_dt}) must be a whole multiple of physics_dt ({self.physics_dt})")

@@ -69,7 +69,26 @@ def test_expert_success_table_runs_every_engine(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("benchmark", ["experts", "envs"])
+def test_step_size_study_measures_every_engine_at_every_rate(tmp_path):
+    out, png = tmp_path / "steps.json", tmp_path / "steps.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "training_ground.cli", "bench", "steps", "--tasks", "stand", "--rates", "500", "200",
+         "--episodes", "2", "--json", str(out), "--png", str(png)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    points = json.loads(out.read_text())["points"]
+    assert sorted((p["backend"], p["physics_hz"]) for p in points) == [
+        ("numpy", 200), ("numpy", 500), ("pybullet", 200), ("pybullet", 500)]
+    for point in points:
+        assert point["episodes"] == 2 and 0.0 <= point["success_rate"] <= 1.0
+        assert point["tracking_rms_mean"] > 0 and point["tracking_rms_max"] >= point["tracking_rms_mean"]
+        assert point["penetration_max"] > 0.0  # standing: the soles are pressed into the floor by the weight
+    default = [p for p in points if p["physics_hz"] == 500]
+    assert all(p["success_rate"] == 1.0 and p["penetration_max"] < 0.01 for p in default)  # at the default rate
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("benchmark", ["experts", "envs", "steps"])
 def test_task_benchmarks_refuse_an_unknown_task_clearly(tmp_path, benchmark):
     out = tmp_path / "out.json"
     result = subprocess.run(

@@ -190,7 +190,7 @@ def test_engine_config_validation():
     assert EngineConfig().substeps == 10
     assert EngineConfig(physics_dt=1 / 1000, control_dt=1 / 100).substeps == 10
     with pytest.raises(ValueError, match="physics_dt"):
-        EngineConfig(physics_dt=1 / 400)
+        EngineConfig(physics_dt=1 / 150)
     with pytest.raises(ValueError, match="physics_dt"):
         EngineConfig(physics_dt=0.0)
     with pytest.raises(ValueError, match="multiple"):

@@ -29,6 +29,7 @@ BENCHMARKS = {
     "engine": ("benchmarks.engine_throughput", "physics env-steps/s: numpy vs pybullet vs MuJoCo"),
     "envs": ("benchmarks.env_throughput", "task env-steps/s on a backend for several batch sizes"),
     "experts": ("benchmarks.expert_success", "every task's scripted expert on every engine: the success table"),
+    "steps": ("benchmarks.step_size", "expert success, joint tracking and penetration against the physics rate"),
     "adversarial": ("benchmarks.adversarial", "adversarial policies on every task and engine: are blow-ups flagged?"),
 }
 
