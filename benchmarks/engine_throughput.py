@@ -23,6 +23,7 @@ ratios numpy/pybullet and numpy/MuJoCo at each N.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -43,6 +44,7 @@ from ..physics.engine import pd_torques
 from ..physics.numpy_engine import NumpyEngine
 from ..physics.scene import EpisodeSetup
 from ..scenes.bread import BreadRandomization, bread_scene, sample_bread
+from . import stable_step
 
 DT = 1.0 / 500.0
 
@@ -62,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also measure the bread scene with contacts on at this N, numpy vs MuJoCo (0: skip)")
     parser.add_argument("--profile", type=int, default=1024, metavar="N",
                         help="also time each stage of one numpy step at this N on one core (0: skip; default: 1024)")
+    parser.add_argument("--stable-step", type=int, default=1024, metavar="N",
+                        help="also find each engine's largest stable step on a tracking task and measure its "
+                             "simulated seconds per wall second at N (0: skip; default: 1024)")
     parser.add_argument("--memory-num-envs", type=int, default=4096, metavar="N",
                         help="also measure memory per environment holding N of them (pybullet: at most "
                              "--pybullet-max) (0: skip; default: 4096)")
@@ -85,7 +90,8 @@ def _split(n: int, workers: int) -> list[int]:
     return [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
 
 
-def _numpy_worker(n: int, chunk: int, seconds: float, barrier) -> tuple[int, float]:
+def _numpy_worker(n: int, chunk: int, seconds: float, barrier, dt: float = DT,
+                  law: dict | None = None) -> tuple[int, float]:
     robot = _robot()
     model = numpy_model.load_model(robot, fixed_base=True)
     params = numpy_engine.ActuatorParams.from_robot(robot)
@@ -94,12 +100,12 @@ def _numpy_worker(n: int, chunk: int, seconds: float, barrier) -> tuple[int, flo
     targets = _targets(robot, n)
     states = [numpy_engine.init(model, np.tile(robot.keyframe("arms_ready"), (size, 1))) for size in sizes]
     for i, state in enumerate(states):  # warm-up
-        states[i] = numpy_engine.step(model, params, state, targets[starts[i]:starts[i + 1]], DT)
+        states[i] = numpy_engine.step(model, params, state, targets[starts[i]:starts[i + 1]], dt, **(law or {}))
     barrier.wait()
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         for i, state in enumerate(states):
-            states[i] = numpy_engine.step(model, params, state, targets[starts[i]:starts[i + 1]], DT)
+            states[i] = numpy_engine.step(model, params, state, targets[starts[i]:starts[i + 1]], dt, **(law or {}))
         steps += 1
     return steps * n, time.perf_counter() - start
 
@@ -129,12 +135,14 @@ def _pybullet_envs(robot, n: int):
     return clients, bodies
 
 
-def _pybullet_worker(n: int, chunk: int, seconds: float, barrier) -> tuple[int, float]:
+def _pybullet_worker(n: int, chunk: int, seconds: float, barrier, dt: float = DT) -> tuple[int, float]:
     import pybullet
 
     robot = _robot()
     targets = _targets(robot, n)
     clients, bodies = _pybullet_envs(robot, n)
+    for client in clients:
+        client.setTimeStep(dt)
 
     def advance():
         for i, (client, (body, joints)) in enumerate(zip(clients, bodies)):
@@ -157,8 +165,8 @@ def _pybullet_worker(n: int, chunk: int, seconds: float, barrier) -> tuple[int, 
     return steps * n, elapsed
 
 
-def in_processes(worker, n: int, workers: int, *args) -> float:
-    """Run ``worker(share, *args, barrier)`` on each share of n environments in its own process,
+def in_processes(worker, n: int, workers: int, *args, **options) -> float:
+    """Run ``worker(share, *args, barrier, **options)`` on each share of n environments in its own process,
     released together by the barrier; returns the total env-steps per second.
 
     Each worker returns (env-steps done, seconds it ran).
@@ -168,7 +176,7 @@ def in_processes(worker, n: int, workers: int, *args) -> float:
     with multiprocessing.Manager() as manager:
         barrier = manager.Barrier(len(shares))
         with context.Pool(len(shares)) as pool:
-            results = pool.starmap(worker, [(share, *args, barrier) for share in shares])
+            results = pool.starmap(functools.partial(worker, **options), [(share, *args, barrier) for share in shares])
     return sum(steps for steps, _ in results) / max(elapsed for _, elapsed in results)
 
 
@@ -455,6 +463,10 @@ def main(args: argparse.Namespace) -> int:
         for name, ms in results["step_profile_ms"].items():
             if name != "num_envs":
                 print(f"  {name:<34} {ms:8.2f} ms")
+    if args.stable_step:
+        results["stable_step_row"] = stable_step.stable_step_row(_robot(), args.engines, args.stable_step,
+                                                                 args.workers, args.seconds)
+        stable_step.print_row(results["stable_step_row"])
     if args.memory_num_envs:
         results["memory"] = [memory_per_env(engine, min(args.memory_num_envs, args.pybullet_max)
                                             if engine == "pybullet" else args.memory_num_envs)

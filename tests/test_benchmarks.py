@@ -12,7 +12,7 @@ def test_engine_benchmark_writes_json_and_png(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "training_ground.cli", "bench", "engine", "--num-envs", "1", "4",
          "--engines", "numpy", "pybullet", "--seconds", "0.05", "--workers", "2", "--pybullet-max", "2", "--profile", "8", "--contact-num-envs", "2",
-         "--memory-num-envs", "64", "--json", str(out), "--png", str(png)],
+         "--memory-num-envs", "64", "--stable-step", "0", "--json", str(out), "--png", str(png)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
@@ -29,6 +29,28 @@ def test_engine_benchmark_writes_json_and_png(tmp_path):
     assert all(row["bytes_per_env"] > 99 * 8 for row in memory.values())
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "numpy/pybullet" in result.stdout and "per environment" in result.stdout
+
+
+def test_engine_benchmark_finds_each_engine_s_largest_stable_step(tmp_path):
+    out = tmp_path / "engine.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "training_ground.cli", "bench", "engine", "--num-envs", "2", "--engines", "numpy",
+         "mujoco", "--seconds", "0.05", "--workers", "1", "--profile", "0", "--contact-num-envs", "0",
+         "--memory-num-envs", "0", "--stable-step", "2", "--json", str(out), "--png", str(tmp_path / "engine.png")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(out.read_text())["stable_step_row"]
+    assert row["error_bound"] == pytest.approx(1.25 * row["reference_rms_error"]) and row["reference_rms_error"] > 0
+    engines = row["engines"]
+    assert set(engines) == {"numpy, damping implicit", "numpy, explicit", "mujoco implicitfast", "mujoco implicit"}
+    for entry in engines.values():
+        assert entry["rms_error"] <= row["error_bound"] and entry["simulated_s_per_wall_s"] > 0
+        larger = [error for step, error in entry["errors"].items()
+                  if 1 / int(step.split("/")[1]) > entry["largest_stable_step"]]
+        assert all(error > row["error_bound"] for error in larger)  # every larger step tried was worse
+    # Implicit damping buys a larger step than the explicit law (what pybullet runs) on the same model.
+    assert engines["numpy, damping implicit"]["largest_stable_step"] > engines["numpy, explicit"]["largest_stable_step"]
+    assert "simulated s / wall s" in result.stdout
 
 
 def test_engine_benchmark_without_mujoco_says_how_to_install_it(tmp_path):
