@@ -478,7 +478,7 @@ class NumpyEngine(Engine):
         from .pybullet_engine import PybulletEngine
 
         if self._viewer is None:
-            self._viewer = PybulletEngine(self.robot, self.scene, 1, self.config)
+            self._viewer = PybulletEngine(self.robot, self.scene, 1, self.config, check_drives=False)
         joint_pos, _ = self.joint_state()
         self._viewer.reset([0], [EpisodeSetup(joint_pos[env_id], tuple(self.objects.params[env_id]),
                                               self.objects.pose[env_id])])

@@ -25,6 +25,7 @@ from pybullet_utils import bullet_client
 from ..robots import RobotDescription
 from .scene import Scene
 from ..errors import InputError
+from .drives import check_drive_stability
 from .engine import Engine, EngineConfig, pd_torques
 from .pybullet_cloth import PybulletCloth
 from .pybullet_objects import PybulletObjects
@@ -35,11 +36,17 @@ DEFAULT_FILTER, STATIC_FILTER, ALL_FILTER = 1, 2, -1
 
 class PybulletEngine(Engine):
     def __init__(self, robot: RobotDescription, scene: Scene, num_envs: int = 1, config: EngineConfig | None = None,
-                 gui: bool = False):
+                 gui: bool = False, check_drives: bool = True):
+        """``check_drives=False`` skips the drive checks, for a viewer that only shows poses (never steps)."""
         super().__init__(robot, scene, num_envs, config)
-        if self.config.drive == "implicit":
-            raise InputError("the pybullet engine runs the PD drives explicitly in torque mode (drive='explicit', "
-                             "also run for the default 'damping_implicit'); drive='implicit' needs backend='numpy'")
+        if check_drives:
+            if self.config.drive == "implicit":
+                raise InputError("the pybullet engine runs the PD drives explicitly in torque mode (drive='explicit', "
+                                 "also run for the default 'damping_implicit'); drive='implicit' needs backend='numpy'")
+            # Gains the explicit law cannot integrate make pybullet chatter at the torque limits and fall
+            # without ever tripping the divergence bounds (humanoid43 with ten times its gains: measured in
+            # tests/test_implicit_drives.py), so they are refused here rather than run.
+            check_drive_stability(robot, "explicit", self.config.physics_dt, scene.fixed_base, "pybullet")
         if gui and not os.environ.get("DISPLAY"):
             raise RuntimeError("render_mode='human' opens a pybullet GUI window and needs a display; "
                                "no DISPLAY is set. Use render_mode='rgb_array' on a headless machine.")
