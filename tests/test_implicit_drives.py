@@ -76,7 +76,7 @@ def test_one_joint_follows_the_closed_form_discrete_solution(tmp_path, drive):
     under each law, semi-implicit Euler is the linear map (x, e) -> A (x, e) with s = kp dt^2 / I = 10,
     c = kd dt / I = 1, a stiff drive as a vendor's published gains make it. (x_k, e_k) = A^k (x_0, e_0)
     in closed form, and the engine's trajectory agrees with it to 1e-12 relative to its largest
-    value (seen: about 1e-15; both are the same arithmetic up to round-off). The spectral radius of A
+    value (seen: 3e-16; both are the same arithmetic up to round-off). The spectral radius of A
     says which laws are stable: the implicit law's is below one for every s, c > 0 and it settles
     (radius 0.29); the explicit (c < 2 but s + 2c = 12 > 4) and the damping-implicit (s = 10 > 4 + 2c)
     laws grow (radius 9 and 3.4), as physics/drives.py's margins say."""
@@ -153,3 +153,208 @@ def test_a_chain_matches_mujoco_implicitfast_step_for_step(tmp_path, drive):
         worst = max(worst, np.abs(state.q[0] - data.qpos).max(), DT * np.abs(state.v[0] - data.qvel).max())
     assert worst < 1e-11, f"{drive}: {worst:.2e} rad from MuJoCo"
     assert np.abs(data.qpos - start).max() > 0.1  # the arm did move
+
+
+# ---------------------------------------------------------------------------------------------- humanoid43
+@pytest.fixture(scope="module")
+def robot():
+    return robots.load("humanoid43")
+
+
+def _humanoid_scene(robot, floating: bool) -> Scene:
+    if floating:  # standing on the floor, on its own feet
+        return Scene("floor", (), (), (0.0, 0.0, robot.standing_base_height + 0.005), fixed_base=False)
+    return Scene("air", (), (), (0.0, 0.0, 2.0), fixed_base=True)  # the feet never touch the floor
+
+
+def _track(robot, floating: bool, drive: str, physics_dt: float, seconds: float = 2.0) -> np.ndarray:
+    """q (control steps, nq) of a 2 s tracking run under gravity: on a fixed base every joint follows a
+    sinusoid through its range; standing on a floating base the arms swing 0.3 rad about the keyframe."""
+    engine = make_engine("numpy", robot, _humanoid_scene(robot, floating), 1,
+                         EngineConfig(physics_dt=physics_dt, drive=drive))
+    try:
+        start = robot.keyframe("standing" if floating else "arms_ready")[None]
+        engine.reset(None, EpisodeSetup.per_env(start))
+        arms = robot.joint_indices("arms")
+        middle, half = (robot.joint_upper + robot.joint_lower) / 2, (robot.joint_upper - robot.joint_lower) / 2
+        path = []
+        for k in range(int(round(seconds / engine.config.control_dt))):
+            t = k * engine.config.control_dt
+            if floating:
+                target = start.copy()
+                target[:, arms] += 0.3 * np.sin(np.pi * t + np.arange(len(arms)))
+            else:
+                target = start + (middle + 0.5 * half * np.sin(np.pi * t + np.arange(robot.num_joints)) - start) * min(1.0, t / 0.5)
+            engine.set_joint_targets(target)
+            engine.step()
+            path.append(engine.state.q[0].copy())
+        assert not engine.diverged.any()
+        return np.array(path)
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("floating", [False, True], ids=["fixed_base", "standing"])
+def test_implicit_drives_converge_to_the_explicit_law_at_a_ten_times_smaller_step(robot, floating):
+    """Both laws are first order (semi-implicit Euler; the implicit drive changes each step by
+    O(dt^2) terms such as dt^2 kp v), so each run's global error is C dt + O(dt^2) and the two laws
+    converge to the same solution. The reference is the explicit law at dt/10 = 0.2 ms, the
+    explicit law pybullet is held to step for step (tests/test_numpy_engine.py).
+
+    The tolerance comes from the run itself: halving the implicit step halves its error, so
+    R = max |q(dt) - q(dt/2)| estimates half of the implicit run's error at dt (Richardson), 2 R.
+    The reference's own error is C_ref dt / 10, at most R while C_ref <= 5 C (measured: the explicit
+    law at dt is within 1.6 times the implicit's error). So the joints must lie within 3 R of the
+    reference over the whole run (seen: fixed base 9.2e-3 rad with R = 4.2e-3; standing 2.7e-2 rad
+    with R = 1.05e-2, the floor's contacts adding their own O(dt)), and within 0.05 rad in absolute
+    terms. The largest errors are the fingers', the lightest and fastest drives (sqrt(kp / I) dt up
+    to 0.26)."""
+    nb = 7 if floating else 0
+    reference = _track(robot, floating, "explicit", DT / 10)[:, nb:]
+    implicit = _track(robot, floating, "implicit", DT)[:, nb:]
+    halved = _track(robot, floating, "implicit", DT / 2)[:, nb:]
+    error = np.abs(implicit - reference).max()
+    richardson = np.abs(implicit - halved).max()
+    assert error < 3 * richardson, f"implicit at dt is {error:.3g} rad from the reference, Richardson R = {richardson:.3g}"
+    assert error < 0.05
+    # First order: the halved step's error is about half (seen: 0.55 and 0.61 of it).
+    assert np.abs(halved - reference).max() < 0.75 * error
+
+
+# ---------------------------------------------------------------------------------------------- stiff gains
+def _scaled(robot, factor: float, joints=None, kd_factor: float | None = None):
+    joints = robot.joint_names if joints is None else joints
+    index = robot.joint_indices(list(joints))
+    kd_factor = factor if kd_factor is None else kd_factor
+    return robots.load("humanoid43", kp={robot.joint_names[i]: factor * robot.kp[i] for i in index},
+                       kd={robot.joint_names[i]: kd_factor * robot.kd[i] for i in index})
+
+
+def test_gain_overrides_of_a_registered_robot(robot):
+    stiff = _scaled(robot, 10.0)
+    assert np.allclose(stiff.kp, 10 * robot.kp) and np.allclose(stiff.kd, 10 * robot.kd)
+    one = robots.load("humanoid43", kp={"left_knee": 1234.0})
+    assert one.kp[one.joint_indices(["left_knee"])][0] == 1234.0 and np.array_equal(one.kd, robot.kd)
+    with pytest.raises(robots.RobotContractError, match="unknown joints"):
+        robots.load("humanoid43", kp={"tail": 1.0})
+    with pytest.raises(robots.RobotContractError, match="finite and >= 0"):
+        robots.load("humanoid43", kd={"left_knee": -1.0})
+    with pytest.raises(robots.RobotContractError, match="only kp= and kd="):
+        robots.load("humanoid43", groups={})
+
+
+def test_single_joint_margins_of_humanoid43(robot):
+    """physics/drives.py's bound with each joint's smallest inertia at the standing keyframe: humanoid43's
+    own gains were chosen inside the explicit law's (0.65, the ankle roll); ten times them are far
+    outside it (6.5); the damping-implicit law holds any common multiple of kp and kd (0.2 at ten times)."""
+    stiff = _scaled(robot, 10.0)
+    assert 0.5 < drive_margins(robot, "explicit", DT).max() < 0.8
+    assert drive_margins(stiff, "explicit", DT).max() > 5.0
+    assert drive_margins(stiff, "damping_implicit", DT).max() < 0.5
+    assert not drive_margins(stiff, "implicit", DT).any()
+
+
+def test_ten_times_the_gains_hold_standing_for_ten_seconds_on_the_implicit_law(robot):
+    """humanoid43 with ten times its kp and kd everywhere (kd dt / I up to 10, kp dt^2 / I up to 5: a
+    vendor's stiffness) stands for 10 s at 500 Hz on the implicit law: nothing diverges, no actuator
+    saturates, the pelvis stays up and level and the joints within 0.01 rad of the keyframe (seen:
+    3.3e-3 rad, 4e-3 rad tilt). (The damping-implicit law holds these too, as its margin says: 3.3e-3 rad;
+    the explicit law does not: next test.)"""
+    stiff = _scaled(robot, 10.0)
+    engine = make_engine("numpy", stiff, _humanoid_scene(robot, True), 1, EngineConfig(drive="implicit"))
+    try:
+        standing = robot.keyframe("standing")[None]
+        engine.reset(None, EpisodeSetup.per_env(standing))
+        worst, saturated = 0.0, 0.0
+        for _ in range(int(10.0 / engine.config.control_dt)):
+            engine.step()
+            worst = max(worst, np.abs(engine.joint_state()[0] - standing).max())
+            saturated = max(saturated, engine.saturated_fraction.max())
+        pelvis = engine.link_poses([robot.base_link])[0, 0]
+        tilt = 2 * np.arccos(np.clip(abs(pelvis[6]), 0, 1))
+        assert not engine.diverged.any()
+        assert pelvis[2] > robot.standing_base_height - 0.02 and tilt < 0.02
+        assert worst < 0.01 and saturated == 0.0
+    finally:
+        engine.close()
+
+
+def test_ten_times_the_gains_blow_up_the_explicit_law(robot):
+    """The same gains on the explicit law (what pybullet runs): the ankles' kd dt / I = 10 > 2 makes
+    each step overshoot tenfold; the env is flagged diverged within 0.3 s (seen: control step 14),
+    its actuators at their limits most of the time (seen: 86% of the substeps for the worst)."""
+    stiff = _scaled(robot, 10.0)
+    engine = make_engine("numpy", stiff, _humanoid_scene(robot, True), 1, EngineConfig(drive="explicit"))
+    try:
+        engine.reset(None, EpisodeSetup.per_env(robot.keyframe("standing")[None]))
+        saturated = []
+        for _ in range(50):
+            engine.step()
+            saturated.append(engine.saturated_fraction[0])
+            if engine.diverged.any():
+                break
+        assert engine.diverged.all() and len(saturated) <= 15
+        assert np.mean(saturated, axis=0).max() > 0.5
+    finally:
+        engine.close()
+
+
+def test_stiff_fingers_chatter_silently_on_the_damping_implicit_law_and_settle_on_the_implicit(robot):
+    """Real fingers are stiff position servos: kp 50 N m/rad (100 times humanoid43's) with its small kd
+    gives the thumb kp dt^2 / I = 6.7 > 4 + 2 kd dt / I, past the damping-implicit law's bound (margin
+    1.5). Closing all fingers to 0.5 rad on a fixed base for 1 s, that law and the explicit one never
+    settle: the fingers bang between their torque limits (seen: 96% of the substeps, 0.5 rad from the
+    target, 290 rad/s) and the env is never flagged diverged, only info's saturated fraction shows it.
+    The implicit law settles (seen: 2e-4 rad, saturated 2% of the time, only while closing)."""
+    fingers = _scaled(robot, 100.0, robot.groups["hands"], kd_factor=1.0)
+    assert drive_margins(fingers, "damping_implicit", DT).max() > 1.0
+    hands = robot.joint_indices("hands")
+    results = {}
+    for drive in DRIVES:
+        engine = make_engine("numpy", fingers, _humanoid_scene(robot, False), 1, EngineConfig(drive=drive))
+        try:
+            start = robot.keyframe("arms_ready")[None]
+            engine.reset(None, EpisodeSetup.per_env(start))
+            target = start.copy()
+            target[:, hands] = 0.5
+            engine.set_joint_targets(target)
+            saturated = []
+            for _ in range(50):
+                engine.step()
+                saturated.append(engine.saturated_fraction[0])
+            results[drive] = (np.abs(engine.joint_state()[0][:, hands] - 0.5).max(), np.mean(saturated, axis=0).max())
+            assert not engine.diverged.any()
+        finally:
+            engine.close()
+    for drive in ("explicit", "damping_implicit"):
+        error, saturated = results[drive]
+        assert error > 0.1 and saturated > 0.8, (drive, results[drive])
+    error, saturated = results["implicit"]
+    assert error < 1e-3 and saturated < 0.1, results["implicit"]
+
+
+def test_pybullet_refuses_gains_its_explicit_law_cannot_integrate(robot):
+    """pybullet runs the explicit law in torque mode. Unchecked, ten times humanoid43's gains make it
+    chatter at the torque limits (seen: the worst actuator 98% of the substeps) while the robot falls
+    (seen: the pelvis at 0.10 m after 2 s), and no divergence bound ever trips. So the engine refuses
+    such gains, naming the joints and the way out; drive='implicit' is refused too."""
+    from training_ground.physics.pybullet_engine import PybulletEngine
+
+    stiff = _scaled(robot, 10.0)
+    scene = _humanoid_scene(robot, True)
+    with pytest.raises(InputError, match=r"unstable under the explicit drive law.*ankle_roll.*drive='implicit'"):
+        make_engine("pybullet", stiff, scene, 1)
+    with pytest.raises(InputError, match="needs backend='numpy'"):
+        make_engine("pybullet", robot, scene, 1, EngineConfig(drive="implicit"))
+    engine = PybulletEngine(stiff, scene, 1, check_drives=False)
+    try:
+        engine.reset(None, EpisodeSetup.per_env(robot.keyframe("standing")[None]))
+        saturated = []
+        for _ in range(100):
+            engine.step()
+            saturated.append(engine.saturated_fraction[0])
+        assert not engine.diverged.any()
+        assert engine.link_poses([robot.base_link])[0, 0, 2] < 0.5
+        assert np.mean(saturated, axis=0).max() > 0.9
+    finally:
+        engine.close()
