@@ -376,6 +376,11 @@ def test_the_drive_option_is_checked_and_reaches_the_engine():
     # A dataset's stored config from before the option has no "drive": it gets today's law.
     stored = {key: value for key, value in dataclasses.asdict(BreadPickPlaceConfig()).items() if key != "drive"}
     assert make_config(BreadPickPlaceConfig, stored).drive == "damping_implicit"
+    # ... and a collection into such a file still resumes: the comparison fills the missing field the same way.
+    from training_ground.data.dataset import _stored_config
+
+    assert _stored_config("TrainingGround/BreadPickPlace-v0", stored)["drive"] == "damping_implicit"
+    assert _stored_config("TrainingGround/BreadPickPlace-v0", {**stored, "gone": 1}) == {**stored, "gone": 1}
     env = gymnasium.make("TrainingGround/BreadPickPlace-v0", backend="numpy", drive="implicit")
     try:
         assert env.unwrapped.task.engine.config.drive == "implicit"
