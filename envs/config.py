@@ -119,7 +119,7 @@ def _check_domain(name: str, key: str, value) -> None:
     """The key's domain (DOMAINS); a ``*_range`` pair also in order."""
     if key in CHOICES and isinstance(value, str):
         if value not in CHOICES[key]:
-            raise ConfigError(f"{name} must be one of {CHOICES[key]}, got {value!r}")
+            raise ConfigError(f"{name} must be one of {CHOICES[key]}, got {value!r} (unknown {key} mode)")
         return
     is_range = key.endswith("_range")
     values = list(value) if is_range and isinstance(value, tuple) else [value]
