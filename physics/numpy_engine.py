@@ -12,9 +12,9 @@ bias forces by recursive Newton-Euler; the PD law of :func:`physics.engine.pd_to
 clipped to the torque limits, integrated as the ``drive`` option says (:func:`accelerations`:
 explicit; damping-implicit, the default, adding ``dt * kd`` to the mass matrix diagonal; or
 implicit in stiffness and damping, adding ``dt * kd + dt^2 * kp``), with the armature and
-the joint damping (implicit unless the drive is explicit) on the same diagonal; an LTDL factorisation that follows the tree's sparsity (no dense
-solve); semi-implicit Euler; joint position limits as a projection that stops motion into
-the limit; quaternion renormalisation. An environment whose state stops being finite or
+the joint damping (implicit unless the drive is explicit) on the same diagonal; an LTDL
+factorisation that follows the tree's sparsity (no dense solve); semi-implicit Euler; joint
+position limits as a projection that stops motion into the limit; quaternion renormalisation. An environment whose state stops being finite or
 exceeds the divergence speed keeps its last good state and is flagged; so does one whose
 control step breaks the bounds of physics/divergence.py (joint, link, body, object and cloth
 motion), which goes back to the step's start.
@@ -130,8 +130,10 @@ def accelerations(model: Model, params: ActuatorParams, state: State, targets: n
         stiffness = np.where(saturated, 0.0, kp)
         damping = np.where(saturated, 0.0, kd) + dt * stiffness + params.damping[:, None]
         torque = torque - dt * stiffness * joint_vel
-    else:
+    elif drive == "explicit":
         damping = 0.0
+    else:
+        check_drive(drive)  # raises, naming the choices
     matrix[pattern.diag[nb:]] += params.armature[:, None] + dt * damping
     rhs[nb:] += torque - params.damping[:, None] * joint_vel
     if external is not None:
