@@ -122,6 +122,7 @@ class SB3VecEnv(VecEnv):
                 "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
                 "is_success": bool(success[i]),
                 "diverged": bool(diverged[i]),
+                "saturated_fraction": float(info["saturated_fraction"][i]),
                 "episode": {"r": float(self._episode_returns[i]), "l": int(self._episode_lengths[i]),
                             "t": round(time.perf_counter() - self._started, 6)},
             }

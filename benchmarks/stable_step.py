@@ -34,8 +34,9 @@ AMPLITUDE, FREQUENCY = 0.2, 0.5
 
 #: The numpy engine's actuator laws, as keyword arguments of numpy_engine.step.
 NUMPY_LAWS = {
-    "numpy, damping implicit": {"implicit_damping": True},
-    "numpy, explicit": {"implicit_damping": False},
+    "numpy, implicit": {"drive": "implicit"},
+    "numpy, damping implicit": {"drive": "damping_implicit"},
+    "numpy, explicit": {"drive": "explicit"},
 }
 MUJOCO_INTEGRATORS = ("implicitfast", "implicit")
 

@@ -472,12 +472,25 @@ def _value_problems(name: str, values: dict[str, np.ndarray], width: int | None)
     return found
 
 
+def _stored_config(task, config: dict) -> dict:
+    """A stored config with the fields it predates at their defaults (today's drive law, say), as a replay reads it."""
+    from ..envs.config import make_config
+    from ..envs.registry import task_spec
+
+    try:
+        return config_to_dict(make_config(task_spec(task).config_class, config))
+    except UserError:
+        return config  # compared as stored, so the difference is reported
+
+
 def check_resumable(path, env_args: dict, policy: str) -> None:
     """An existing output file may only be extended by the same task, engine, config and policy."""
     with open_dataset(path) as handle, reading(path):
         existing = dataset_env_args(handle, path)
         stored_policy = str(handle["data"].attrs.get("policy", ""))
     old = {"task": existing.get("env_name"), **existing.get("env_kwargs", {})}
+    if isinstance(old.get("config"), dict):
+        old["config"] = _stored_config(old["task"], old["config"])
     new = {"task": env_args["env_name"], **env_args["env_kwargs"]}
     changes = _differences(old, new)
     if changes:

@@ -32,7 +32,8 @@ class TaskConfig:
     """Options every task has. Subclasses add their own fields.
 
     robot: registered robot name. max_steps: control steps before truncation.
-    physics_dt, control_dt (s), grasp ("assisted" | "physical"): engine settings.
+    physics_dt, control_dt (s), grasp ("assisted" | "physical"), drive (physics DRIVES: how the PD
+    drives are integrated; "implicit" holds stiff gains, numpy only): engine settings.
     init_joint_noise: uniform noise (rad) added to the initial arm posture.
     ik: settings of the ``ee_delta`` action mode.
     """
@@ -42,11 +43,13 @@ class TaskConfig:
     physics_dt: float = 1.0 / 500.0
     control_dt: float = 1.0 / 50.0
     grasp: str = "assisted"
+    drive: str = "damping_implicit"
     init_joint_noise: float = 0.02
     ik: IKSettings = dataclasses.field(default_factory=IKSettings)
 
     def engine_config(self) -> EngineConfig:
-        return EngineConfig(physics_dt=self.physics_dt, control_dt=self.control_dt, grasp=self.grasp)
+        return EngineConfig(physics_dt=self.physics_dt, control_dt=self.control_dt, grasp=self.grasp,
+                            drive=self.drive)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +96,10 @@ class BatchedTask(abc.ABC):
             self.controller = make_controller(action_mode, self.engine, self.config.ik)
             self.action_space = spaces.Box(-1.0, 1.0, (self.controller.action_size,), np.float32)
             self.elapsed = np.zeros(num_envs, dtype=np.int64)
+            # Saturation diagnostic (not state): per actuator, the physics substeps at the torque limit summed
+            # over the control steps counted since the env's reset or restore, in units of control steps.
+            self._saturated_steps = np.zeros((num_envs, self.robot.num_joints))
+            self._saturation_counted = np.zeros(num_envs, dtype=np.int64)
             self.episode_params: list[list[ObjectParams]] = [[] for _ in range(num_envs)]
             for name, array in self.episode_state().items():
                 setattr(self, name, np.zeros((num_envs, *array.shape), dtype=array.dtype))
@@ -175,6 +182,8 @@ class BatchedTask(abc.ABC):
         self._state_cache = {}
         self.controller.reset(env_ids, joint_pos)
         self.elapsed[env_ids] = 0
+        self._saturated_steps[env_ids] = 0.0
+        self._saturation_counted[env_ids] = 0
         for name in self.episode_state():
             getattr(self, name)[env_ids] = 0
         self.init_episode(env_ids, episodes, rngs)
@@ -183,7 +192,10 @@ class BatchedTask(abc.ABC):
         """Apply (N, action_size) actions for one control step.
 
         Returns observations, rewards (N,), terminated (N,), truncated (N,) and a dict of
-        per-env info arrays: is_success, diverged and one entry per reward term.
+        per-env info arrays: is_success, diverged, saturated_fraction (the worst actuator's fraction
+        of the episode's physics steps spent at its torque limit: a drive that chatters between its
+        limits, or one pinned there, shows near 1 without the env being flagged diverged) and one
+        entry per reward term.
         """
         self.before_step()
         self._check_open()
@@ -191,6 +203,8 @@ class BatchedTask(abc.ABC):
         self.engine.step()
         self._state_cache = {}
         self.elapsed += 1
+        self._saturated_steps += self.engine.saturated_fraction
+        self._saturation_counted += 1
         evaluation = self.evaluate()
         self.advance(evaluation)
         terms = self.reward_terms(evaluation)
@@ -213,7 +227,9 @@ class BatchedTask(abc.ABC):
         reward = np.where(diverged, 0.0, np.nan_to_num(reward))
         terminated = (evaluation["success"] | evaluation["failure"]) & ~diverged
         truncated = (self.elapsed >= self.config.max_steps) | diverged
-        info = {"is_success": evaluation["success"] & ~diverged, "diverged": diverged, "reward_terms": scaled}
+        saturated = self._saturated_steps.max(axis=1) / self._saturation_counted
+        info = {"is_success": evaluation["success"] & ~diverged, "diverged": diverged,
+                "saturated_fraction": saturated, "reward_terms": scaled}
         return observation, reward, terminated, truncated & ~terminated, info
 
     # ------------------------------------------------------------------ saving and restoring state
@@ -233,6 +249,8 @@ class BatchedTask(abc.ABC):
         prefix = "controller."
         self.controller.load_state_blocks(
             env_ids, {name[len(prefix):]: value for name, value in blocks.items() if name.startswith(prefix)})
+        self._saturated_steps[env_ids] = 0.0  # the diagnostic counts again from the restored step
+        self._saturation_counted[env_ids] = 0
         for name, array in self.episode_state().items():
             if array.saved:
                 value = blocks[name].reshape(len(env_ids), *array.shape)
@@ -334,6 +352,7 @@ class TrainingGroundEnv(gymnasium.Env):
         info = {
             "is_success": bool(info["is_success"][0]),
             "diverged": bool(info["diverged"][0]),
+            "saturated_fraction": float(info["saturated_fraction"][0]),
             "reward_terms": {name: float(value[0]) for name, value in info["reward_terms"].items()},
         }
         return observation, float(reward[0]), bool(terminated[0]), bool(truncated[0]), info

@@ -9,7 +9,7 @@ unchanged. Every field is checked, also those of a config instance built in Pyth
 
 Domains: every number must be finite; a ``*_range`` pair must not be reversed; and the
 fields named in :data:`DOMAINS` (one meaning per name across the tasks and scenes, for a
-range both of its ends) must lie in theirs.
+range both of its ends) must lie in theirs; a field named in :data:`CHOICES` must be one of its strings.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import math
 import numbers
 
 from ..errors import InputError
+from ..physics import DRIVES
+from ..physics.grasp import GRASP_MODES
 
 
 class ConfigError(InputError):
@@ -40,6 +42,9 @@ DOMAINS = {
         "max_joint_lead", "posture_gain")},
     "fall_tilt": (0.0, math.pi, False),
 }
+
+#: String field name -> the values it may take.
+CHOICES = {"drive": DRIVES, "grasp": GRASP_MODES}
 
 
 def make_config(config_class: type, config=None, **overrides):
@@ -112,6 +117,10 @@ def _coerce(name: str, default, value):
 
 def _check_domain(name: str, key: str, value) -> None:
     """The key's domain (DOMAINS); a ``*_range`` pair also in order."""
+    if key in CHOICES and isinstance(value, str):
+        if value not in CHOICES[key]:
+            raise ConfigError(f"{name} must be one of {CHOICES[key]}, got {value!r} (unknown {key} mode)")
+        return
     is_range = key.endswith("_range")
     values = list(value) if is_range and isinstance(value, tuple) else [value]
     if is_range and len(values) == 2 and all(isinstance(v, numbers.Real) for v in values) and values[0] > values[1]:

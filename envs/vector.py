@@ -95,6 +95,7 @@ class TrainingGroundVectorEnv(gymnasium.vector.VectorEnv):
             terminated[restart] = truncated[restart] = False
             info["is_success"][restart] = False
             info["diverged"][restart] = False
+            info["saturated_fraction"][restart] = 0.0
             for value in info["reward_terms"].values():
                 value[restart] = 0.0
         self._needs_reset = terminated | truncated
@@ -102,6 +103,7 @@ class TrainingGroundVectorEnv(gymnasium.vector.VectorEnv):
         info = {
             "is_success": info["is_success"], "_is_success": everyone,
             "diverged": info["diverged"], "_diverged": everyone,
+            "saturated_fraction": info["saturated_fraction"], "_saturated_fraction": everyone,
             "reward_terms": info["reward_terms"], "_reward_terms": everyone,
         }
         return observation, reward.astype(np.float64), terminated, truncated, info

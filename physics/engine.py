@@ -4,9 +4,9 @@ Every array has a leading ``num_envs`` axis. Joint arrays follow ``robot.joint_n
 poses are ``(x, y, z, qx, qy, qz, qw)`` in the world frame; hands are ordered as
 ``robot.hands`` (left, right for humanoid43).
 
-Actuators follow one explicit law in every engine (see :func:`pd_torques`); physics runs
-at ``physics_dt`` and each :meth:`Engine.step` advances one control period ``control_dt``
-while the targets are held.
+Actuators follow one law in every engine (see :func:`pd_torques`), integrated as
+``EngineConfig.drive`` says (:data:`DRIVES`); physics runs at ``physics_dt`` and each
+:meth:`Engine.step` advances one control period ``control_dt`` while the targets are held.
 """
 
 from __future__ import annotations
@@ -28,12 +28,27 @@ from .grasp import check_grasp_mode
 #: The largest physics step taken (s): the coarsest rate that ``tground bench steps`` measures.
 MAX_PHYSICS_DT = 1.0 / 200.0
 
+#: How the PD drives are integrated (the torque is the same law, :func:`pd_torques`):
+#: "explicit": evaluated at the step's start, what pybullet runs in torque mode;
+#: "damping_implicit": the damping of unsaturated actuators taken at the step's end (numpy's default,
+#: the law every stored dataset was recorded with); "implicit": stiffness and damping both taken at the
+#: step's end, as PhysX drives do, stable for any gains (numpy only). Saturated actuators are explicit at
+#: their limit in all three.
+DRIVES = ("explicit", "damping_implicit", "implicit")
+
+
+def check_drive(drive) -> None:
+    if drive not in DRIVES:
+        raise InputError(f"unknown drive {drive!r}; choose one of {DRIVES}")
+
 
 @dataclass(frozen=True)
 class EngineConfig:
     """physics_dt: physics step (s), at most MAX_PHYSICS_DT (1/200). control_dt: one engine.step (s), a multiple of physics_dt.
 
     grasp: "assisted" (weld rule in physics/grasp.py) or "physical" (friction only, pybullet).
+    drive: how the PD drives are integrated, one of :data:`DRIVES` (pybullet runs "explicit" for
+    the default "damping_implicit" and refuses "implicit").
     divergence_speed: a generalised, object or cloth speed above this (rad/s or m/s) marks the env
     diverged; a last resort, checked (on numpy) in every physics substep.
 
@@ -50,6 +65,7 @@ class EngineConfig:
     physics_dt: float = 1.0 / 500.0
     control_dt: float = 1.0 / 50.0
     grasp: str = "assisted"
+    drive: str = "damping_implicit"
     gravity: float = -9.81
     divergence_speed: float = 500.0
     joint_speed_factor: float = 15.0
@@ -60,6 +76,7 @@ class EngineConfig:
 
     def __post_init__(self):
         check_grasp_mode(self.grasp)
+        check_drive(self.drive)
         if not 0 < self.physics_dt <= MAX_PHYSICS_DT + 1e-12:
             raise InputError(f"physics_dt must be in (0, 1/{round(1 / MAX_PHYSICS_DT)}] s (tground bench steps measures "
                              f"the tasks at 1000 to 200 Hz), got {self.physics_dt}")
@@ -72,9 +89,15 @@ class EngineConfig:
         return int(round(self.control_dt / self.physics_dt))
 
 
-def pd_torques(robot: RobotDescription, joint_pos: np.ndarray, joint_vel: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """The actuator law: tau = clip(kp * (target - q) - kd * qd, -tau_max, tau_max), per joint."""
+def pd_torques(robot: RobotDescription, joint_pos: np.ndarray, joint_vel: np.ndarray, targets: np.ndarray,
+               saturated_out: np.ndarray | None = None) -> np.ndarray:
+    """The actuator law: tau = clip(kp * (target - q) - kd * qd, -tau_max, tau_max), per joint.
+
+    ``saturated_out``: a float array of the torques' shape to which 1 is added where the torque was clipped.
+    """
     torque = robot.kp * (targets - joint_pos) - robot.kd * joint_vel
+    if saturated_out is not None:
+        saturated_out += np.abs(torque) > robot.torque_limit
     return np.clip(torque, -robot.torque_limit, robot.torque_limit)
 
 
@@ -92,6 +115,9 @@ class Engine(abc.ABC):
         self.joint_targets = np.tile(robot.home_posture, (self.num_envs, 1))
         self.grasp_commands = np.zeros((self.num_envs, len(self.hand_names)), dtype=bool)
         self.diverged = np.zeros(self.num_envs, dtype=bool)
+        #: (num_envs, num_joints): per actuator, the fraction of the last step's physics substeps in which
+        #: its PD torque was at the torque limit (clipped). A diagnostic, not state; tasks sum it per episode.
+        self.saturated_fraction = np.zeros((self.num_envs, robot.num_joints))
         #: What a control step may do before an environment counts as diverged (physics/divergence.py).
         self.divergence_bounds = DivergenceBounds.from_model(robot, scene, self.config)
         self._watched_links = watched_links(robot)

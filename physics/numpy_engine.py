@@ -9,11 +9,12 @@ Pure functions over a state dataclass (Brax's shape) plus an :class:`Engine` wra
 
 One physics step: forward kinematics; mass matrix by the composite-rigid-body algorithm;
 bias forces by recursive Newton-Euler; the PD law of :func:`physics.engine.pd_torques`
-clipped to the torque limits, with the damping of unsaturated actuators (and joint
-damping) treated implicitly by adding ``dt * kd`` to the mass matrix diagonal together
-with the armature; an LTDL factorisation that follows the tree's sparsity (no dense
-solve); semi-implicit Euler; joint position limits as a projection that stops motion into
-the limit; quaternion renormalisation. An environment whose state stops being finite or
+clipped to the torque limits, integrated as the ``drive`` option says (:func:`accelerations`:
+explicit; damping-implicit, the default, adding ``dt * kd`` to the mass matrix diagonal; or
+implicit in stiffness and damping, adding ``dt * kd + dt^2 * kp``), with the armature and
+the joint damping (implicit unless the drive is explicit) on the same diagonal; an LTDL
+factorisation that follows the tree's sparsity (no dense solve); semi-implicit Euler; joint
+position limits as a projection that stops motion into the limit; quaternion renormalisation. An environment whose state stops being finite or
 exceeds the divergence speed keeps its last good state and is flagged; so does one whose
 control step breaks the bounds of physics/divergence.py (joint, link, body, object and cloth
 motion), which goes back to the step's start.
@@ -30,7 +31,7 @@ import numpy as np
 
 from ..robots import RobotDescription
 from .contacts import SphereSet, StaticGeometry, robot_spheres, static_contacts, sticky_forces
-from .engine import Engine, EngineConfig
+from .engine import Engine, EngineConfig, check_drive
 from .numpy_cloth import NumpyCloth
 from .numpy_objects import NumpyObjects
 from .model import (Kinematics, Model, _bias_forces, _cross, _dot, _kinematics, _ltdl_factor, _ltdl_solve, _mass_pairs,
@@ -88,15 +89,20 @@ def init(model: Model, q: np.ndarray, v: np.ndarray | None = None) -> State:
 
 
 def accelerations(model: Model, params: ActuatorParams, state: State, targets: np.ndarray, dt: float,
-                  external: np.ndarray | None = None, implicit_damping: bool = True,
-                  kin: Kinematics | None = None, extra_matrix=None) -> np.ndarray:
+                  external: np.ndarray | None = None, drive: str = "damping_implicit",
+                  kin: Kinematics | None = None, extra_matrix=None, saturated_out: np.ndarray | None = None) -> np.ndarray:
     """Generalised accelerations (N, nv) for one step.
 
-    ``implicit_damping=False`` evaluates the damping explicitly, exactly as the pybullet
-    reference does; tests use it to hold the dynamics to the reference step for step.
+    ``drive`` (physics/engine.py DRIVES): "explicit" evaluates the PD torque at the step's start,
+    exactly as the pybullet reference does (tests hold the dynamics to it step for step);
+    "damping_implicit" takes the damping of unsaturated actuators at the step's end (the default);
+    "implicit" takes their stiffness and damping at the step's end, stable for any gains.
+    Saturation is decided, in every law, from the PD torque at the step's start (the motor's torque
+    now, :func:`physics.engine.pd_torques`); a saturated actuator applies its limit explicitly.
     ``kin``: the kinematics of ``state.q`` when the caller already has them (contacts do).
     ``extra_matrix``: (pair positions, env indices, values) added to the mass matrix on its
     sparsity pattern, for forces treated implicitly by the caller (see :class:`ImplicitContacts`).
+    ``saturated_out``: (num_joints, N) float, batch-last; 1 is added where an actuator is saturated.
     """
     nb = model.base_dofs
     q_last = np.ascontiguousarray(state.q.T)
@@ -109,9 +115,25 @@ def accelerations(model: Model, params: ActuatorParams, state: State, targets: n
     kp, kd, limit = params.kp[:, None], params.kd[:, None], params.torque_limit[:, None]
     torque = kp * (targets.T - joint_pos) - kd * joint_vel
     saturated = np.abs(torque) > limit
+    if saturated_out is not None:
+        saturated_out += saturated
     torque = np.where(saturated, np.clip(torque, -limit, limit), torque)
-    # Implicit damping: the force -kd v(t + dt) = -kd v(t) - kd dt a moves kd dt onto the diagonal.
-    damping = (np.where(saturated, 0.0, kd) + params.damping[:, None]) if implicit_damping else 0.0
+    if drive == "damping_implicit":
+        # Implicit damping: the force -kd v(t + dt) = -kd v(t) - kd dt a moves kd dt onto the diagonal.
+        damping = np.where(saturated, 0.0, kd) + params.damping[:, None]
+    elif drive == "implicit":
+        # Semi-implicit Euler: v' = v + dt a, q' = q + dt v'. Taking the drive's torque at the step's end,
+        #   kp (q* - q') - kd v' = kp (q* - q) - (kd + dt kp) v' = kp (q* - q) - (kd + dt kp) v - (kd + dt kp) dt a,
+        # so (M + dt kd + dt^2 kp) a = kp (q* - q) - (kd + dt kp) v + (other forces): the diagonal gets
+        # dt (kd + dt kp), the right-hand side the torque less dt kp v. Diagonal only, so the tree-sparse
+        # pattern is unchanged; unconditionally stable for a joint, whatever kp dt^2 / I and kd dt / I are.
+        stiffness = np.where(saturated, 0.0, kp)
+        damping = np.where(saturated, 0.0, kd) + dt * stiffness + params.damping[:, None]
+        torque = torque - dt * stiffness * joint_vel
+    elif drive == "explicit":
+        damping = 0.0
+    else:
+        check_drive(drive)  # raises, naming the choices
     matrix[pattern.diag[nb:]] += params.armature[:, None] + dt * damping
     rhs[nb:] += torque - params.damping[:, None] * joint_vel
     if external is not None:
@@ -122,11 +144,11 @@ def accelerations(model: Model, params: ActuatorParams, state: State, targets: n
 
 
 def step(model: Model, params: ActuatorParams, state: State, targets: np.ndarray, dt: float,
-         divergence_speed: float = 500.0, external: np.ndarray | None = None, implicit_damping: bool = True,
-         kin: Kinematics | None = None, extra_matrix=None) -> State:
-    """Advance every environment by dt (semi-implicit Euler); returns a new State."""
+         divergence_speed: float = 500.0, external: np.ndarray | None = None, drive: str = "damping_implicit",
+         kin: Kinematics | None = None, extra_matrix=None, saturated_out: np.ndarray | None = None) -> State:
+    """Advance every environment by dt (semi-implicit Euler); returns a new State. See :func:`accelerations`."""
     nb, n_joints = model.base_dofs, model.num_joints
-    accel = accelerations(model, params, state, targets, dt, external, implicit_damping, kin, extra_matrix)
+    accel = accelerations(model, params, state, targets, dt, external, drive, kin, extra_matrix, saturated_out)
     v = state.v + dt * accel
     q = state.q.copy()
     joints = q[:, model.nq - n_joints:]
@@ -236,7 +258,7 @@ class NumpyEngine(Engine):
     def __init__(self, robot: RobotDescription, scene: Scene, num_envs: int = 1, config: EngineConfig | None = None,
                  gui: bool = False):
         super().__init__(robot, scene, num_envs, config)
-        self.implicit_damping = True
+        check_drive(self.config.drive)
         if gui:
             raise RuntimeError("the numpy engine has no GUI; use render_mode='rgb_array' or backend='pybullet'")
         self.model = load_model(robot, fixed_base=scene.fixed_base, base_position=scene.robot_position,
@@ -287,6 +309,7 @@ class NumpyEngine(Engine):
         self._grasp_site = np.array([h.grasp_site for h in robot.hands.values()])
         # Tangential spring displacements of the static contacts (static friction).
         self._robot_slip = np.zeros((3, spheres.size, self.num_envs))
+        self._saturated_substeps = np.zeros((robot.num_joints, self.num_envs))  # batch-last, summed over a step
 
     def _hand_spread(self) -> np.ndarray:
         postures = []
@@ -342,8 +365,10 @@ class NumpyEngine(Engine):
         last_good, start = self.state, self._watched_positions()
         for component in self.components.values():
             component.begin_step()
+        self._saturated_substeps[:] = 0.0
         for _ in range(self.config.substeps):
             self._substep(self.config.physics_dt)
+        self.saturated_fraction = self._saturated_substeps.T / self.config.substeps
         for component in self.components.values():
             component.end_step()
         blown_up = self._left_bounds(start) & ~self.state.diverged
@@ -398,8 +423,8 @@ class NumpyEngine(Engine):
             link_moment[:, index] += _cross(kin.origin[:, index], force.T)
         external = generalized_forces(model, kin, link_force, link_moment) + contact_force
         self.state = step(model, self.params, self.state, self.joint_targets, dt, self.config.divergence_speed,
-                          external=external.T, implicit_damping=self.implicit_damping, kin=kin,
-                          extra_matrix=contact_matrix)
+                          external=external.T, drive=self.config.drive, kin=kin,
+                          extra_matrix=contact_matrix, saturated_out=self._saturated_substeps)
         for component in self.components.values():
             component.substep_integrate(dt)
 
@@ -455,7 +480,7 @@ class NumpyEngine(Engine):
         from .pybullet_engine import PybulletEngine
 
         if self._viewer is None:
-            self._viewer = PybulletEngine(self.robot, self.scene, 1, self.config)
+            self._viewer = PybulletEngine(self.robot, self.scene, 1, self.config, check_drives=False)
         joint_pos, _ = self.joint_state()
         self._viewer.reset([0], [EpisodeSetup(joint_pos[env_id], tuple(self.objects.params[env_id]),
                                               self.objects.pose[env_id])])

@@ -7,7 +7,10 @@ batch. ``benchmarks/pybullet_layout.py`` measures the alternative; see README.
 
 Actuation uses TORQUE_CONTROL with the explicit law of :func:`pd_torques`, evaluated
 every physics step; pybullet's default velocity motors and link damping are switched
-off so that the model matches the URDF and the numpy engine exactly.
+off so that the model matches the URDF and the numpy engine exactly. That is
+``drive="explicit"``, and it is also what runs for the default ``"damping_implicit"``
+(a torque set before the step cannot depend on the step's end velocity); ``"implicit"``
+is refused: pybullet's own position motors are constraint-based, not this PD law.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pybullet_utils import bullet_client
 
 from ..robots import RobotDescription
 from .scene import Scene
+from ..errors import InputError
+from .drives import check_drive_stability
 from .engine import Engine, EngineConfig, pd_torques
 from .pybullet_cloth import PybulletCloth
 from .pybullet_objects import PybulletObjects
@@ -31,8 +36,17 @@ DEFAULT_FILTER, STATIC_FILTER, ALL_FILTER = 1, 2, -1
 
 class PybulletEngine(Engine):
     def __init__(self, robot: RobotDescription, scene: Scene, num_envs: int = 1, config: EngineConfig | None = None,
-                 gui: bool = False):
+                 gui: bool = False, check_drives: bool = True):
+        """``check_drives=False`` skips the drive checks, for a viewer that only shows poses (never steps)."""
         super().__init__(robot, scene, num_envs, config)
+        if check_drives:
+            if self.config.drive == "implicit":
+                raise InputError("the pybullet engine runs the PD drives explicitly in torque mode (drive='explicit', "
+                                 "also run for the default 'damping_implicit'); drive='implicit' needs backend='numpy'")
+            # Gains the explicit law cannot integrate make pybullet chatter at the torque limits and fall
+            # without ever tripping the divergence bounds (humanoid43 with ten times its gains: measured in
+            # tests/test_implicit_drives.py), so they are refused here rather than run.
+            check_drive_stability(robot, "explicit", self.config.physics_dt, scene.fixed_base, "pybullet")
         if gui and not os.environ.get("DISPLAY"):
             raise RuntimeError("render_mode='human' opens a pybullet GUI window and needs a display; "
                                "no DISPLAY is set. Use render_mode='rgb_array' on a headless machine.")
@@ -259,9 +273,10 @@ class PybulletEngine(Engine):
     # ----------------------------------------------------------------- stepping
     def step(self) -> None:
         start = self._watched_positions()
+        saturated = np.zeros_like(self.saturated_fraction)
         for _ in range(self.config.substeps):
             q, qd = self.joint_state()
-            torques = pd_torques(self.robot, q, qd, self.joint_targets)
+            torques = pd_torques(self.robot, q, qd, self.joint_targets, saturated)
             for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
                 if self.diverged[env_id]:
                     continue
@@ -269,6 +284,7 @@ class PybulletEngine(Engine):
                                                  forces=torques[env_id].tolist())
                 self._apply_external_forces(env_id)
                 client.stepSimulation()
+        self.saturated_fraction = saturated / self.config.substeps
         for component in self.components.values():  # the objects' grasps, then the cloth; each flags its blow-ups
             component.end_step()
         self._check_divergence(start)

@@ -6,7 +6,10 @@ groups, hands, PD gains and keyframes that tasks use.
 The gains are chosen for the explicit PD law at 500 Hz: for each joint the damping
 ``kd * dt / I`` and stiffness ``sqrt(kp / I) * dt`` stay below about 0.5 for the smallest
 inertia ``I`` the joint can see, so the explicit pybullet reference is stable as well as
-the numpy engine, which treats damping implicitly.
+the numpy engine, which treats damping implicitly. Real robots' gains are stiffer (a vendor's
+ankles reach kd dt / I of 10 to 100, real fingers kp of tens of N m/rad): load them with
+``robots.load("humanoid43", kp={...}, kd={...})`` and run the numpy engine's ``drive="implicit"``
+(physics/drives.py gives each law's bound; pybullet refuses gains outside the explicit one).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import pybullet
 import pytest
 
 from training_ground import robots
-from training_ground.physics import make_engine
+from training_ground.physics import EngineConfig, make_engine
 from training_ground.physics import model as numpy_model
 from training_ground.physics import numpy_engine
 from training_ground.physics.scene import EpisodeSetup, Scene
@@ -22,9 +22,9 @@ def robot():
 
 def _track(robot, implicit: bool, seconds: float = 2.0):
     """Both engines follow the same smooth joint trajectory under gravity; returns (worst, final) joint gap."""
-    engines = {backend: make_engine(backend, robot, AIR, 1) for backend in ("numpy", "pybullet")}
+    drive = "damping_implicit" if implicit else "explicit"
+    engines = {backend: make_engine(backend, robot, AIR, 1, EngineConfig(drive=drive)) for backend in ("numpy", "pybullet")}
     try:
-        engines["numpy"].implicit_damping = implicit
         start = robot.keyframe("arms_ready")[None]
         for engine in engines.values():
             engine.reset(None, EpisodeSetup.per_env(start))
