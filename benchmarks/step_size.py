@@ -31,6 +31,7 @@ from ..agents.policies import load_policy
 from ..agents.runner import PolicyRunner
 from ..envs import TASKS, make_task_env, resolve_task_id
 from ..physics.contacts import StaticGeometry, robot_spheres, static_contacts
+from ..physics.engine import DRIVES
 from ..physics.rotations import quat_to_matrix
 from ..progress import progress_bar
 
@@ -42,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backends", nargs="+", default=["numpy", "pybullet"], choices=["numpy", "pybullet"])
     parser.add_argument("--rates", type=int, nargs="+", default=list(RATES),
                         help="physics rates in Hz, each a multiple of the 50 Hz control (default: 1000 500 250 200)")
+    parser.add_argument("--numpy-drives", nargs="+", default=["damping_implicit", "implicit"], choices=DRIVES,
+                        help="the numpy engine's drive laws to measure (pybullet runs its explicit law)")
     parser.add_argument("--episodes", type=int, default=16, help="episodes (seeds seed..seed+K-1) per point")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
     parser.add_argument("--json", default="bench_steps.json", help="write results here")
@@ -104,9 +107,10 @@ def _urdf_link_names(urdf_path) -> list[str]:
     return [link.get("name") for link in ET.parse(urdf_path).getroot().findall("link")]
 
 
-def measure(task_id: str, backend: str, rate: int, episodes: int, seed: int) -> dict:
-    """One point of the table: the expert's episodes at physics ``rate`` Hz on ``backend``."""
-    env = make_task_env(task_id, episodes, backend=backend, physics_dt=1.0 / rate)
+def measure(task_id: str, backend: str, rate: int, episodes: int, seed: int, drive: str | None = None) -> dict:
+    """One point of the table: the expert's episodes at physics ``rate`` Hz on ``backend`` (numpy: with ``drive``)."""
+    overrides = {"drive": drive} if drive is not None else {}
+    env = make_task_env(task_id, episodes, backend=backend, physics_dt=1.0 / rate, **overrides)
     try:
         runner = StepStudyRunner(env, range(seed, seed + episodes), load_policy("expert", env))
         start = time.perf_counter()
@@ -120,7 +124,7 @@ def measure(task_id: str, backend: str, rate: int, episodes: int, seed: int) -> 
     low, high = wilson_interval(successes, len(rows))
     steps = sum(row["steps"] for row in rows)
     return {
-        "task": task_id, "backend": backend, "physics_hz": rate, "episodes": len(rows),
+        "task": task_id, "backend": backend, "drive": drive or "explicit", "physics_hz": rate, "episodes": len(rows),
         "success_rate": successes / len(rows), "success_interval": [low, high],
         "diverged": sum(row["diverged"] for row in rows),
         "tracking_rms_mean": float(np.mean([row["tracking_rms_mean"] for row in rows])),
@@ -132,10 +136,10 @@ def measure(task_id: str, backend: str, rate: int, episodes: int, seed: int) -> 
 
 
 def format_table(points: list[dict]) -> str:
-    lines = [f"{'task':<34} {'engine':<9} {'Hz':>5} {'success':>8} {'diverged':>8} {'track rms':>10} "
+    lines = [f"{'task':<34} {'engine':<9} {'drive':<16} {'Hz':>5} {'success':>8} {'diverged':>8} {'track rms':>10} "
              f"{'track max':>10} {'depth max':>10} {'depth mean':>10} {'sim s/s':>8}"]
     for p in points:
-        lines.append(f"{p['task']:<34} {p['backend']:<9} {p['physics_hz']:>5} {p['success_rate']:>8.0%} "
+        lines.append(f"{p['task']:<34} {p['backend']:<9} {p['drive']:<16} {p['physics_hz']:>5} {p['success_rate']:>8.0%} "
                      f"{p['diverged']:>8} {p['tracking_rms_mean']:>10.4f} {p['tracking_rms_max']:>10.4f} "
                      f"{1000 * p['penetration_max']:>8.1f}mm {1000 * p['penetration_mean']:>8.1f}mm "
                      f"{p['simulated_s_per_wall_s']:>8.2f}")
@@ -154,12 +158,14 @@ def plot(results: dict, path: str) -> None:
               ("penetration_max", "deepest penetration (mm)", 1000.0))
     for ax, (key, label, scale) in zip(axes, panels):
         for task in results["tasks"]:
-            for backend, style in (("numpy", "o-"), ("pybullet", "s--")):
-                line = sorted((p for p in points if p["task"] == task and p["backend"] == backend),
-                              key=lambda p: p["physics_hz"])
+            for (backend, drive), style in (((b, d), st) for b, d, st in (
+                    ("numpy", "damping_implicit", "o-"), ("numpy", "implicit", "d-"), ("numpy", "explicit", "x-"),
+                    ("pybullet", "explicit", "s--"))):
+                line = sorted((p for p in points if p["task"] == task and p["backend"] == backend
+                               and p["drive"] == drive), key=lambda p: p["physics_hz"])
                 if line:
                     ax.plot([p["physics_hz"] for p in line], [scale * p[key] for p in line], style,
-                            label=f"{task.split('/')[-1]} {backend}")
+                            label=f"{task.split('/')[-1]} {backend} {drive}")
         ax.set_xlabel("physics rate (Hz), control 50 Hz")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
@@ -173,11 +179,12 @@ def plot(results: dict, path: str) -> None:
 def main(args: argparse.Namespace) -> int:
     tasks = [resolve_task_id(task) for task in args.tasks] if args.tasks else [
         task_id for task_id, spec in TASKS.items() if spec.expert]
-    runs = [(task, backend, rate) for task in tasks for backend in args.backends for rate in args.rates]
+    runs = [(task, backend, drive, rate) for task in tasks for backend in args.backends
+            for drive in (args.numpy_drives if backend == "numpy" else [None]) for rate in args.rates]
     results = {"machine": platform.platform(), "episodes": args.episodes, "seed": args.seed, "tasks": tasks,
                "rates": args.rates, "points": []}
-    for task, backend, rate in progress_bar(desc="step-size study", unit="point", iterable=runs):
-        results["points"].append(measure(task, backend, rate, args.episodes, args.seed))
+    for task, backend, drive, rate in progress_bar(desc="step-size study", unit="point", iterable=runs):
+        results["points"].append(measure(task, backend, rate, args.episodes, args.seed, drive))
     print(format_table(results["points"]))
     Path(args.json).write_text(json.dumps(results, indent=2))
     plot(results, args.png)

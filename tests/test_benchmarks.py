@@ -100,8 +100,9 @@ def test_step_size_study_measures_every_engine_at_every_rate(tmp_path):
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     points = json.loads(out.read_text())["points"]
-    assert sorted((p["backend"], p["physics_hz"]) for p in points) == [
-        ("numpy", 200), ("numpy", 500), ("pybullet", 200), ("pybullet", 500)]
+    assert sorted((p["backend"], p["drive"], p["physics_hz"]) for p in points) == [
+        ("numpy", "damping_implicit", 200), ("numpy", "damping_implicit", 500), ("numpy", "implicit", 200),
+        ("numpy", "implicit", 500), ("pybullet", "explicit", 200), ("pybullet", "explicit", 500)]
     for point in points:
         assert point["episodes"] == 2 and 0.0 <= point["success_rate"] <= 1.0
         assert point["tracking_rms_mean"] > 0 and point["tracking_rms_max"] >= point["tracking_rms_mean"]
