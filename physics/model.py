@@ -87,14 +87,15 @@ class Model:
             "_axis_last": np.ascontiguousarray(self.axis.T),
             "_com_last": np.ascontiguousarray(self.com.T),
             "_inertia_last": np.ascontiguousarray(np.moveaxis(self.inertia, 0, -1)),
-            "_level_parents": tuple((level, self.parent[level]) for level in self.levels[1:]),
+            "_level_parents": tuple((_index(level), _index(self.parent[level])) for level in self.levels[1:]),
             "_moving_links": np.flatnonzero(self.joint_of_link >= 0),
         }
         groups = []
         for level in self.levels[1:]:
             ordered = level[np.argsort(self.parent[level], kind="stable")]
             parents, starts = np.unique(self.parent[ordered], return_index=True)
-            groups.append((ordered, parents, starts))
+            # One child per parent: the subtree sum is a plain add (reduceat of one-element segments copies).
+            groups.append((_index(ordered), _index(parents), None if len(parents) == len(ordered) else starts))
         derived["_level_groups"] = tuple(groups)
         moving = derived["_moving_links"]
         rows, cols = [], []
@@ -147,6 +148,14 @@ class Model:
             return q[:, :3], quat_to_matrix(quat), q[:, 7:]
         n = q.shape[0]
         return np.broadcast_to(self.base_position, (n, 3)), np.broadcast_to(self.base_rotation, (n, 3, 3)), q
+
+
+def _index(indices: np.ndarray):
+    """``indices`` as a slice where they are a contiguous increasing range (a view rather than a gather), else as is."""
+    indices = np.asarray(indices)
+    if len(indices) and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
+        return slice(int(indices[0]), int(indices[0]) + len(indices))
+    return indices
 
 
 def _floats(text: str | None, default=(0.0, 0.0, 0.0)) -> np.ndarray:
@@ -269,9 +278,29 @@ def _mat_vec(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (a * v[None]).sum(axis=1)
 
 
+_NEXT, _AFTER_NEXT = np.array([1, 2, 0]), np.array([2, 0, 1])
+#: Elements below which :func:`_cross` gathers (fewest numpy calls) rather than writing into one output.
+_SMALL_CROSS = 3 * 2048
+
+
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cross products of (3, ...) arrays."""
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+    """Cross products of (3, ...) arrays: c_i = a_(i+1) b_(i+2) - a_(i+2) b_(i+1), the same products either way.
+
+    Small arrays (one environment) pay per numpy call, so they take four gathers and three operations;
+    large ones pay for temporaries, so they write the three rows into one preallocated output.
+    """
+    if a.size <= _SMALL_CROSS and b.size <= _SMALL_CROSS:
+        return a.take(_NEXT, 0) * b.take(_AFTER_NEXT, 0) - a.take(_AFTER_NEXT, 0) * b.take(_NEXT, 0)
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
+    a0, a1, a2 = a
+    b0, b1, b2 = b
+    np.multiply(a1, b2, out=out[0])
+    out[0] -= a2 * b1
+    np.multiply(a2, b0, out=out[1])
+    out[1] -= a0 * b2
+    np.multiply(a0, b1, out=out[2])
+    out[2] -= a1 * b0
+    return out
 
 
 def ordered_sum(array: np.ndarray, axis: int) -> np.ndarray:
@@ -418,7 +447,10 @@ def jacobian(model: Model, q: np.ndarray, link: str, point=(0.0, 0.0, 0.0),
 def _composite(model: Model, values: np.ndarray) -> np.ndarray:
     """Subtree sums (..., L, N) of per-link values, accumulated from the deepest level up, in place."""
     for level, parents, starts in reversed(model._level_groups):
-        values[..., parents, :] += np.add.reduceat(values[..., level, :], starts, axis=-2)
+        if starts is None:
+            values[..., parents, :] += values[..., level, :]
+        else:
+            values[..., parents, :] += np.add.reduceat(values[..., level, :], starts, axis=-2)
     return values
 
 
@@ -506,10 +538,13 @@ def _mass_pairs(model: Model, kin: Kinematics) -> np.ndarray:
     n = kin.axis.shape[-1]
     pattern = model._sparse
     mass, first, inertia = _inertia_terms(model, kin)
-    mass = np.broadcast_to(mass, (model.num_links, n)).copy()
-    _composite(model, mass[None])
-    _composite(model, first)
-    _composite(model, inertia.reshape(9, model.num_links, n))
+    # The three subtree sums in one pass over the levels: rows 0 (mass), 1-3 (first moment), 4-12 (inertia).
+    terms = np.empty((13, model.num_links, n))
+    terms[0] = mass
+    terms[1:4] = first
+    terms[4:] = inertia.reshape(9, model.num_links, n)
+    _composite(model, terms)
+    mass, first, inertia = terms[0], terms[1:4], terms[4:].reshape(3, 3, model.num_links, n)
     axis = kin.axis
     linear = _cross(kin.origin, axis)
     force_angular = _mat_vec(inertia, axis) + _cross(first, linear)
@@ -589,11 +624,11 @@ def generalized_forces(model: Model, kin: Kinematics, force: np.ndarray, moment:
     """J^T of per-link wrenches: forces (3, L, N) and moments about the base origin (3, L, N) -> (nv, N).
 
     Sums the wrenches over each subtree; a joint sees a . (M - p x F) about its axis through
-    the link origin p, a floating base the total force and moment. Overwrites its inputs.
+    the link origin p, a floating base the total force and moment. Leaves its inputs as they were.
     """
     n, nb, moving = force.shape[-1], model.base_dofs, model._moving_links
-    _composite(model, force)
-    _composite(model, moment)
+    wrench = _composite(model, np.concatenate([force, moment]))  # both subtree sums in one pass over the levels
+    force, moment = wrench[:3], wrench[3:]
     result = np.zeros((model.nv, n))
     about_joint = moment[:, moving] - _cross(kin.origin[:, moving], force[:, moving])
     result[nb + model.joint_of_link[moving]] = _dot(kin.axis[:, moving], about_joint)
