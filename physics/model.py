@@ -489,6 +489,9 @@ class SparsePattern:
     base_pairs: np.ndarray
     below: tuple = ()
     below_pos: tuple = ()
+    #: Python source of the factorisation and solve of one environment, unrolled (see :func:`_ltdl_factor`).
+    scalar_factor: str = ""
+    scalar_solve: str = ""
 
     @classmethod
     def build(cls, chains, link_rows, link_cols, joint_of_link, base_dofs) -> "SparsePattern":
@@ -513,8 +516,30 @@ class SparsePattern:
         # For each coordinate j, the coordinates that have it as an ancestor, and where (i, j) is stored.
         below = [np.array([i for i in range(len(chains)) if j in chains[i]], dtype=np.int64) for j in range(len(chains))]
         below_pos = [np.array([position[(i, j)] for i in below[j]], dtype=np.int64) for j in range(len(chains))]
+        # One environment: every operation of the batched loops below, in their order, as straight-line
+        # Python on a list of floats (a loop with a numpy call per coordinate costs ten times more).
+        lines = ["def factor(v):"]
+        for k in range(len(chains) - 1, -1, -1):
+            if not len(chains[k]):
+                continue
+            lines.append(f"    d = v[{diag[k]}]")
+            lines += [f"    o{a} = v[{p}]; a{a} = o{a} / d" for a, p in enumerate(row[k].tolist())]
+            lines += [f"    v[{t}] -= a{i} * o{j}" for t, i, j in zip(block[k], block_rows[k], block_cols[k])]
+            lines += [f"    v[{p}] = a{a}" for a, p in enumerate(row[k].tolist())]
+        scalar_factor = "\n".join(lines + ["    return v", ""])
+        lines = ["def solve(f, x):"]
+        for i in range(len(chains) - 1, -1, -1):  # L^T y = rhs
+            if len(chains[i]):
+                lines.append(f"    xi = x[{i}]")
+                lines += [f"    x[{j}] -= f[{p}] * xi" for j, p in zip(chains[i], row[i])]
+        lines += [f"    x[{k}] = x[{k}] / f[{diag[k]}]" for k in range(len(chains))]
+        for j in range(len(chains)):  # L x = y
+            if len(below[j]):
+                lines.append(f"    xj = x[{j}]")
+                lines += [f"    x[{i}] -= f[{p}] * xj" for i, p in zip(below[j], below_pos[j])]
+        scalar_solve = "\n".join(lines + ["    return x", ""])
         return cls(rows, cols, tuple(chains), row, diag, tuple(block), tuple(block_rows), tuple(block_cols),
-                   joint_pairs, base_pairs, tuple(below), tuple(below_pos))
+                   joint_pairs, base_pairs, tuple(below), tuple(below_pos), scalar_factor, scalar_solve)
 
     def to_dense(self, values: np.ndarray, nv: int) -> np.ndarray:
         """Symmetric dense matrices (N, nv, nv) from pair values (pairs, N)."""
@@ -673,7 +698,13 @@ def _ltdl_factor(values: np.ndarray, pattern: SparsePattern) -> np.ndarray:
 
     Fill-in stays inside the ancestor pattern, so the cost is the sum of squared depths
     rather than nv^3. Afterwards the diagonal positions hold D and the others L.
+
+    One environment runs the same operations in the same order on Python floats (IEEE doubles,
+    like numpy's float64 ufuncs, so the same bits), without a numpy call per coordinate.
     """
+    if values.shape[-1] == 1:
+        values[:, 0] = _compiled(pattern.scalar_factor, "factor")(values[:, 0].tolist())
+        return values
     for k in range(len(pattern.diag) - 1, -1, -1):
         if not len(pattern.chain[k]):
             continue
@@ -685,8 +716,24 @@ def _ltdl_factor(values: np.ndarray, pattern: SparsePattern) -> np.ndarray:
     return values
 
 
+_COMPILED: dict = {}
+
+
+def _compiled(source: str, name: str):
+    """The function ``name`` defined by ``source``, compiled once per process (patterns keep only the text)."""
+    function = _COMPILED.get(source)
+    if function is None:
+        namespace: dict = {}
+        exec(compile(source, f"<SparsePattern.{name}>", "exec"), namespace)
+        function = _COMPILED[source] = namespace[name]
+    return function
+
+
 def _ltdl_solve(factor: np.ndarray, pattern: SparsePattern, rhs: np.ndarray) -> np.ndarray:
     """Solve H x = rhs (nv, N) given ``_ltdl_factor``; rhs is overwritten with x."""
+    if rhs.shape[-1] == 1:  # one environment: the same operations on Python floats (see _ltdl_factor)
+        rhs[:, 0] = _compiled(pattern.scalar_solve, "solve")(factor[:, 0].tolist(), rhs[:, 0].tolist())
+        return rhs
     x = rhs
     nv = x.shape[0]
     for i in range(nv - 1, -1, -1):  # L^T y = rhs
