@@ -78,6 +78,8 @@ class Model:
     _level_groups: tuple = field(init=False, repr=False, compare=False)
     _pairs: tuple = field(init=False, repr=False, compare=False)
     _moving_links: np.ndarray = field(init=False, repr=False, compare=False)
+    _parent_or_self: np.ndarray = field(init=False, repr=False, compare=False)
+    _rate_index: np.ndarray = field(init=False, repr=False, compare=False)
     _sparse: "SparsePattern" = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -89,7 +91,9 @@ class Model:
             "_inertia_last": np.ascontiguousarray(np.moveaxis(self.inertia, 0, -1)),
             "_level_parents": tuple((_index(level), _index(self.parent[level])) for level in self.levels[1:]),
             "_moving_links": np.flatnonzero(self.joint_of_link >= 0),
+            "_parent_or_self": np.maximum(self.parent, 0),
         }
+        derived["_rate_index"] = (6 if self.floating else 0) + self.joint_of_link[derived["_moving_links"]]
         groups = []
         for level in self.levels[1:]:
             ordered = level[np.argsort(self.parent[level], kind="stable")]
@@ -337,6 +341,14 @@ class Kinematics:
     base_position: np.ndarray
     link_inertia: np.ndarray
 
+    #: (L,) each link's parent, the base its own (its row of parent_offset is zero and unused).
+    parent: np.ndarray | None = None
+
+    @functools.cached_property
+    def parent_offset(self) -> np.ndarray:
+        """Each link origin relative to its parent's, (3, L, N), shared by the velocity recursions."""
+        return self.origin - self.origin.take(self.parent, axis=1)
+
     @functools.cached_property
     def inertia(self) -> np.ndarray:
         """Rotational inertia of each link about its COM in world axes, R I R^T, (3, 3, L, N)."""
@@ -380,7 +392,7 @@ def _kinematics(model: Model, q_last: np.ndarray) -> Kinematics:
         rotation[:, :, level] = _mat_mat(parent_rotation, local[:, :, level])
     axis = (rotation * model._axis_last[None, :, :, None]).sum(axis=1)
     com = origin + (rotation * model._com_last[None, :, :, None]).sum(axis=1)
-    return Kinematics(rotation, origin, axis, com, base_position, model._inertia_last)
+    return Kinematics(rotation, origin, axis, com, base_position, model._inertia_last, model._parent_or_self)
 
 
 def _as_last(model: Model, q: np.ndarray) -> np.ndarray:
@@ -616,26 +628,43 @@ def mass_matrix(model: Model, q: np.ndarray, kin: Kinematics | None = None) -> n
     return _mass_matrix(model, kin)
 
 
-def _bias_forces(model: Model, kin: Kinematics, v_last: np.ndarray) -> np.ndarray:
-    """Recursive Newton-Euler, batch-last: bias (nv, N) from velocities (nv, N)."""
-    links, n, nb = model.num_links, v_last.shape[-1], model.base_dofs
+def _angular_velocities(model: Model, kin: Kinematics, v_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each link's angular velocity (3, L, N) and its joint's own contribution, axis times rate (3, L, N)."""
+    links, n = model.num_links, v_last.shape[-1]
     rate = np.zeros((links, n))
-    moving = model._moving_links
-    rate[moving] = v_last[nb + model.joint_of_link[moving]]
+    rate[model._moving_links] = v_last[model._rate_index]
     omega = np.zeros((3, links, n))
-    alpha = np.zeros((3, links, n))
-    accel = np.zeros((3, links, n))  # classical acceleration of each link origin
-    accel[:, 0] = -model.gravity[:, None]  # gravity as an upward base acceleration
     if model.floating:
-        omega[:, 0] = v_last[3:6]  # the base origin's own acceleration is zero in these coordinates
+        omega[:, 0] = v_last[3:6]
     spin = kin.axis * rate
     for level, parent in model._level_parents:
-        parent_omega, parent_alpha = omega[:, parent], alpha[:, parent]
-        omega[:, level] = parent_omega + spin[:, level]
-        alpha[:, level] = parent_alpha + _cross(parent_omega, spin[:, level])
-        offset = kin.origin[:, level] - kin.origin[:, parent]
-        accel[:, level] = (accel[:, parent] + _cross(parent_alpha, offset)
-                           + _cross(parent_omega, _cross(parent_omega, offset)))
+        omega[:, level] = omega[:, parent] + spin[:, level]
+    return omega, spin
+
+
+def _bias_forces(model: Model, kin: Kinematics, v_last: np.ndarray) -> np.ndarray:
+    """Recursive Newton-Euler, batch-last: bias (nv, N) from velocities (nv, N).
+
+    The recursion runs level by level only for the sums along the tree; the cross products it
+    adds depend on quantities that are already final (parent velocities, offsets), so they are
+    taken for all links at once: the same products and sums in the same order as link by link.
+    """
+    links, n = model.num_links, v_last.shape[-1]
+    omega, spin = _angular_velocities(model, kin, v_last)
+    parent = model._parent_or_self
+    parent_omega = omega.take(parent, axis=1)
+    offset = kin.parent_offset
+    turn = _cross(parent_omega, spin)
+    alpha = np.zeros((3, links, n))
+    for level, parents in model._level_parents:
+        alpha[:, level] = alpha[:, parents] + turn[:, level]
+    transport = _cross(alpha.take(parent, axis=1), offset)
+    centripetal = _cross(parent_omega, _cross(parent_omega, offset))
+    accel = np.zeros((3, links, n))  # classical acceleration of each link origin
+    accel[:, 0] = -model.gravity[:, None]  # gravity as an upward base acceleration
+    # (The base origin's own acceleration is zero in these coordinates.)
+    for level, parents in model._level_parents:
+        accel[:, level] = accel[:, parents] + transport[:, level] + centripetal[:, level]
     to_com = kin.com - kin.origin
     accel_com = accel + _cross(alpha, to_com) + _cross(omega, _cross(omega, to_com))
     force = model.mass[:, None] * accel_com
@@ -665,17 +694,14 @@ def generalized_forces(model: Model, kin: Kinematics, force: np.ndarray, moment:
 
 def link_velocities(model: Model, kin: Kinematics, v_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Angular velocity (3, L, N) and velocity of each link origin (3, L, N) in the world frame."""
-    links, n, nb = model.num_links, v_last.shape[-1], model.base_dofs
-    rate = np.zeros((links, n))
-    rate[model._moving_links] = v_last[nb + model.joint_of_link[model._moving_links]]
-    omega = np.zeros((3, links, n))
-    velocity = np.zeros((3, links, n))
+    omega, _ = _angular_velocities(model, kin, v_last)
+    # Each link adds its parent's angular velocity across the offset: all links' terms at once, summed down the levels.
+    lever = _cross(omega.take(model._parent_or_self, axis=1), kin.parent_offset)
+    velocity = np.zeros_like(omega)
     if model.floating:
-        velocity[:, 0], omega[:, 0] = v_last[:3], v_last[3:6]
-    spin = kin.axis * rate
+        velocity[:, 0] = v_last[:3]
     for level, parent in model._level_parents:
-        velocity[:, level] = velocity[:, parent] + _cross(omega[:, parent], kin.origin[:, level] - kin.origin[:, parent])
-        omega[:, level] = omega[:, parent] + spin[:, level]
+        velocity[:, level] = velocity[:, parent] + lever[:, level]
     return omega, velocity
 
 
