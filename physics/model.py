@@ -307,6 +307,23 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _cross_last(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.cross(a, b)`` of (..., 3) arrays, broadcast: the same products and differences, without its axis juggling."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.size <= _SMALL_CROSS and b.size <= _SMALL_CROSS:
+        return a.take(_NEXT, -1) * b.take(_AFTER_NEXT, -1) - a.take(_AFTER_NEXT, -1) * b.take(_NEXT, -1)
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    np.multiply(a1, b2, out=out[..., 0])
+    out[..., 0] -= a2 * b1
+    np.multiply(a2, b0, out=out[..., 1])
+    out[..., 1] -= a0 * b2
+    np.multiply(a0, b1, out=out[..., 2])
+    out[..., 2] -= a1 * b0
+    return out
+
+
 def ordered_sum(array: np.ndarray, axis: int) -> np.ndarray:
     """Sum along ``axis`` strictly in index order.
 
@@ -421,7 +438,7 @@ def point_jacobians(model: Model, kin: Kinematics, links: np.ndarray, points: np
     n, nb = points.shape[0], model.base_dofs
     mask = model.ancestors[links]  # (K, L)
     lever = points[:, :, None, :] - origin[:, None, :, :]  # (N, K, L, 3)
-    linear = np.cross(axis[:, None], lever) * mask[None, :, :, None]
+    linear = _cross_last(axis[:, None], lever) * mask[None, :, :, None]
     angular = axis[:, None] * mask[None, :, :, None]
     jac = np.zeros((n, len(links), 6, model.nv))
     moving = model.joint_of_link >= 0

@@ -33,8 +33,8 @@ from .contacts import SphereSet, StaticGeometry, robot_spheres, static_contacts,
 from .engine import Engine, EngineConfig
 from .numpy_cloth import NumpyCloth
 from .numpy_objects import NumpyObjects
-from .model import (Kinematics, Model, _bias_forces, _cross, _dot, _kinematics, _ltdl_factor, _ltdl_solve, _mass_pairs,
-                    generalized_forces, jacobian, link_velocities, load_model, ordered_sum)
+from .model import (Kinematics, Model, _bias_forces, _cross, _cross_last, _dot, _kinematics, _ltdl_factor, _ltdl_solve,
+                    _mass_pairs, generalized_forces, jacobian, link_velocities, load_model, ordered_sum)
 from .rotations import axis_angle_to_quat, matrix_to_quat, quat_multiply
 from .scene import EpisodeSetup, Scene
 
@@ -147,6 +147,9 @@ def step(model: Model, params: ActuatorParams, state: State, targets: np.ndarray
     return State(q, v, bad)
 
 
+_IDENTITY = np.eye(3)
+
+
 class ImplicitContacts:
     """Backward-Euler treatment of the robot's static contacts, on the mass matrix's own pattern.
 
@@ -198,12 +201,12 @@ class ImplicitContacts:
         links = self.slot_link[sphere]  # (C, m)
         axis = kin.axis[:, links, env[:, None]].transpose(1, 2, 0)  # (C, m, 3)
         origin = kin.origin[:, links, env[:, None]].transpose(1, 2, 0)
-        columns = np.cross(axis, point[:, None] - origin) * self.joint_slot[sphere][..., None]  # (C, m, 3)
+        columns = _cross_last(axis, point[:, None] - origin) * self.joint_slot[sphere][..., None]  # (C, m, 3)
         nb = self.base_dofs
         if nb:
-            columns[:, :3] = np.eye(3)
+            columns[:, :3] = _IDENTITY
             # A base angular rate w moves the point by w x p: the column of w_k is e_k x p.
-            columns[:, 3:6] = np.cross(np.eye(3)[None], point[:, None])
+            columns[:, 3:6] = _cross_last(_IDENTITY[None], point[:, None])
         n_hat = normal[:, sphere, env].T  # (C, 3)
         stick = ~sliding[sphere, env]
         # J^T A J with A = n n^T + stick (I - n n^T).

@@ -14,7 +14,7 @@ import numpy as np
 from . import grasp as grasp_rule
 from .components import Objects
 from .contacts import penalty_forces, sphere_pair_contacts, static_contacts, sticky_forces
-from .model import _cross, _dot
+from .model import _cross, _cross_last, _dot
 from .rotations import axis_angle_to_quat, quat_conjugate, quat_multiply, quat_to_matrix
 from .scene import COVER_SPHERES, ObjectParams
 
@@ -116,7 +116,7 @@ class NumpyObjects(Objects):
         rotation = quat_to_matrix(self.pose[..., 3:])  # (N, K, 3, 3)
         offset = (rotation[:, :, None] * self._centers[..., None, :]).sum(axis=-1)
         centers = self.pose[:, :, None, :3] + offset
-        velocity = self.vel[:, :, None, :3] + np.cross(self.vel[:, :, None, 3:], offset)
+        velocity = self.vel[:, :, None, :3] + _cross_last(self.vel[:, :, None, 3:], offset)
         to_last = lambda a: np.ascontiguousarray(a.reshape(n, k * OBJECT_SPHERES, 3).transpose(2, 1, 0))
         return to_last(centers), to_last(velocity), np.ascontiguousarray(self._radius.reshape(n, -1).T), offset
 
@@ -173,11 +173,11 @@ class NumpyObjects(Objects):
         saved_pose, saved_vel = self.pose[held], self.vel[held]
         force = sphere_force.T.reshape(n, k, OBJECT_SPHERES, 3)
         total = force.sum(axis=2) + self._mass[..., None] * np.array([0.0, 0.0, engine.config.gravity])
-        torque = np.cross(offset, force).sum(axis=2)
+        torque = _cross_last(offset, force).sum(axis=2)
         rotation = quat_to_matrix(self.pose[..., 3:])
         inertia = ((rotation * self._inertia[..., None, :])[..., :, None, :] * rotation[..., None, :, :]).sum(-1)
         omega = self.vel[..., 3:]
-        angular_rhs = torque - np.cross(omega, (inertia * omega[..., None, :]).sum(-1))
+        angular_rhs = torque - _cross_last(omega, (inertia * omega[..., None, :]).sum(-1))
         self.vel[..., :3] += dt * total / self._mass[..., None]
         self.vel[..., 3:] += dt * np.linalg.solve(inertia, angular_rhs[..., None])[..., 0]
         self.pose[..., :3] += dt * self.vel[..., :3]
