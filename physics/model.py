@@ -360,6 +360,21 @@ class Kinematics:
 
     #: (L,) each link's parent, the base its own (its row of parent_offset is zero and unused).
     parent: np.ndarray | None = None
+    #: Velocity-dependent results by (name, the velocities' bytes): one substep's contacts and RNEA, and
+    #: the reads between two steps, share them. The arrays are read-only.
+    velocity_cache: dict = field(default_factory=dict, repr=False)
+
+    def cached_by_velocity(self, name: str, v_last: np.ndarray, compute):
+        key = (name, v_last.shape, v_last.tobytes())
+        result = self.velocity_cache.get(key)
+        if result is None:
+            if len(self.velocity_cache) > 8:
+                self.velocity_cache.clear()
+            result = compute()
+            for array in result:
+                array.flags.writeable = False
+            self.velocity_cache[key] = result
+        return result
 
     @functools.cached_property
     def parent_offset(self) -> np.ndarray:
@@ -647,6 +662,10 @@ def mass_matrix(model: Model, q: np.ndarray, kin: Kinematics | None = None) -> n
 
 def _angular_velocities(model: Model, kin: Kinematics, v_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each link's angular velocity (3, L, N) and its joint's own contribution, axis times rate (3, L, N)."""
+    return kin.cached_by_velocity("angular", v_last, lambda: _compute_angular_velocities(model, kin, v_last))
+
+
+def _compute_angular_velocities(model: Model, kin: Kinematics, v_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     links, n = model.num_links, v_last.shape[-1]
     rate = np.zeros((links, n))
     rate[model._moving_links] = v_last[model._rate_index]
@@ -710,7 +729,11 @@ def generalized_forces(model: Model, kin: Kinematics, force: np.ndarray, moment:
 
 
 def link_velocities(model: Model, kin: Kinematics, v_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Angular velocity (3, L, N) and velocity of each link origin (3, L, N) in the world frame."""
+    """Angular velocity (3, L, N) and velocity of each link origin (3, L, N) in the world frame (read-only)."""
+    return kin.cached_by_velocity("links", v_last, lambda: _link_velocities(model, kin, v_last))
+
+
+def _link_velocities(model: Model, kin: Kinematics, v_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     omega, _ = _angular_velocities(model, kin, v_last)
     # Each link adds its parent's angular velocity across the offset: all links' terms at once, summed down the levels.
     lever = _cross(omega.take(model._parent_or_self, axis=1), kin.parent_offset)

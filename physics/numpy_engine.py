@@ -251,6 +251,7 @@ class NumpyEngine(Engine):
             q = np.concatenate([np.tile(base, (self.num_envs, 1)), q], axis=1)
         self.state = init(self.model, q)
         self._kinematics_of = None  # see _current_kinematics
+        self._watched_indices = np.array([self.model.link_index(link) for link in self._watched_links])
         self._viewer = None
         self._build_contacts()
         self.objects = NumpyObjects(self)
@@ -373,9 +374,8 @@ class NumpyEngine(Engine):
 
     def _substep(self, dt: float) -> None:
         model = self.model
-        q_last = np.ascontiguousarray(self.state.q.T)
         v_last = np.ascontiguousarray(self.state.v.T)
-        kin = _kinematics(model, q_last)
+        kin = self._current_kinematics()  # the same function of the same q; shared with the reads before the step
         world, relative, velocity = self._robot_spheres_world(kin, v_last)
         depth, normal, friction = static_contacts(self._static, world, self.spheres.radius)
         mass = self._sphere_mass[:, None]
@@ -440,18 +440,35 @@ class NumpyEngine(Engine):
         omega, velocity = link_velocities(self.model, kin, np.ascontiguousarray(self.state.v.T))
         return kin, omega, velocity
 
+    def _center_of_mass_position(self, kin: Kinematics) -> np.ndarray:
+        mass = self.model.mass[None, :, None]
+        return ordered_sum(kin.com * mass, axis=1) / self.model.mass.sum() + kin.base_position
+
     def center_of_mass(self):
         kin, omega, velocity = self._link_velocities()
         mass = self.model.mass[None, :, None]
         com_velocity = velocity + _cross(omega, kin.com - kin.origin)
         total = self.model.mass.sum()
-        position = ordered_sum(kin.com * mass, axis=1) / total + kin.base_position
+        position = self._center_of_mass_position(kin)
         return position.T.copy(), (ordered_sum(com_velocity * mass, axis=1) / total).T.copy()
 
     def base_velocity(self):
-        kin, omega, velocity = self._link_velocities()
-        linear = velocity[:, 0] + _cross(omega[:, 0], kin.com[:, 0] - kin.origin[:, 0])
-        return np.concatenate([linear, omega[:, 0]]).T.copy()
+        # The base's own velocities are coordinates (zero on a fixed base): no recursion over the links.
+        kin = self._current_kinematics()
+        if self.model.floating:
+            v_last = np.ascontiguousarray(self.state.v[:, :6].T)
+            linear, omega = v_last[:3], v_last[3:6]
+        else:
+            linear = omega = np.zeros((3, self.num_envs))
+        linear = linear + _cross(omega, kin.com[:, 0] - kin.origin[:, 0])
+        return np.concatenate([linear, omega]).T.copy()
+
+    def _watched_positions(self):
+        """As the Engine's, without the orientations and velocities it drops (the same positions)."""
+        kin = self._current_kinematics()
+        links = kin.origin[:, self._watched_indices] + kin.base_position[:, None]
+        return {"links": np.moveaxis(links, 0, -1).transpose(1, 0, 2), "com": self._center_of_mass_position(kin).T,
+                "objects": self.objects.pose[..., :3].copy()}
 
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
         """Copy one environment's poses into a pybullet viewer and take the scene camera's picture."""
