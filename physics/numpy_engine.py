@@ -277,6 +277,8 @@ class NumpyEngine(Engine):
         per_link = np.bincount(spheres.body, minlength=model.num_links)
         self._sphere_mass = subtree_mass[spheres.body] / per_link[spheres.body]
         self._implicit = ImplicitContacts(model, spheres.body)
+        mass = self._sphere_mass[:, None]
+        self._sphere_gains = (mass * self.contact_frequency**2, 2.0 * mass * self.contact_frequency)  # k, c (S, 1)
         starts = np.flatnonzero(np.diff(spheres.body, prepend=-1))
         if len(np.unique(spheres.body)) != len(starts):
             raise ValueError("robot spheres must be grouped link by link")
@@ -382,9 +384,10 @@ class NumpyEngine(Engine):
         robot_force, sliding = sticky_forces(depth, normal, velocity, friction, mass, self.contact_frequency,
                                              self._robot_slip, dt)
         bearing = (depth > 0) & (_dot(robot_force, normal) > 0)
+        stiffness, damping = self._sphere_gains
         contact_matrix, contact_force = self._implicit.terms(
-            kin, relative, velocity, normal, bearing, sliding, np.broadcast_to(mass * self.contact_frequency**2, depth.shape),
-            np.broadcast_to(2.0 * mass * self.contact_frequency, depth.shape), dt)
+            kin, relative, velocity, normal, bearing, sliding, np.broadcast_to(stiffness, depth.shape),
+            np.broadcast_to(damping, depth.shape), dt)
         for component in self.components.values():  # the objects' contacts add their reactions to robot_force
             component.substep_forces(world, velocity, robot_force, dt)
         # Robot: sphere forces to link wrenches about the base origin, then to generalised forces.
