@@ -80,7 +80,9 @@ class Model:
     _moving_links: np.ndarray = field(init=False, repr=False, compare=False)
     _parent_or_self: np.ndarray = field(init=False, repr=False, compare=False)
     _rate_index: np.ndarray = field(init=False, repr=False, compare=False)
+    _angle_index: np.ndarray = field(init=False, repr=False, compare=False)
     _sparse: "SparsePattern" = field(init=False, repr=False, compare=False)
+    _base_block: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         derived = {
@@ -94,6 +96,7 @@ class Model:
             "_parent_or_self": np.maximum(self.parent, 0),
         }
         derived["_rate_index"] = (6 if self.floating else 0) + self.joint_of_link[derived["_moving_links"]]
+        derived["_angle_index"] = (7 if self.floating else 0) + self.joint_of_link[derived["_moving_links"]]
         groups = []
         for level in self.levels[1:]:
             ordered = level[np.argsort(self.parent[level], kind="stable")]
@@ -112,6 +115,10 @@ class Model:
         base = 6 if self.floating else 0
         derived["_pairs"] = (rows, cols, base + self.joint_of_link[rows], base + self.joint_of_link[cols])
         derived["_sparse"] = SparsePattern.build(self.dof_chains, rows, cols, self.joint_of_link, base)
+        lower = [(i, j) for i in range(base) for j in range(i + 1)]  # the base block's entries on the pattern
+        derived["_base_block"] = (np.array([_base_position(derived["_sparse"], i, j) for i, j in lower], dtype=np.int64),
+                                  np.array([i for i, _ in lower], dtype=np.int64),
+                                  np.array([j for _, j in lower], dtype=np.int64))
         for name, value in derived.items():
             object.__setattr__(self, name, value)
 
@@ -402,9 +409,7 @@ def _kinematics(model: Model, q_last: np.ndarray) -> Kinematics:
     n = q_last.shape[-1]
     links = model.num_links
     angles = np.zeros((links, n))
-    has_joint = model.joint_of_link >= 0
-    offset = 7 if model.floating else 0
-    angles[has_joint] = q_last[offset + model.joint_of_link[has_joint]]
+    angles[model._moving_links] = q_last[model._angle_index]
     a, b, c = model._terms
     local = a[..., None] + b[..., None] * np.sin(angles) + c[..., None] * (1.0 - np.cos(angles))
     rotation = np.empty((3, 3, links, n))
@@ -626,18 +631,14 @@ def _mass_pairs(model: Model, kin: Kinematics) -> np.ndarray:
         # Base coordinates [linear velocity of the base origin; angular velocity]: the root's
         # composite inertia [[m, -[h]x], [[h]x, J]], and each joint's F_i read by them.
         h = first[:, 0]
-        zero = np.zeros(n)
-        base = np.array([
-            [mass[0], zero, zero, zero, zero, zero],
-            [zero, mass[0], zero, zero, zero, zero],
-            [zero, zero, mass[0], zero, zero, zero],
-            [zero, -h[2], h[1], inertia[0, 0, 0], zero, zero],
-            [h[2], zero, -h[0], inertia[1, 0, 0], inertia[1, 1, 0], zero],
-            [-h[1], h[0], zero, inertia[2, 0, 0], inertia[2, 1, 0], inertia[2, 2, 0]],
-        ])
-        for i in range(6):
-            for j in range(i + 1):
-                values[_base_position(pattern, i, j)] = base[i, j]
+        base = np.zeros((6, 6, n))
+        base[0, 0] = base[1, 1] = base[2, 2] = mass[0]
+        base[3, 1], base[3, 2], base[3, 3] = -h[2], h[1], inertia[0, 0, 0]
+        base[4, 0], base[4, 2], base[4, 3], base[4, 4] = h[2], -h[0], inertia[1, 0, 0], inertia[1, 1, 0]
+        base[5, 0], base[5, 1], base[5, 3], base[5, 4], base[5, 5] = (-h[1], h[0], inertia[2, 0, 0], inertia[2, 1, 0],
+                                                                     inertia[2, 2, 0])
+        positions, rows, cols = model._base_block
+        values[positions] = base[rows, cols]
         joints = model.joint_of_link[model._moving_links]
         values[pattern.base_pairs[joints, :3]] = np.moveaxis(force_linear[:, model._moving_links], 0, 1)
         values[pattern.base_pairs[joints, 3:]] = np.moveaxis(force_angular[:, model._moving_links], 0, 1)
