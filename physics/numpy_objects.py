@@ -137,7 +137,7 @@ class NumpyObjects(Objects):
 
     def _contacts(self, robot_world, robot_velocity, robot_force, dt: float):
         """Static and hand contacts of the objects; adds the reaction to robot_force in place."""
-        engine, k = self.engine, self.num_objects
+        engine = self.engine
         frequency = engine.contact_frequency
         centers, velocity, radius, offset, rotation = self._spheres_world()
         spin = np.ascontiguousarray(np.repeat(self.vel[..., 3:], OBJECT_SPHERES, axis=1).transpose(2, 1, 0))
