@@ -120,14 +120,12 @@ class StaticGeometry:
     box_rotation: np.ndarray
     box_half: np.ndarray
     box_friction: np.ndarray
-    # Derived: box_aligned (B,) whether a box's axes are the world's; box_reach (B,): half diagonals.
+    # Derived: box_aligned (B,) whether a box's axes are the world's.
     box_aligned: np.ndarray = field(init=False, repr=False, compare=False)
-    box_reach: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "box_aligned", np.array([np.array_equal(r, np.eye(3)) for r in self.box_rotation],
                                                          dtype=bool))
-        object.__setattr__(self, "box_reach", np.sqrt((self.box_half ** 2).sum(axis=-1)))
 
     @classmethod
     def from_scene(cls, scene) -> "StaticGeometry":
@@ -144,25 +142,26 @@ class StaticGeometry:
 
 _AXES = np.arange(3)[:, None]
 #: Boxes x spheres x environments up to which :func:`_boxes_in_reach` tests all boxes at once.
-_BATCHED_BROAD_PHASE = 1 << 17
+_BATCHED_BROAD_PHASE = 1 << 15
 
 
 def _boxes_in_reach(geometry: StaticGeometry, center: np.ndarray, reach: np.ndarray):
     """Indices of the boxes that some sphere may touch, in order.
 
     For few spheres and environments (one environment pays per numpy call, per box) all boxes are
-    tested at once against their bounding spheres grown by the sphere radius and a margin: a
-    superset of the boxes the exact test of :func:`static_contacts` keeps, which then runs on
-    those alone, so the contacts are the same bits. Large batches skip it and test every box.
+    tested at once, each grown by the sphere radius and a margin: a superset of the boxes the
+    exact test of :func:`static_contacts` keeps, which then runs on those alone, so the contacts
+    are the same bits. Large batches skip it and test every box.
     """
     boxes = len(geometry.box_half)
     if not boxes or boxes * center[0].size > _BATCHED_BROAD_PHASE:
         return range(boxes)
-    offset = center[None] - geometry.box_center[:, :, None, None]  # (B, 3, S, N)
-    bound = geometry.box_reach[:, None, None] + reach + 1e-6
-    near = (offset[:, 0] * offset[:, 0] + offset[:, 1] * offset[:, 1] + offset[:, 2] * offset[:, 2]
-            < bound * bound)
+    local = center[None] - geometry.box_center[:, :, None, None]  # (B, 3, S, N)
+    if not geometry.box_aligned.all():
+        local = (geometry.box_rotation[:, :, :, None, None] * local[:, :, None]).sum(axis=1)
+    bound = geometry.box_half[:, :, None, None] + reach + 1e-6
     # NaN centres compare False here; the exact test also rejects them, so no box is lost.
+    near = (np.abs(local) < bound).all(axis=1)
     return np.flatnonzero(near.reshape(boxes, -1).any(axis=1)).tolist()
 
 
