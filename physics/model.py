@@ -566,27 +566,27 @@ class SparsePattern:
         below = [np.array([i for i in range(len(chains)) if j in chains[i]], dtype=np.int64) for j in range(len(chains))]
         below_pos = [np.array([position[(i, j)] for i in below[j]], dtype=np.int64) for j in range(len(chains))]
         # One environment: every operation of the batched loops below, in their order, as straight-line
-        # Python on a list of floats (a loop with a numpy call per coordinate costs ten times more).
-        lines = ["def factor(v):"]
+        # Python on local float variables (a loop with a numpy call per coordinate costs ten times more).
+        count = len(pairs)
+        values = ", ".join(f"v{p}" for p in range(count)) + ","
+        lines = ["def factor(v):", f"    {values} = v"]
         for k in range(len(chains) - 1, -1, -1):
             if not len(chains[k]):
                 continue
-            lines.append(f"    d = v[{diag[k]}]")
-            lines += [f"    o{a} = v[{p}]; a{a} = o{a} / d" for a, p in enumerate(row[k].tolist())]
-            lines += [f"    v[{t}] -= a{i} * o{j}" for t, i, j in zip(block[k], block_rows[k], block_cols[k])]
-            lines += [f"    v[{p}] = a{a}" for a, p in enumerate(row[k].tolist())]
-        scalar_factor = "\n".join(lines + ["    return v", ""])
-        lines = ["def solve(f, x):"]
+            lines.append(f"    d = v{diag[k]}")
+            lines += [f"    a{a} = v{p} / d" for a, p in enumerate(row[k].tolist())]
+            # The row keeps H[k, j] until the end of k's step, as the batched form's copy does.
+            lines += [f"    v{t} -= a{i} * v{row[k][j]}" for t, i, j in zip(block[k], block_rows[k], block_cols[k])]
+            lines += [f"    v{p} = a{a}" for a, p in enumerate(row[k].tolist())]
+        scalar_factor = "\n".join(lines + [f"    return [{values}]", ""])
+        unknowns = ", ".join(f"x{i}" for i in range(len(chains))) + ","
+        lines = ["def solve(f, x):", f"    {values.replace('v', 'f')} = f", f"    {unknowns} = x"]
         for i in range(len(chains) - 1, -1, -1):  # L^T y = rhs
-            if len(chains[i]):
-                lines.append(f"    xi = x[{i}]")
-                lines += [f"    x[{j}] -= f[{p}] * xi" for j, p in zip(chains[i], row[i])]
-        lines += [f"    x[{k}] = x[{k}] / f[{diag[k]}]" for k in range(len(chains))]
+            lines += [f"    x{j} -= f{p} * x{i}" for j, p in zip(chains[i], row[i])]
+        lines += [f"    x{k} = x{k} / f{diag[k]}" for k in range(len(chains))]
         for j in range(len(chains)):  # L x = y
-            if len(below[j]):
-                lines.append(f"    xj = x[{j}]")
-                lines += [f"    x[{i}] -= f[{p}] * xj" for i, p in zip(below[j], below_pos[j])]
-        scalar_solve = "\n".join(lines + ["    return x", ""])
+            lines += [f"    x{i} -= f{p} * x{j}" for i, p in zip(below[j], below_pos[j])]
+        scalar_solve = "\n".join(lines + [f"    return [{unknowns}]", ""])
         return cls(rows, cols, tuple(chains), row, diag, tuple(block), tuple(block_rows), tuple(block_cols),
                    joint_pairs, base_pairs, tuple(below), tuple(below_pos), scalar_factor, scalar_solve)
 
