@@ -214,9 +214,10 @@ class ImplicitContacts:
         gram = (1.0 - stick)[:, None, None] * (along * along.transpose(0, 2, 1))
         gram = gram + stick[:, None, None] * (columns @ columns.transpose(0, 2, 1))
         k, c = stiffness[sphere, env], damping[sphere, env]
-        values = ((dt * c + dt * dt * k)[:, None, None] * gram)[self.lower[sphere]]
-        pairs = self.pairs[sphere][self.lower[sphere]]
-        envs = np.broadcast_to(env[:, None, None], self.lower[sphere].shape)[self.lower[sphere]]
+        lower = self.lower[sphere]
+        values = ((dt * c + dt * dt * k)[:, None, None] * gram)[lower]
+        pairs = self.pairs[sphere][lower]
+        envs = np.broadcast_to(env[:, None, None], lower.shape)[lower]
         point_velocity = velocity[:, sphere, env].T  # (C, 3)
         weighted = np.where(stick[:, None], point_velocity, n_hat * (point_velocity * n_hat).sum(-1, keepdims=True))
         generalized = -(dt * k)[:, None] * (columns @ weighted[:, :, None])[..., 0]  # (C, m)
