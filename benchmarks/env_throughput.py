@@ -1,7 +1,8 @@
 """Env-steps per second of every task, numpy vs pybullet, for several batch sizes, plus the pybullet layout choice
 and the engine benchmark's contact-on row (numpy vs MuJoCo on the bread table).
 
-``tground bench envs --num-envs 1 64 1024 --json out.json --png out.png`` (``--tasks bread stand`` for a subset)
+``tground bench envs --num-envs 1 64 1024 --json out.json --png out.png`` (``--tasks bread stand`` for a subset;
+``--num-envs 1 --repeats 5 --no-layout --contact-num-envs 0`` for the single environment of ``gymnasium.make``)
 
 Three measurements, one run:
 
@@ -44,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 64, 1024], help="batch sizes (default: 1 64 1024)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     parser.add_argument("--seconds", type=float, default=3.0, help="measured wall time per point (default: 3)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="measurements per point, backends interleaved; the median is reported with the min-max "
+                             "spread (default: 3)")
     parser.add_argument("--pybullet-max", type=int, default=64,
                         help="largest N measured for pybullet; larger N reuse its best rate (default: 64)")
     parser.add_argument("--no-layout", action="store_true", help="skip the pybullet layout comparison")
@@ -154,6 +158,9 @@ def plot(results: dict, path: str) -> None:
         ax.set_visible(False)
     for ax, (task_id, task_rows) in zip(axes.flat, tasks.items()):
         plot_throughput(ax, task_rows, "env-steps / s (control steps, 50 Hz)", task_id.split("/")[-1])
+        for row in task_rows:  # the min-max spread of the repeats
+            for runs in row.get("runs", {}).values():
+                ax.plot([row["num_envs"]] * 2, [min(runs), max(runs)], "-", color="0.4", linewidth=1)
     if results.get("layout"):
         ax = axes.flat[len(tasks)]
         layout = results["layout"]
@@ -172,25 +179,33 @@ def plot(results: dict, path: str) -> None:
 
 
 def measure_task(task_id: str, args: argparse.Namespace, progress) -> list[dict]:
-    """Rows of env-steps/s for one task over args.num_envs, numpy and pybullet (extrapolated above --pybullet-max)."""
+    """Rows of env-steps/s for one task over args.num_envs, numpy and pybullet (extrapolated above --pybullet-max).
+
+    Each point is measured ``args.repeats`` times with the backends interleaved, so that both see the same
+    load on a shared machine: ``env_steps_per_s`` holds the median, ``runs`` every measurement.
+    """
     rows, best_pybullet = [], 0.0
     for n in args.num_envs:
-        row = {"num_envs": n, "env_steps_per_s": {}, "extrapolated": []}
-        if "numpy" in args.backends:
-            row["env_steps_per_s"]["numpy"] = in_processes(task_worker, n, args.workers, task_id, "numpy", args.seconds)
-        if "pybullet" in args.backends:
-            if n <= args.pybullet_max:
-                rate = in_processes(task_worker, n, args.workers, task_id, "pybullet", args.seconds)
-                best_pybullet = max(best_pybullet, rate)
-            else:
-                if not best_pybullet:
-                    best_pybullet = in_processes(task_worker, args.pybullet_max, args.workers, task_id, "pybullet",
-                                                 args.seconds)
-                rate = best_pybullet
-                row["extrapolated"].append("pybullet")
-            row["env_steps_per_s"]["pybullet"] = rate
+        row = {"num_envs": n, "env_steps_per_s": {}, "runs": {}, "extrapolated": []}
+        measured = [b for b in ("numpy", "pybullet") if b in args.backends and (b == "numpy" or n <= args.pybullet_max)]
+        for _ in range(max(1, args.repeats)):
+            for backend in measured:
+                rate = in_processes(task_worker, n, args.workers, task_id, backend, args.seconds)
+                row["runs"].setdefault(backend, []).append(rate)
+        for backend, runs in row["runs"].items():
+            row["env_steps_per_s"][backend] = float(np.median(runs))
+        if "pybullet" in measured:
+            best_pybullet = max(best_pybullet, row["env_steps_per_s"]["pybullet"])
+        elif "pybullet" in args.backends:
+            if not best_pybullet:
+                best_pybullet = in_processes(task_worker, args.pybullet_max, args.workers, task_id, "pybullet",
+                                             args.seconds)
+            row["env_steps_per_s"]["pybullet"] = best_pybullet
+            row["extrapolated"].append("pybullet")
         if len(row["env_steps_per_s"]) == 2:
             row["numpy_over_pybullet"] = row["env_steps_per_s"]["numpy"] / row["env_steps_per_s"]["pybullet"]
+            if len(row["runs"]) == 2:  # the ratio within each interleaved repeat, which the load cancels out of
+                row["numpy_over_pybullet_runs"] = [a / b for a, b in zip(row["runs"]["numpy"], row["runs"]["pybullet"])]
         rows.append(row)
         progress.update()
     return rows
@@ -199,7 +214,8 @@ def measure_task(task_id: str, args: argparse.Namespace, progress) -> list[dict]
 def main(args: argparse.Namespace) -> int:
     task_ids = [resolve_task_id(name) for name in args.tasks] if args.tasks else list(TASKS)
     results = {"task_ids": task_ids, "machine": platform.platform(), "cpu_count": os.cpu_count(),
-               "workers": args.workers, "seconds_per_point": args.seconds, "tasks": {}, "layout": []}
+               "workers": args.workers, "seconds_per_point": args.seconds, "repeats": args.repeats, "tasks": {},
+               "layout": []}
     with progress_bar(len(task_ids) * len(args.num_envs), "task throughput", unit="point") as progress:
         for task_id in task_ids:
             results["tasks"][task_id] = measure_task(task_id, args, progress)
@@ -223,7 +239,9 @@ def main(args: argparse.Namespace) -> int:
         for row in rows:
             rates = row["env_steps_per_s"]
             cells = " ".join(f"{rates[b]:>11.0f}{'*' if b in row['extrapolated'] else ' '}" for b in args.backends)
-            print(f"{task_id:<34} {row['num_envs']:>6} {cells} {row.get('numpy_over_pybullet', float('nan')):>15.2f}")
+            spread = "  ".join(f"{b} {min(r):.0f}-{max(r):.0f}" for b, r in row["runs"].items() if len(r) > 1)
+            print(f"{task_id:<34} {row['num_envs']:>6} {cells} {row.get('numpy_over_pybullet', float('nan')):>15.2f}"
+                  + (f"  (spread: {spread})" if spread else ""))
     if any(row["extrapolated"] for rows in results["tasks"].values() for row in rows):
         print(f"* pybullet above N = {args.pybullet_max}: its best measured rate (independent clients cost the same per env)")
     for row in results["layout"]:

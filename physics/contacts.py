@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -120,6 +120,12 @@ class StaticGeometry:
     box_rotation: np.ndarray
     box_half: np.ndarray
     box_friction: np.ndarray
+    # Derived: box_aligned (B,) whether a box's axes are the world's.
+    box_aligned: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "box_aligned", np.array([np.array_equal(r, np.eye(3)) for r in self.box_rotation],
+                                                         dtype=bool))
 
     @classmethod
     def from_scene(cls, scene) -> "StaticGeometry":
@@ -132,6 +138,31 @@ class StaticGeometry:
             box_half=np.array([b.half_extents for b in boxes]).reshape(-1, 3),
             box_friction=np.array([b.friction for b in boxes]),
         )
+
+
+_AXES = np.arange(3)[:, None]
+#: Boxes x spheres x environments up to which :func:`_boxes_in_reach` tests all boxes at once.
+_BATCHED_BROAD_PHASE = 1 << 15
+
+
+def _boxes_in_reach(geometry: StaticGeometry, center: np.ndarray, reach: np.ndarray):
+    """Indices of the boxes that some sphere may touch, in order.
+
+    For few spheres and environments (one environment pays per numpy call, per box) all boxes are
+    tested at once, each grown by the sphere radius and a margin: a superset of the boxes the
+    exact test of :func:`static_contacts` keeps, which then runs on those alone, so the contacts
+    are the same bits. Large batches skip it and test every box.
+    """
+    boxes = len(geometry.box_half)
+    if not boxes or boxes * center[0].size > _BATCHED_BROAD_PHASE:
+        return range(boxes)
+    local = center[None] - geometry.box_center[:, :, None, None]  # (B, 3, S, N)
+    if not geometry.box_aligned.all():
+        local = (geometry.box_rotation[:, :, :, None, None] * local[:, :, None]).sum(axis=1)
+    bound = geometry.box_half[:, :, None, None] + reach + 1e-6
+    # NaN centres compare False here; the exact test also rejects them, so no box is lost.
+    near = (np.abs(local) < bound).all(axis=1)
+    return np.flatnonzero(near.reshape(boxes, -1).any(axis=1)).tolist()
 
 
 def static_contacts(geometry: StaticGeometry, center: np.ndarray, radius: np.ndarray):
@@ -147,10 +178,10 @@ def static_contacts(geometry: StaticGeometry, center: np.ndarray, radius: np.nda
     normal = np.zeros_like(center)
     normal[2] = 1.0
     friction = np.full(depth.shape, geometry.floor_friction)
-    for b in range(len(geometry.box_half)):
+    for b in _boxes_in_reach(geometry, center, reach):
         rotation, half = geometry.box_rotation[b], geometry.box_half[b]
         offset = center - geometry.box_center[b][:, None, None]
-        aligned = np.array_equal(rotation, np.eye(3))
+        aligned = geometry.box_aligned[b]
         # Elementwise products rather than matmul/einsum, whose summation order can change with
         # the batch: an environment must compute the same bits alone or in a batch.
         local_all = offset if aligned else (rotation[:, :, None, None] * offset[:, None]).sum(axis=0)
@@ -168,7 +199,7 @@ def static_contacts(geometry: StaticGeometry, center: np.ndarray, radius: np.nda
         # Inside the box: push out through the nearest face.
         face_gap = half[:, None] - np.abs(local)
         face = np.argmin(face_gap, axis=0)
-        inside_normal = (np.arange(3)[:, None] == face) * np.where(local >= 0, 1.0, -1.0)
+        inside_normal = (_AXES == face) * np.where(local >= 0, 1.0, -1.0)
         local_normal = np.where(outside, gap / np.where(outside, distance, 1.0), inside_normal)
         sphere_radius = radius[sphere_index] if radius.ndim == 1 else radius[sphere_index, env_index]
         box_depth = np.where(outside, sphere_radius - distance, sphere_radius + face_gap.min(axis=0))

@@ -78,7 +78,11 @@ class Model:
     _level_groups: tuple = field(init=False, repr=False, compare=False)
     _pairs: tuple = field(init=False, repr=False, compare=False)
     _moving_links: np.ndarray = field(init=False, repr=False, compare=False)
+    _parent_or_self: np.ndarray = field(init=False, repr=False, compare=False)
+    _rate_index: np.ndarray = field(init=False, repr=False, compare=False)
+    _angle_index: np.ndarray = field(init=False, repr=False, compare=False)
     _sparse: "SparsePattern" = field(init=False, repr=False, compare=False)
+    _base_block: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         derived = {
@@ -87,14 +91,18 @@ class Model:
             "_axis_last": np.ascontiguousarray(self.axis.T),
             "_com_last": np.ascontiguousarray(self.com.T),
             "_inertia_last": np.ascontiguousarray(np.moveaxis(self.inertia, 0, -1)),
-            "_level_parents": tuple((level, self.parent[level]) for level in self.levels[1:]),
+            "_level_parents": tuple((_index(level), _index(self.parent[level])) for level in self.levels[1:]),
             "_moving_links": np.flatnonzero(self.joint_of_link >= 0),
+            "_parent_or_self": np.maximum(self.parent, 0),
         }
+        derived["_rate_index"] = (6 if self.floating else 0) + self.joint_of_link[derived["_moving_links"]]
+        derived["_angle_index"] = (7 if self.floating else 0) + self.joint_of_link[derived["_moving_links"]]
         groups = []
         for level in self.levels[1:]:
             ordered = level[np.argsort(self.parent[level], kind="stable")]
             parents, starts = np.unique(self.parent[ordered], return_index=True)
-            groups.append((ordered, parents, starts))
+            # One child per parent: the subtree sum is a plain add (reduceat of one-element segments copies).
+            groups.append((_index(ordered), _index(parents), None if len(parents) == len(ordered) else starts))
         derived["_level_groups"] = tuple(groups)
         moving = derived["_moving_links"]
         rows, cols = [], []
@@ -107,6 +115,10 @@ class Model:
         base = 6 if self.floating else 0
         derived["_pairs"] = (rows, cols, base + self.joint_of_link[rows], base + self.joint_of_link[cols])
         derived["_sparse"] = SparsePattern.build(self.dof_chains, rows, cols, self.joint_of_link, base)
+        lower = [(i, j) for i in range(base) for j in range(i + 1)]  # the base block's entries on the pattern
+        derived["_base_block"] = (np.array([_base_position(derived["_sparse"], i, j) for i, j in lower], dtype=np.int64),
+                                  np.array([i for i, _ in lower], dtype=np.int64),
+                                  np.array([j for _, j in lower], dtype=np.int64))
         for name, value in derived.items():
             object.__setattr__(self, name, value)
 
@@ -147,6 +159,14 @@ class Model:
             return q[:, :3], quat_to_matrix(quat), q[:, 7:]
         n = q.shape[0]
         return np.broadcast_to(self.base_position, (n, 3)), np.broadcast_to(self.base_rotation, (n, 3, 3)), q
+
+
+def _index(indices: np.ndarray):
+    """``indices`` as a slice where they are a contiguous increasing range (a view rather than a gather), else as is."""
+    indices = np.asarray(indices)
+    if len(indices) and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
+        return slice(int(indices[0]), int(indices[0]) + len(indices))
+    return indices
 
 
 def _floats(text: str | None, default=(0.0, 0.0, 0.0)) -> np.ndarray:
@@ -269,9 +289,46 @@ def _mat_vec(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (a * v[None]).sum(axis=1)
 
 
+_NEXT, _AFTER_NEXT = np.array([1, 2, 0]), np.array([2, 0, 1])
+#: Elements below which :func:`_cross` gathers (fewest numpy calls) rather than writing into one output.
+_SMALL_CROSS = 3 * 2048
+
+
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cross products of (3, ...) arrays."""
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+    """Cross products of (3, ...) arrays: c_i = a_(i+1) b_(i+2) - a_(i+2) b_(i+1), the same products either way.
+
+    Small arrays (one environment) pay per numpy call, so they take four gathers and three operations;
+    large ones pay for temporaries, so they write the three rows into one preallocated output.
+    """
+    if a.size <= _SMALL_CROSS and b.size <= _SMALL_CROSS:
+        return a.take(_NEXT, 0) * b.take(_AFTER_NEXT, 0) - a.take(_AFTER_NEXT, 0) * b.take(_NEXT, 0)
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
+    a0, a1, a2 = a
+    b0, b1, b2 = b
+    np.multiply(a1, b2, out=out[0])
+    out[0] -= a2 * b1
+    np.multiply(a2, b0, out=out[1])
+    out[1] -= a0 * b2
+    np.multiply(a0, b1, out=out[2])
+    out[2] -= a1 * b0
+    return out
+
+
+def _cross_last(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.cross(a, b)`` of (..., 3) arrays, broadcast: the same products and differences, without its axis juggling."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.size <= _SMALL_CROSS and b.size <= _SMALL_CROSS:
+        return a.take(_NEXT, -1) * b.take(_AFTER_NEXT, -1) - a.take(_AFTER_NEXT, -1) * b.take(_NEXT, -1)
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    np.multiply(a1, b2, out=out[..., 0])
+    out[..., 0] -= a2 * b1
+    np.multiply(a2, b0, out=out[..., 1])
+    out[..., 1] -= a0 * b2
+    np.multiply(a0, b1, out=out[..., 2])
+    out[..., 2] -= a1 * b0
+    return out
 
 
 def ordered_sum(array: np.ndarray, axis: int) -> np.ndarray:
@@ -308,6 +365,29 @@ class Kinematics:
     base_position: np.ndarray
     link_inertia: np.ndarray
 
+    #: (L,) each link's parent, the base its own (its row of parent_offset is zero and unused).
+    parent: np.ndarray | None = None
+    #: Velocity-dependent results by (name, the velocities' bytes): one substep's contacts and RNEA, and
+    #: the reads between two steps, share them. The arrays are read-only.
+    velocity_cache: dict = field(default_factory=dict, repr=False)
+
+    def cached_by_velocity(self, name: str, v_last: np.ndarray, compute):
+        key = (name, v_last.shape, v_last.tobytes())
+        result = self.velocity_cache.get(key)
+        if result is None:
+            if len(self.velocity_cache) > 8:
+                self.velocity_cache.clear()
+            result = compute()
+            for array in result:
+                array.flags.writeable = False
+            self.velocity_cache[key] = result
+        return result
+
+    @functools.cached_property
+    def parent_offset(self) -> np.ndarray:
+        """Each link origin relative to its parent's, (3, L, N), shared by the velocity recursions."""
+        return self.origin - self.origin.take(self.parent, axis=1)
+
     @functools.cached_property
     def inertia(self) -> np.ndarray:
         """Rotational inertia of each link about its COM in world axes, R I R^T, (3, 3, L, N)."""
@@ -329,9 +409,7 @@ def _kinematics(model: Model, q_last: np.ndarray) -> Kinematics:
     n = q_last.shape[-1]
     links = model.num_links
     angles = np.zeros((links, n))
-    has_joint = model.joint_of_link >= 0
-    offset = 7 if model.floating else 0
-    angles[has_joint] = q_last[offset + model.joint_of_link[has_joint]]
+    angles[model._moving_links] = q_last[model._angle_index]
     a, b, c = model._terms
     local = a[..., None] + b[..., None] * np.sin(angles) + c[..., None] * (1.0 - np.cos(angles))
     rotation = np.empty((3, 3, links, n))
@@ -351,7 +429,7 @@ def _kinematics(model: Model, q_last: np.ndarray) -> Kinematics:
         rotation[:, :, level] = _mat_mat(parent_rotation, local[:, :, level])
     axis = (rotation * model._axis_last[None, :, :, None]).sum(axis=1)
     com = origin + (rotation * model._com_last[None, :, :, None]).sum(axis=1)
-    return Kinematics(rotation, origin, axis, com, base_position, model._inertia_last)
+    return Kinematics(rotation, origin, axis, com, base_position, model._inertia_last, model._parent_or_self)
 
 
 def _as_last(model: Model, q: np.ndarray) -> np.ndarray:
@@ -380,7 +458,7 @@ def point_jacobians(model: Model, kin: Kinematics, links: np.ndarray, points: np
     n, nb = points.shape[0], model.base_dofs
     mask = model.ancestors[links]  # (K, L)
     lever = points[:, :, None, :] - origin[:, None, :, :]  # (N, K, L, 3)
-    linear = np.cross(axis[:, None], lever) * mask[None, :, :, None]
+    linear = _cross_last(axis[:, None], lever) * mask[None, :, :, None]
     angular = axis[:, None] * mask[None, :, :, None]
     jac = np.zeros((n, len(links), 6, model.nv))
     moving = model.joint_of_link >= 0
@@ -418,7 +496,10 @@ def jacobian(model: Model, q: np.ndarray, link: str, point=(0.0, 0.0, 0.0),
 def _composite(model: Model, values: np.ndarray) -> np.ndarray:
     """Subtree sums (..., L, N) of per-link values, accumulated from the deepest level up, in place."""
     for level, parents, starts in reversed(model._level_groups):
-        values[..., parents, :] += np.add.reduceat(values[..., level, :], starts, axis=-2)
+        if starts is None:
+            values[..., parents, :] += values[..., level, :]
+        else:
+            values[..., parents, :] += np.add.reduceat(values[..., level, :], starts, axis=-2)
     return values
 
 
@@ -457,6 +538,9 @@ class SparsePattern:
     base_pairs: np.ndarray
     below: tuple = ()
     below_pos: tuple = ()
+    #: Python source of the factorisation and solve of one environment, unrolled (see :func:`_ltdl_factor`).
+    scalar_factor: str = ""
+    scalar_solve: str = ""
 
     @classmethod
     def build(cls, chains, link_rows, link_cols, joint_of_link, base_dofs) -> "SparsePattern":
@@ -481,8 +565,30 @@ class SparsePattern:
         # For each coordinate j, the coordinates that have it as an ancestor, and where (i, j) is stored.
         below = [np.array([i for i in range(len(chains)) if j in chains[i]], dtype=np.int64) for j in range(len(chains))]
         below_pos = [np.array([position[(i, j)] for i in below[j]], dtype=np.int64) for j in range(len(chains))]
+        # One environment: every operation of the batched loops below, in their order, as straight-line
+        # Python on local float variables (a loop with a numpy call per coordinate costs ten times more).
+        count = len(pairs)
+        values = ", ".join(f"v{p}" for p in range(count)) + ","
+        lines = ["def factor(v):", f"    {values} = v"]
+        for k in range(len(chains) - 1, -1, -1):
+            if not len(chains[k]):
+                continue
+            lines.append(f"    d = v{diag[k]}")
+            lines += [f"    a{a} = v{p} / d" for a, p in enumerate(row[k].tolist())]
+            # The row keeps H[k, j] until the end of k's step, as the batched form's copy does.
+            lines += [f"    v{t} -= a{i} * v{row[k][j]}" for t, i, j in zip(block[k], block_rows[k], block_cols[k])]
+            lines += [f"    v{p} = a{a}" for a, p in enumerate(row[k].tolist())]
+        scalar_factor = "\n".join(lines + [f"    return [{values}]", ""])
+        unknowns = ", ".join(f"x{i}" for i in range(len(chains))) + ","
+        lines = ["def solve(f, x):", f"    {values.replace('v', 'f')} = f", f"    {unknowns} = x"]
+        for i in range(len(chains) - 1, -1, -1):  # L^T y = rhs
+            lines += [f"    x{j} -= f{p} * x{i}" for j, p in zip(chains[i], row[i])]
+        lines += [f"    x{k} = x{k} / f{diag[k]}" for k in range(len(chains))]
+        for j in range(len(chains)):  # L x = y
+            lines += [f"    x{i} -= f{p} * x{j}" for i, p in zip(below[j], below_pos[j])]
+        scalar_solve = "\n".join(lines + [f"    return [{unknowns}]", ""])
         return cls(rows, cols, tuple(chains), row, diag, tuple(block), tuple(block_rows), tuple(block_cols),
-                   joint_pairs, base_pairs, tuple(below), tuple(below_pos))
+                   joint_pairs, base_pairs, tuple(below), tuple(below_pos), scalar_factor, scalar_solve)
 
     def to_dense(self, values: np.ndarray, nv: int) -> np.ndarray:
         """Symmetric dense matrices (N, nv, nv) from pair values (pairs, N)."""
@@ -506,10 +612,13 @@ def _mass_pairs(model: Model, kin: Kinematics) -> np.ndarray:
     n = kin.axis.shape[-1]
     pattern = model._sparse
     mass, first, inertia = _inertia_terms(model, kin)
-    mass = np.broadcast_to(mass, (model.num_links, n)).copy()
-    _composite(model, mass[None])
-    _composite(model, first)
-    _composite(model, inertia.reshape(9, model.num_links, n))
+    # The three subtree sums in one pass over the levels: rows 0 (mass), 1-3 (first moment), 4-12 (inertia).
+    terms = np.empty((13, model.num_links, n))
+    terms[0] = mass
+    terms[1:4] = first
+    terms[4:] = inertia.reshape(9, model.num_links, n)
+    _composite(model, terms)
+    mass, first, inertia = terms[0], terms[1:4], terms[4:].reshape(3, 3, model.num_links, n)
     axis = kin.axis
     linear = _cross(kin.origin, axis)
     force_angular = _mat_vec(inertia, axis) + _cross(first, linear)
@@ -522,18 +631,14 @@ def _mass_pairs(model: Model, kin: Kinematics) -> np.ndarray:
         # Base coordinates [linear velocity of the base origin; angular velocity]: the root's
         # composite inertia [[m, -[h]x], [[h]x, J]], and each joint's F_i read by them.
         h = first[:, 0]
-        zero = np.zeros(n)
-        base = np.array([
-            [mass[0], zero, zero, zero, zero, zero],
-            [zero, mass[0], zero, zero, zero, zero],
-            [zero, zero, mass[0], zero, zero, zero],
-            [zero, -h[2], h[1], inertia[0, 0, 0], zero, zero],
-            [h[2], zero, -h[0], inertia[1, 0, 0], inertia[1, 1, 0], zero],
-            [-h[1], h[0], zero, inertia[2, 0, 0], inertia[2, 1, 0], inertia[2, 2, 0]],
-        ])
-        for i in range(6):
-            for j in range(i + 1):
-                values[_base_position(pattern, i, j)] = base[i, j]
+        base = np.zeros((6, 6, n))
+        base[0, 0] = base[1, 1] = base[2, 2] = mass[0]
+        base[3, 1], base[3, 2], base[3, 3] = -h[2], h[1], inertia[0, 0, 0]
+        base[4, 0], base[4, 2], base[4, 3], base[4, 4] = h[2], -h[0], inertia[1, 0, 0], inertia[1, 1, 0]
+        base[5, 0], base[5, 1], base[5, 3], base[5, 4], base[5, 5] = (-h[1], h[0], inertia[2, 0, 0], inertia[2, 1, 0],
+                                                                     inertia[2, 2, 0])
+        positions, rows, cols = model._base_block
+        values[positions] = base[rows, cols]
         joints = model.joint_of_link[model._moving_links]
         values[pattern.base_pairs[joints, :3]] = np.moveaxis(force_linear[:, model._moving_links], 0, 1)
         values[pattern.base_pairs[joints, 3:]] = np.moveaxis(force_angular[:, model._moving_links], 0, 1)
@@ -556,26 +661,47 @@ def mass_matrix(model: Model, q: np.ndarray, kin: Kinematics | None = None) -> n
     return _mass_matrix(model, kin)
 
 
-def _bias_forces(model: Model, kin: Kinematics, v_last: np.ndarray) -> np.ndarray:
-    """Recursive Newton-Euler, batch-last: bias (nv, N) from velocities (nv, N)."""
-    links, n, nb = model.num_links, v_last.shape[-1], model.base_dofs
+def _angular_velocities(model: Model, kin: Kinematics, v_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each link's angular velocity (3, L, N) and its joint's own contribution, axis times rate (3, L, N)."""
+    return kin.cached_by_velocity("angular", v_last, lambda: _compute_angular_velocities(model, kin, v_last))
+
+
+def _compute_angular_velocities(model: Model, kin: Kinematics, v_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    links, n = model.num_links, v_last.shape[-1]
     rate = np.zeros((links, n))
-    moving = model._moving_links
-    rate[moving] = v_last[nb + model.joint_of_link[moving]]
+    rate[model._moving_links] = v_last[model._rate_index]
     omega = np.zeros((3, links, n))
-    alpha = np.zeros((3, links, n))
-    accel = np.zeros((3, links, n))  # classical acceleration of each link origin
-    accel[:, 0] = -model.gravity[:, None]  # gravity as an upward base acceleration
     if model.floating:
-        omega[:, 0] = v_last[3:6]  # the base origin's own acceleration is zero in these coordinates
+        omega[:, 0] = v_last[3:6]
     spin = kin.axis * rate
     for level, parent in model._level_parents:
-        parent_omega, parent_alpha = omega[:, parent], alpha[:, parent]
-        omega[:, level] = parent_omega + spin[:, level]
-        alpha[:, level] = parent_alpha + _cross(parent_omega, spin[:, level])
-        offset = kin.origin[:, level] - kin.origin[:, parent]
-        accel[:, level] = (accel[:, parent] + _cross(parent_alpha, offset)
-                           + _cross(parent_omega, _cross(parent_omega, offset)))
+        omega[:, level] = omega[:, parent] + spin[:, level]
+    return omega, spin
+
+
+def _bias_forces(model: Model, kin: Kinematics, v_last: np.ndarray) -> np.ndarray:
+    """Recursive Newton-Euler, batch-last: bias (nv, N) from velocities (nv, N).
+
+    The recursion runs level by level only for the sums along the tree; the cross products it
+    adds depend on quantities that are already final (parent velocities, offsets), so they are
+    taken for all links at once: the same products and sums in the same order as link by link.
+    """
+    links, n = model.num_links, v_last.shape[-1]
+    omega, spin = _angular_velocities(model, kin, v_last)
+    parent = model._parent_or_self
+    parent_omega = omega.take(parent, axis=1)
+    offset = kin.parent_offset
+    turn = _cross(parent_omega, spin)
+    alpha = np.zeros((3, links, n))
+    for level, parents in model._level_parents:
+        alpha[:, level] = alpha[:, parents] + turn[:, level]
+    transport = _cross(alpha.take(parent, axis=1), offset)
+    centripetal = _cross(parent_omega, _cross(parent_omega, offset))
+    accel = np.zeros((3, links, n))  # classical acceleration of each link origin
+    accel[:, 0] = -model.gravity[:, None]  # gravity as an upward base acceleration
+    # (The base origin's own acceleration is zero in these coordinates.)
+    for level, parents in model._level_parents:
+        accel[:, level] = accel[:, parents] + transport[:, level] + centripetal[:, level]
     to_com = kin.com - kin.origin
     accel_com = accel + _cross(alpha, to_com) + _cross(omega, _cross(omega, to_com))
     force = model.mass[:, None] * accel_com
@@ -589,11 +715,11 @@ def generalized_forces(model: Model, kin: Kinematics, force: np.ndarray, moment:
     """J^T of per-link wrenches: forces (3, L, N) and moments about the base origin (3, L, N) -> (nv, N).
 
     Sums the wrenches over each subtree; a joint sees a . (M - p x F) about its axis through
-    the link origin p, a floating base the total force and moment. Overwrites its inputs.
+    the link origin p, a floating base the total force and moment. Leaves its inputs as they were.
     """
     n, nb, moving = force.shape[-1], model.base_dofs, model._moving_links
-    _composite(model, force)
-    _composite(model, moment)
+    wrench = _composite(model, np.concatenate([force, moment]))  # both subtree sums in one pass over the levels
+    force, moment = wrench[:3], wrench[3:]
     result = np.zeros((model.nv, n))
     about_joint = moment[:, moving] - _cross(kin.origin[:, moving], force[:, moving])
     result[nb + model.joint_of_link[moving]] = _dot(kin.axis[:, moving], about_joint)
@@ -604,18 +730,19 @@ def generalized_forces(model: Model, kin: Kinematics, force: np.ndarray, moment:
 
 
 def link_velocities(model: Model, kin: Kinematics, v_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Angular velocity (3, L, N) and velocity of each link origin (3, L, N) in the world frame."""
-    links, n, nb = model.num_links, v_last.shape[-1], model.base_dofs
-    rate = np.zeros((links, n))
-    rate[model._moving_links] = v_last[nb + model.joint_of_link[model._moving_links]]
-    omega = np.zeros((3, links, n))
-    velocity = np.zeros((3, links, n))
+    """Angular velocity (3, L, N) and velocity of each link origin (3, L, N) in the world frame (read-only)."""
+    return kin.cached_by_velocity("links", v_last, lambda: _link_velocities(model, kin, v_last))
+
+
+def _link_velocities(model: Model, kin: Kinematics, v_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    omega, _ = _angular_velocities(model, kin, v_last)
+    # Each link adds its parent's angular velocity across the offset: all links' terms at once, summed down the levels.
+    lever = _cross(omega.take(model._parent_or_self, axis=1), kin.parent_offset)
+    velocity = np.zeros_like(omega)
     if model.floating:
-        velocity[:, 0], omega[:, 0] = v_last[:3], v_last[3:6]
-    spin = kin.axis * rate
+        velocity[:, 0] = v_last[:3]
     for level, parent in model._level_parents:
-        velocity[:, level] = velocity[:, parent] + _cross(omega[:, parent], kin.origin[:, level] - kin.origin[:, parent])
-        omega[:, level] = omega[:, parent] + spin[:, level]
+        velocity[:, level] = velocity[:, parent] + lever[:, level]
     return omega, velocity
 
 
@@ -638,7 +765,13 @@ def _ltdl_factor(values: np.ndarray, pattern: SparsePattern) -> np.ndarray:
 
     Fill-in stays inside the ancestor pattern, so the cost is the sum of squared depths
     rather than nv^3. Afterwards the diagonal positions hold D and the others L.
+
+    One environment runs the same operations in the same order on Python floats (IEEE doubles,
+    like numpy's float64 ufuncs, so the same bits), without a numpy call per coordinate.
     """
+    if values.shape[-1] == 1:
+        values[:, 0] = _compiled(pattern.scalar_factor, "factor")(values[:, 0].tolist())
+        return values
     for k in range(len(pattern.diag) - 1, -1, -1):
         if not len(pattern.chain[k]):
             continue
@@ -650,8 +783,24 @@ def _ltdl_factor(values: np.ndarray, pattern: SparsePattern) -> np.ndarray:
     return values
 
 
+_COMPILED: dict = {}
+
+
+def _compiled(source: str, name: str):
+    """The function ``name`` defined by ``source``, compiled once per process (patterns keep only the text)."""
+    function = _COMPILED.get(source)
+    if function is None:
+        namespace: dict = {}
+        exec(compile(source, f"<SparsePattern.{name}>", "exec"), namespace)
+        function = _COMPILED[source] = namespace[name]
+    return function
+
+
 def _ltdl_solve(factor: np.ndarray, pattern: SparsePattern, rhs: np.ndarray) -> np.ndarray:
     """Solve H x = rhs (nv, N) given ``_ltdl_factor``; rhs is overwritten with x."""
+    if rhs.shape[-1] == 1:  # one environment: the same operations on Python floats (see _ltdl_factor)
+        rhs[:, 0] = _compiled(pattern.scalar_solve, "solve")(factor[:, 0].tolist(), rhs[:, 0].tolist())
+        return rhs
     x = rhs
     nv = x.shape[0]
     for i in range(nv - 1, -1, -1):  # L^T y = rhs

@@ -34,8 +34,8 @@ from .contacts import SphereSet, StaticGeometry, robot_spheres, static_contacts,
 from .engine import Engine, EngineConfig, check_drive
 from .numpy_cloth import NumpyCloth
 from .numpy_objects import NumpyObjects
-from .model import (Kinematics, Model, _bias_forces, _cross, _dot, _kinematics, _ltdl_factor, _ltdl_solve, _mass_pairs,
-                    generalized_forces, jacobian, link_velocities, load_model, ordered_sum)
+from .model import (Kinematics, Model, _bias_forces, _cross, _cross_last, _dot, _kinematics, _ltdl_factor, _ltdl_solve,
+                    _mass_pairs, generalized_forces, jacobian, link_velocities, load_model, ordered_sum)
 from .rotations import axis_angle_to_quat, matrix_to_quat, quat_multiply
 from .scene import EpisodeSetup, Scene
 
@@ -169,6 +169,9 @@ def step(model: Model, params: ActuatorParams, state: State, targets: np.ndarray
     return State(q, v, bad)
 
 
+_IDENTITY = np.eye(3)
+
+
 class ImplicitContacts:
     """Backward-Euler treatment of the robot's static contacts, on the mass matrix's own pattern.
 
@@ -220,12 +223,12 @@ class ImplicitContacts:
         links = self.slot_link[sphere]  # (C, m)
         axis = kin.axis[:, links, env[:, None]].transpose(1, 2, 0)  # (C, m, 3)
         origin = kin.origin[:, links, env[:, None]].transpose(1, 2, 0)
-        columns = np.cross(axis, point[:, None] - origin) * self.joint_slot[sphere][..., None]  # (C, m, 3)
+        columns = _cross_last(axis, point[:, None] - origin) * self.joint_slot[sphere][..., None]  # (C, m, 3)
         nb = self.base_dofs
         if nb:
-            columns[:, :3] = np.eye(3)
+            columns[:, :3] = _IDENTITY
             # A base angular rate w moves the point by w x p: the column of w_k is e_k x p.
-            columns[:, 3:6] = np.cross(np.eye(3)[None], point[:, None])
+            columns[:, 3:6] = _cross_last(_IDENTITY[None], point[:, None])
         n_hat = normal[:, sphere, env].T  # (C, 3)
         stick = ~sliding[sphere, env]
         # J^T A J with A = n n^T + stick (I - n n^T).
@@ -233,9 +236,10 @@ class ImplicitContacts:
         gram = (1.0 - stick)[:, None, None] * (along * along.transpose(0, 2, 1))
         gram = gram + stick[:, None, None] * (columns @ columns.transpose(0, 2, 1))
         k, c = stiffness[sphere, env], damping[sphere, env]
-        values = ((dt * c + dt * dt * k)[:, None, None] * gram)[self.lower[sphere]]
-        pairs = self.pairs[sphere][self.lower[sphere]]
-        envs = np.broadcast_to(env[:, None, None], self.lower[sphere].shape)[self.lower[sphere]]
+        lower = self.lower[sphere]
+        values = ((dt * c + dt * dt * k)[:, None, None] * gram)[lower]
+        pairs = self.pairs[sphere][lower]
+        envs = np.broadcast_to(env[:, None, None], lower.shape)[lower]
         point_velocity = velocity[:, sphere, env].T  # (C, 3)
         weighted = np.where(stick[:, None], point_velocity, n_hat * (point_velocity * n_hat).sum(-1, keepdims=True))
         generalized = -(dt * k)[:, None] * (columns @ weighted[:, :, None])[..., 0]  # (C, m)
@@ -270,6 +274,7 @@ class NumpyEngine(Engine):
             q = np.concatenate([np.tile(base, (self.num_envs, 1)), q], axis=1)
         self.state = init(self.model, q)
         self._kinematics_of = None  # see _current_kinematics
+        self._watched_indices = np.array([self.model.link_index(link) for link in self._watched_links])
         self._viewer = None
         self._build_contacts()
         self.objects = NumpyObjects(self)
@@ -295,6 +300,8 @@ class NumpyEngine(Engine):
         per_link = np.bincount(spheres.body, minlength=model.num_links)
         self._sphere_mass = subtree_mass[spheres.body] / per_link[spheres.body]
         self._implicit = ImplicitContacts(model, spheres.body)
+        mass = self._sphere_mass[:, None]
+        self._sphere_gains = (mass * self.contact_frequency**2, 2.0 * mass * self.contact_frequency)  # k, c (S, 1)
         starts = np.flatnonzero(np.diff(spheres.body, prepend=-1))
         if len(np.unique(spheres.body)) != len(starts):
             raise ValueError("robot spheres must be grouped link by link")
@@ -395,18 +402,18 @@ class NumpyEngine(Engine):
 
     def _substep(self, dt: float) -> None:
         model = self.model
-        q_last = np.ascontiguousarray(self.state.q.T)
         v_last = np.ascontiguousarray(self.state.v.T)
-        kin = _kinematics(model, q_last)
+        kin = self._current_kinematics()  # the same function of the same q; shared with the reads before the step
         world, relative, velocity = self._robot_spheres_world(kin, v_last)
         depth, normal, friction = static_contacts(self._static, world, self.spheres.radius)
         mass = self._sphere_mass[:, None]
         robot_force, sliding = sticky_forces(depth, normal, velocity, friction, mass, self.contact_frequency,
                                              self._robot_slip, dt)
         bearing = (depth > 0) & (_dot(robot_force, normal) > 0)
+        stiffness, damping = self._sphere_gains
         contact_matrix, contact_force = self._implicit.terms(
-            kin, relative, velocity, normal, bearing, sliding, np.broadcast_to(mass * self.contact_frequency**2, depth.shape),
-            np.broadcast_to(2.0 * mass * self.contact_frequency, depth.shape), dt)
+            kin, relative, velocity, normal, bearing, sliding, np.broadcast_to(stiffness, depth.shape),
+            np.broadcast_to(damping, depth.shape), dt)
         for component in self.components.values():  # the objects' contacts add their reactions to robot_force
             component.substep_forces(world, velocity, robot_force, dt)
         # Robot: sphere forces to link wrenches about the base origin, then to generalised forces.
@@ -462,18 +469,35 @@ class NumpyEngine(Engine):
         omega, velocity = link_velocities(self.model, kin, np.ascontiguousarray(self.state.v.T))
         return kin, omega, velocity
 
+    def _center_of_mass_position(self, kin: Kinematics) -> np.ndarray:
+        mass = self.model.mass[None, :, None]
+        return ordered_sum(kin.com * mass, axis=1) / self.model.mass.sum() + kin.base_position
+
     def center_of_mass(self):
         kin, omega, velocity = self._link_velocities()
         mass = self.model.mass[None, :, None]
         com_velocity = velocity + _cross(omega, kin.com - kin.origin)
         total = self.model.mass.sum()
-        position = ordered_sum(kin.com * mass, axis=1) / total + kin.base_position
+        position = self._center_of_mass_position(kin)
         return position.T.copy(), (ordered_sum(com_velocity * mass, axis=1) / total).T.copy()
 
     def base_velocity(self):
-        kin, omega, velocity = self._link_velocities()
-        linear = velocity[:, 0] + _cross(omega[:, 0], kin.com[:, 0] - kin.origin[:, 0])
-        return np.concatenate([linear, omega[:, 0]]).T.copy()
+        # The base's own velocities are coordinates (zero on a fixed base): no recursion over the links.
+        kin = self._current_kinematics()
+        if self.model.floating:
+            v_last = np.ascontiguousarray(self.state.v[:, :6].T)
+            linear, omega = v_last[:3], v_last[3:6]
+        else:
+            linear = omega = np.zeros((3, self.num_envs))
+        linear = linear + _cross(omega, kin.com[:, 0] - kin.origin[:, 0])
+        return np.concatenate([linear, omega]).T.copy()
+
+    def _watched_positions(self):
+        """As the Engine's, without the orientations and velocities it drops (the same positions)."""
+        kin = self._current_kinematics()
+        links = kin.origin[:, self._watched_indices] + kin.base_position[:, None]
+        return {"links": np.moveaxis(links, 0, -1).transpose(1, 0, 2), "com": self._center_of_mass_position(kin).T,
+                "objects": self.objects.pose[..., :3].copy()}
 
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
         """Copy one environment's poses into a pybullet viewer and take the scene camera's picture."""

@@ -14,7 +14,7 @@ import numpy as np
 from . import grasp as grasp_rule
 from .components import Objects
 from .contacts import penalty_forces, sphere_pair_contacts, static_contacts, sticky_forces
-from .model import _cross, _dot
+from .model import _cross, _cross_last, _dot
 from .rotations import axis_angle_to_quat, quat_conjugate, quat_multiply, quat_to_matrix
 from .scene import COVER_SPHERES, ObjectParams
 
@@ -52,6 +52,9 @@ class NumpyObjects(Objects):
         # margin for posture in between.
         self._hand_reach = engine._hand_spread() + 0.03
         self._pending = None  # this substep's contact forces, until the objects are integrated
+        self._object_index = np.arange(k)
+        self._owner = np.repeat(self._object_index, OBJECT_SPHERES)  # each cover sphere's object
+        self._sphere_params = None  # per-sphere mass, friction and radius of the current episodes; see _spheres
         self._step_start = (self.pose.copy(), self.vel.copy())  # poses and velocities at begin_step
 
     # ------------------------------------------------------------------ reads
@@ -69,6 +72,7 @@ class NumpyObjects(Objects):
 
     # ------------------------------------------------------------------ hooks
     def reset(self, env_ids, episodes) -> None:
+        self._sphere_params = None
         if self.num_objects:
             for row, env_id in enumerate(env_ids):
                 self.params[env_id] = list(episodes[row].objects)
@@ -110,24 +114,34 @@ class NumpyObjects(Objects):
         self.pose[env_mask], self.vel[env_mask] = pose[env_mask], vel[env_mask]
 
     # ------------------------------------------------------------------ contacts and integration
+    def _spheres(self):
+        """Per-sphere mass (K*Ks, N) (an object's mass shared among its spheres), friction and radius (K*Ks, N):
+        fixed for an episode, so computed once after each reset."""
+        if self._sphere_params is None:
+            n = self.engine.num_envs
+            self._sphere_params = (np.repeat(self._mass, OBJECT_SPHERES, axis=1).T / OBJECT_SPHERES,
+                                   np.repeat(self._friction, OBJECT_SPHERES, axis=1).T,
+                                   np.ascontiguousarray(self._radius.reshape(n, -1).T))
+        return self._sphere_params
+
     def _spheres_world(self):
-        """World positions (3, K*Ks, N) and velocities of the object spheres, and their radii (K*Ks, N)."""
+        """World positions (3, K*Ks, N) and velocities of the object spheres, their radii (K*Ks, N), their offsets
+        from the object centres (N, K, Ks, 3) and the objects' rotations (N, K, 3, 3)."""
         n, k = self.engine.num_envs, self.num_objects
         rotation = quat_to_matrix(self.pose[..., 3:])  # (N, K, 3, 3)
         offset = (rotation[:, :, None] * self._centers[..., None, :]).sum(axis=-1)
         centers = self.pose[:, :, None, :3] + offset
-        velocity = self.vel[:, :, None, :3] + np.cross(self.vel[:, :, None, 3:], offset)
+        velocity = self.vel[:, :, None, :3] + _cross_last(self.vel[:, :, None, 3:], offset)
         to_last = lambda a: np.ascontiguousarray(a.reshape(n, k * OBJECT_SPHERES, 3).transpose(2, 1, 0))
-        return to_last(centers), to_last(velocity), np.ascontiguousarray(self._radius.reshape(n, -1).T), offset
+        return to_last(centers), to_last(velocity), self._spheres()[2], offset, rotation
 
     def _contacts(self, robot_world, robot_velocity, robot_force, dt: float):
         """Static and hand contacts of the objects; adds the reaction to robot_force in place."""
-        engine, k = self.engine, self.num_objects
+        engine = self.engine
         frequency = engine.contact_frequency
-        centers, velocity, radius, offset = self._spheres_world()
+        centers, velocity, radius, offset, rotation = self._spheres_world()
         spin = np.ascontiguousarray(np.repeat(self.vel[..., 3:], OBJECT_SPHERES, axis=1).transpose(2, 1, 0))
-        sphere_mass = np.repeat(self._mass, OBJECT_SPHERES, axis=1).T / OBJECT_SPHERES  # (K*Ks, N)
-        sphere_friction = np.repeat(self._friction, OBJECT_SPHERES, axis=1).T
+        sphere_mass, sphere_friction, _ = self._spheres()  # (K*Ks, N)
         depth, normal, friction = static_contacts(engine._static, centers, radius)
         # Friction acts at the contact point, whose velocity lets a rolling body roll.
         contact_velocity = velocity + _cross(spin, -normal * radius)
@@ -135,7 +149,7 @@ class NumpyObjects(Objects):
         force, _ = sticky_forces(depth, normal, contact_velocity, friction * sphere_friction, sphere_mass,
                                  frequency, self._slip, dt)
         self.contact_forces[:] = 0.0
-        owner = np.repeat(np.arange(k), OBJECT_SPHERES)
+        owner = self._owner
         for h, hand in enumerate(engine._hand_spheres):
             # Broad phase: only environments where some object sphere is within reach of the hand.
             hand_center = robot_world[:, hand].mean(axis=1)  # (3, N)
@@ -164,20 +178,20 @@ class NumpyObjects(Objects):
             np.add.at(force, (slice(None), a, env), pair_force)
             np.add.at(robot_force, (slice(None), sphere, env), -pair_force)
             np.add.at(self.contact_forces, (env, h, owner[a]), np.abs(_dot(pair_force, normal)))
-        return force, offset
+        return force, offset, rotation
 
-    def _integrate(self, sphere_force, offset, dt: float) -> None:
+    def _integrate(self, sphere_force, offset, rotation, dt: float) -> None:
+        """``rotation``: the objects' rotations, as :meth:`_contacts` found them (the poses have not moved since)."""
         engine, k = self.engine, self.num_objects
         n = engine.num_envs
-        held = (self.held[:, :, None] == np.arange(k)).any(axis=1)  # (N, K): moved by the palm instead
+        held = (self.held[:, :, None] == self._object_index).any(axis=1)  # (N, K): moved by the palm instead
         saved_pose, saved_vel = self.pose[held], self.vel[held]
         force = sphere_force.T.reshape(n, k, OBJECT_SPHERES, 3)
         total = force.sum(axis=2) + self._mass[..., None] * np.array([0.0, 0.0, engine.config.gravity])
-        torque = np.cross(offset, force).sum(axis=2)
-        rotation = quat_to_matrix(self.pose[..., 3:])
+        torque = _cross_last(offset, force).sum(axis=2)
         inertia = ((rotation * self._inertia[..., None, :])[..., :, None, :] * rotation[..., None, :, :]).sum(-1)
         omega = self.vel[..., 3:]
-        angular_rhs = torque - np.cross(omega, (inertia * omega[..., None, :]).sum(-1))
+        angular_rhs = torque - _cross_last(omega, (inertia * omega[..., None, :]).sum(-1))
         self.vel[..., :3] += dt * total / self._mass[..., None]
         self.vel[..., 3:] += dt * np.linalg.solve(inertia, angular_rhs[..., None])[..., 0]
         self.pose[..., :3] += dt * self.vel[..., :3]
@@ -223,7 +237,7 @@ class NumpyObjects(Objects):
             return
         kin = engine._current_kinematics()
         world, _, _ = engine._robot_spheres_world(kin, np.zeros((engine.model.nv, engine.num_envs)))
-        centers, _, radius, _ = self._spheres_world()
+        centers, _, radius, _, _ = self._spheres_world()
         palms = self._palm_poses()
         rotation = quat_to_matrix(palms[..., 3:])
         sites = palms[..., :3] + np.einsum("nhij,hj->nhi", rotation, engine._grasp_site)
