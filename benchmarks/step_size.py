@@ -12,6 +12,9 @@ episodes everywhere), and reports per task, engine and rate:
   or a table box after a control step, over all episodes, and the mean of each episode's deepest;
 - the simulation rate: simulated seconds per wall second for the whole batch.
 
+A point whose engine refuses the robot's gains at that step (pybullet's explicit law past its
+stability bound, physics/drives.py) is recorded as refused, with the engine's message.
+
 The default physics rate is chosen from this table (README shows it): the largest step at
 which every task keeps its expert success on both engines.
 """
@@ -30,6 +33,7 @@ from ..agents.evaluate import wilson_interval
 from ..agents.policies import load_policy
 from ..agents.runner import PolicyRunner
 from ..envs import TASKS, make_task_env, resolve_task_id
+from ..errors import InputError
 from ..physics.contacts import StaticGeometry, robot_spheres, static_contacts
 from ..physics.engine import DRIVES
 from ..physics.rotations import quat_to_matrix
@@ -110,7 +114,11 @@ def _urdf_link_names(urdf_path) -> list[str]:
 def measure(task_id: str, backend: str, rate: int, episodes: int, seed: int, drive: str | None = None) -> dict:
     """One point of the table: the expert's episodes at physics ``rate`` Hz on ``backend`` (numpy: with ``drive``)."""
     overrides = {"drive": drive} if drive is not None else {}
-    env = make_task_env(task_id, episodes, backend=backend, physics_dt=1.0 / rate, **overrides)
+    point = {"task": task_id, "backend": backend, "drive": drive or "explicit", "physics_hz": rate}
+    try:
+        env = make_task_env(task_id, episodes, backend=backend, physics_dt=1.0 / rate, **overrides)
+    except InputError as error:  # the engine refuses gains its law cannot integrate at this step
+        return {**point, "refused": str(error)}
     try:
         runner = StepStudyRunner(env, range(seed, seed + episodes), load_policy("expert", env))
         start = time.perf_counter()
@@ -124,7 +132,7 @@ def measure(task_id: str, backend: str, rate: int, episodes: int, seed: int, dri
     low, high = wilson_interval(successes, len(rows))
     steps = sum(row["steps"] for row in rows)
     return {
-        "task": task_id, "backend": backend, "drive": drive or "explicit", "physics_hz": rate, "episodes": len(rows),
+        **point, "episodes": len(rows),
         "success_rate": successes / len(rows), "success_interval": [low, high],
         "diverged": sum(row["diverged"] for row in rows),
         "tracking_rms_mean": float(np.mean([row["tracking_rms_mean"] for row in rows])),
@@ -139,6 +147,10 @@ def format_table(points: list[dict]) -> str:
     lines = [f"{'task':<34} {'engine':<9} {'drive':<16} {'Hz':>5} {'success':>8} {'diverged':>8} {'track rms':>10} "
              f"{'track max':>10} {'depth max':>10} {'depth mean':>10} {'sim s/s':>8}"]
     for p in points:
+        if "refused" in p:
+            lines.append(f"{p['task']:<34} {p['backend']:<9} {p['drive']:<16} {p['physics_hz']:>5}  refused: "
+                         f"{p['refused'].split(':')[0]}")
+            continue
         lines.append(f"{p['task']:<34} {p['backend']:<9} {p['drive']:<16} {p['physics_hz']:>5} {p['success_rate']:>8.0%} "
                      f"{p['diverged']:>8} {p['tracking_rms_mean']:>10.4f} {p['tracking_rms_max']:>10.4f} "
                      f"{1000 * p['penetration_max']:>8.1f}mm {1000 * p['penetration_mean']:>8.1f}mm "
@@ -162,7 +174,7 @@ def plot(results: dict, path: str) -> None:
                     ("numpy", "damping_implicit", "o-"), ("numpy", "implicit", "d-"), ("numpy", "explicit", "x-"),
                     ("pybullet", "explicit", "s--"))):
                 line = sorted((p for p in points if p["task"] == task and p["backend"] == backend
-                               and p["drive"] == drive), key=lambda p: p["physics_hz"])
+                               and p["drive"] == drive and "refused" not in p), key=lambda p: p["physics_hz"])
                 if line:
                     ax.plot([p["physics_hz"] for p in line], [scale * p[key] for p in line], style,
                             label=f"{task.split('/')[-1]} {backend} {drive}")

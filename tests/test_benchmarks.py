@@ -12,7 +12,7 @@ def test_engine_benchmark_writes_json_and_png(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "training_ground.cli", "bench", "engine", "--num-envs", "1", "4",
          "--engines", "numpy", "pybullet", "--seconds", "0.05", "--workers", "2", "--pybullet-max", "2", "--profile", "8", "--contact-num-envs", "2",
-         "--memory-num-envs", "64", "--stable-step", "0", "--json", str(out), "--png", str(png)],
+         "--memory-num-envs", "1024", "--stable-step", "0", "--json", str(out), "--png", str(png)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
@@ -24,7 +24,8 @@ def test_engine_benchmark_writes_json_and_png(tmp_path):
     assert data["step_profile_ms"]["num_envs"] == 8 and data["step_profile_ms"]["whole step"] > 0
     assert data["contact_row"]["num_envs"] == 2 and data["contact_row"]["env_steps_per_s"]["numpy"] > 0
     memory = {row["engine"]: row for row in data["memory"]}
-    assert memory["numpy"]["num_envs"] == 64 and memory["pybullet"]["num_envs"] == 2  # --pybullet-max
+    # (At a few environments the allocator's reuse of freed memory hides them: measured at 1024.)
+    assert memory["numpy"]["num_envs"] == 1024 and memory["pybullet"]["num_envs"] == 2  # --pybullet-max
     # An environment holds at least its generalised state (50 positions, 49 velocities in float64).
     assert all(row["bytes_per_env"] > 99 * 8 for row in memory.values())
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -103,7 +104,11 @@ def test_step_size_study_measures_every_engine_at_every_rate(tmp_path):
     assert sorted((p["backend"], p["drive"], p["physics_hz"]) for p in points) == [
         ("numpy", "damping_implicit", 200), ("numpy", "damping_implicit", 500), ("numpy", "implicit", 200),
         ("numpy", "implicit", 500), ("pybullet", "explicit", 200), ("pybullet", "explicit", 500)]
-    for point in points:
+    refused = [p for p in points if "refused" in p]
+    # pybullet's explicit law cannot integrate humanoid43's ankle gains at 200 Hz: refused, saying so.
+    assert [(p["backend"], p["physics_hz"]) for p in refused] == [("pybullet", 200)]
+    assert "unstable under the explicit drive law" in refused[0]["refused"] and "refused" in result.stdout
+    for point in (p for p in points if "refused" not in p):
         assert point["episodes"] == 2 and 0.0 <= point["success_rate"] <= 1.0
         assert point["tracking_rms_mean"] > 0 and point["tracking_rms_max"] >= point["tracking_rms_mean"]
         assert point["penetration_max"] > 0.0  # standing: the soles are pressed into the floor by the weight
