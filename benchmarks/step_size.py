@@ -34,7 +34,7 @@ from ..agents.policies import load_policy
 from ..agents.runner import PolicyRunner
 from ..envs import TASKS, make_task_env, resolve_task_id
 from ..errors import InputError
-from ..physics.contacts import StaticGeometry, robot_spheres, static_contacts
+from ..physics.contacts import StaticGeometry, contact_spheres, static_contacts
 from ..physics.engine import DRIVES
 from ..physics.rotations import quat_to_matrix
 from ..progress import progress_bar
@@ -63,10 +63,7 @@ class StepStudyRunner(PolicyRunner):
         engine = self.task.engine
         robot = engine.robot
         names = tuple(_urdf_link_names(robot.urdf_path))
-        spheres = robot_spheres(robot.urdf_path, names)
-        if robot.contact_links:
-            keep = np.isin(np.array(names)[spheres.body], robot.contact_links)
-            spheres = type(spheres)(spheres.body[keep], spheres.center[keep], spheres.radius[keep])
+        spheres = contact_spheres(robot, names)
         used = sorted(set(spheres.body.tolist()))
         self.links = [names[i] for i in used]
         self.sphere_link = np.searchsorted(used, spheres.body)

@@ -55,7 +55,8 @@ import h5py
 import numpy as np
 
 from .. import __version__
-from ..envs.config import config_to_dict
+from ..envs.config import config_to_dict, make_config
+from ..envs.registry import task_spec
 from ..physics.engine import StateLayout
 from ..errors import InputError, UserError
 
@@ -474,9 +475,6 @@ def _value_problems(name: str, values: dict[str, np.ndarray], width: int | None)
 
 def _stored_config(task, config: dict) -> dict:
     """A stored config with the fields it predates at their defaults (today's drive law, say), as a replay reads it."""
-    from ..envs.config import make_config
-    from ..envs.registry import task_spec
-
     try:
         return config_to_dict(make_config(task_spec(task).config_class, config))
     except UserError:
@@ -835,19 +833,13 @@ class _Header:
 
 
 def _read_header(path: Path) -> _Header:
+    """What merging needs of an input that :func:`inspect_dataset` passed (so each seed is in one demo)."""
     with open_dataset(path) as handle, reading(path):
         data = handle["data"]
-        demos: dict[int, str] = {}
-        for name in demo_names(data):
-            seed = int(data[name].attrs["seed"])
-            if seed in demos:
-                raise DatasetError(f"{path} holds {demos[seed]} and {name} of the same seed {seed}; a dataset holds "
-                                   f"each seed once, so it cannot be merged (nothing was written)")
-            demos[seed] = name
         return _Header(path=path, env_args=dataset_env_args(handle, path), raw_env_args=str(data.attrs["env_args"]),
                        state_layout=str(data.attrs.get("state_layout", "null")),
                        policy=str(data.attrs.get("policy", "")),
-                       demos=demos,
+                       demos={int(data[name].attrs["seed"]): name for name in demo_names(data)},
                        filtered={int(seed) for seed in handle["filtered_seeds"][()]}
                        if "filtered_seeds" in handle else set())
 

@@ -40,7 +40,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from ..agents import evaluate
 from ..agents.policies import load_policy
 from ..errors import InputError, SetupError

@@ -197,8 +197,8 @@ class BatchedTask(abc.ABC):
         limits, or one pinned there, shows near 1 without the env being flagged diverged) and one
         entry per reward term.
         """
-        self.before_step()
         self._check_open()
+        self.before_step()
         self.controller.apply(actions)
         self.engine.step()
         self._state_cache = {}

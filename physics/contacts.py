@@ -107,6 +107,16 @@ def robot_spheres(urdf_path, link_names: tuple[str, ...]) -> SphereSet:
     return SphereSet(np.array(bodies), np.concatenate(centers), np.concatenate(radii))
 
 
+def contact_spheres(robot, link_names: tuple[str, ...]) -> SphereSet:
+    """The spheres of the robot's contact links (``robot.contact_links``; every link when it names none),
+    attached to links by index into link_names."""
+    spheres = robot_spheres(robot.urdf_path, link_names)
+    if not robot.contact_links:
+        return spheres
+    keep = np.isin(np.array(link_names)[spheres.body], robot.contact_links)
+    return SphereSet(spheres.body[keep], spheres.center[keep], spheres.radius[keep])
+
+
 @dataclass(frozen=True)
 class StaticGeometry:
     """The floor (z = floor_height) and oriented boxes, batch-independent.

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..robots import RobotDescription
-from .contacts import SphereSet, StaticGeometry, robot_spheres, static_contacts, sticky_forces
+from .contacts import StaticGeometry, contact_spheres, static_contacts, sticky_forces
 from .engine import Engine, EngineConfig, check_drive
 from .numpy_cloth import NumpyCloth
 from .numpy_objects import NumpyObjects
@@ -284,10 +284,7 @@ class NumpyEngine(Engine):
 
     def _build_contacts(self) -> None:
         model, robot = self.model, self.robot
-        spheres = robot_spheres(robot.urdf_path, model.link_names)
-        if robot.contact_links:
-            keep = np.isin(np.array(model.link_names)[spheres.body], robot.contact_links)
-            spheres = SphereSet(spheres.body[keep], spheres.center[keep], spheres.radius[keep])
+        spheres = contact_spheres(robot, model.link_names)
         self.spheres = spheres
         # Mass that can load each sphere, shared among its link's spheres so that a body's contact
         # stiffness is the same however finely it is covered: on a fixed base, the link's subtree;
