@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import robots
-from ..errors import SetupError
+from ..errors import InputError, SetupError
 from ..progress import progress_bar
 from ..physics import EngineConfig
 from ..physics import model as numpy_model
@@ -413,6 +413,9 @@ def plot(results: dict, path: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    for flag in ("stable_step", "memory_num_envs", "contact_num_envs", "profile"):
+        if getattr(args, flag) < 0:
+            raise InputError(f"--{flag.replace('_', '-')} must be >= 0 (0 skips it), got {getattr(args, flag)}")
     if "mujoco" in args.engines:
         try:
             import mujoco  # noqa: F401

@@ -33,13 +33,15 @@ from ..agents.evaluate import wilson_interval
 from ..agents.policies import load_policy
 from ..agents.runner import PolicyRunner
 from ..envs import TASKS, make_task_env, resolve_task_id
+from ..envs.base import TaskConfig
 from ..errors import InputError
 from ..physics.contacts import StaticGeometry, contact_spheres, static_contacts
-from ..physics.engine import DRIVES
+from ..physics.engine import DRIVES, MAX_PHYSICS_DT
 from ..physics.rotations import quat_to_matrix
 from ..progress import progress_bar
 
 RATES = (1000, 500, 250, 200)
+CONTROL_HZ = round(1 / TaskConfig.control_dt)  # every task's control rate (50 Hz)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -185,7 +187,21 @@ def plot(results: dict, path: str) -> None:
     plt.close(figure)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Bad rates or counts are refused before any point runs (a refused point means the engine refused gains)."""
+    if args.episodes < 1:
+        raise InputError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.seed < 0:
+        raise InputError(f"--seed must be >= 0, got {args.seed}")
+    lowest = round(1 / MAX_PHYSICS_DT)
+    bad = [rate for rate in args.rates if rate < lowest or rate % CONTROL_HZ]
+    if bad:
+        raise InputError(f"--rates {bad}: each rate must be a multiple of the {CONTROL_HZ} Hz control and at least "
+                         f"{lowest} Hz (the largest physics step the engines take)")
+
+
 def main(args: argparse.Namespace) -> int:
+    check_args(args)
     tasks = [resolve_task_id(task) for task in args.tasks] if args.tasks else [
         task_id for task_id, spec in TASKS.items() if spec.expert]
     runs = [(task, backend, drive, rate) for task in tasks for backend in args.backends

@@ -117,6 +117,22 @@ def test_step_size_study_measures_every_engine_at_every_rate(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (["steps", "--rates", "333"], "--rates [333]: each rate must be a multiple of the 50 Hz control"),
+    (["steps", "--rates", "150"], "at least 200 Hz"),
+    (["steps", "--episodes", "0"], "--episodes must be >= 1"),
+    (["engine", "--stable-step", "-1"], "--stable-step must be >= 0"),
+    (["engine", "--memory-num-envs", "-8"], "--memory-num-envs must be >= 0"),
+], ids=["rate not a multiple", "rate too low", "no episodes", "negative stable-step", "negative memory"])
+def test_new_benchmark_options_refuse_bad_values_before_running(tmp_path, arguments, message):
+    out = tmp_path / "out.json"
+    result = subprocess.run([sys.executable, "-m", "training_ground.cli", "bench", *arguments, "--json", str(out),
+                             "--png", str(tmp_path / "out.png")], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("benchmark", ["experts", "envs", "steps"])
 def test_task_benchmarks_refuse_an_unknown_task_clearly(tmp_path, benchmark):
     out = tmp_path / "out.json"
