@@ -55,7 +55,7 @@ import h5py
 import numpy as np
 
 from .. import __version__
-from ..envs.config import config_to_dict, make_config
+from ..envs.config import config_to_dict, make_config, with_stored_defaults
 from ..envs.registry import task_spec
 from ..physics.engine import StateLayout
 from ..errors import InputError, UserError
@@ -265,6 +265,9 @@ def dataset_env_args(handle: h5py.File, path) -> dict:
     if not isinstance(env_args, dict) or "training_ground" not in env_args:
         name = env_args.get("env_name", "?") if isinstance(env_args, dict) else "?"
         raise DatasetError(f"{path} is a robomimic-style dataset of {name!r} but was not written by tground collect")
+    kwargs = env_args.get("env_kwargs")
+    if isinstance(kwargs, dict) and isinstance(kwargs.get("config"), dict):
+        kwargs["config"] = with_stored_defaults(kwargs["config"])
     return env_args
 
 

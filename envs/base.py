@@ -33,7 +33,8 @@ class TaskConfig:
 
     robot: registered robot name. max_steps: control steps before truncation.
     physics_dt, control_dt (s), grasp ("assisted" | "physical"), drive (physics DRIVES: how the PD
-    drives are integrated; "implicit" holds stiff gains, numpy only): engine settings.
+    drives are integrated; "implicit" holds stiff gains, numpy only), contact_matrix (physics
+    CONTACT_MATRICES: how the numpy engine adds its implicit contact term): engine settings.
     init_joint_noise: uniform noise (rad) added to the initial arm posture.
     ik: settings of the ``ee_delta`` action mode.
     """
@@ -44,12 +45,13 @@ class TaskConfig:
     control_dt: float = 1.0 / 50.0
     grasp: str = "assisted"
     drive: str = "damping_implicit"
+    contact_matrix: str = "composite"
     init_joint_noise: float = 0.02
     ik: IKSettings = dataclasses.field(default_factory=IKSettings)
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(physics_dt=self.physics_dt, control_dt=self.control_dt, grasp=self.grasp,
-                            drive=self.drive)
+                            drive=self.drive, contact_matrix=self.contact_matrix)
 
 
 @dataclasses.dataclass(frozen=True)

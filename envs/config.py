@@ -21,7 +21,7 @@ import math
 import numbers
 
 from ..errors import InputError
-from ..physics import DRIVES
+from ..physics import CONTACT_MATRICES, DRIVES
 from ..physics.grasp import GRASP_MODES
 
 
@@ -43,8 +43,19 @@ DOMAINS = {
     "fall_tilt": (0.0, math.pi, False),
 }
 
+#: Config fields added after datasets were first recorded, with what the files written before each one
+#: ran: a stored config that lacks a field is read with this value, not today's default, so that the
+#: dataset still replays bit for bit however the default changes (:func:`with_stored_defaults`).
+PREDATING_VALUES = {"drive": "damping_implicit", "contact_matrix": "per_contact"}
+
+
+def with_stored_defaults(config: dict) -> dict:
+    """A config dict read from a dataset, with :data:`PREDATING_VALUES` for the fields it lacks."""
+    return {**{key: value for key, value in PREDATING_VALUES.items() if key not in config}, **config}
+
+
 #: String field name -> the values it may take.
-CHOICES = {"drive": DRIVES, "grasp": GRASP_MODES}
+CHOICES = {"drive": DRIVES, "grasp": GRASP_MODES, "contact_matrix": CONTACT_MATRICES}
 
 
 def make_config(config_class: type, config=None, **overrides):

@@ -36,10 +36,22 @@ MAX_PHYSICS_DT = 1.0 / 200.0
 #: their limit in all three.
 DRIVES = ("explicit", "damping_implicit", "implicit")
 
+#: How the numpy engine puts its implicit contact term (physics/numpy_engine.py ImplicitContacts) into the
+#: mass matrix, the same sum either way: "composite", as inertias of the touching links inside the CRBA
+#: (the default, several times cheaper); "per_contact", a Jacobian product per contact added on the
+#: matrix's pattern, what every dataset recorded before the option existed ran (the two differ by
+#: rounding, 1e-16 relative, so a replay needs the one its dataset was recorded with).
+CONTACT_MATRICES = ("composite", "per_contact")
+
 
 def check_drive(drive) -> None:
     if drive not in DRIVES:
         raise InputError(f"unknown drive {drive!r}; choose one of {DRIVES}")
+
+
+def check_contact_matrix(contact_matrix) -> None:
+    if contact_matrix not in CONTACT_MATRICES:
+        raise InputError(f"unknown contact_matrix {contact_matrix!r}; choose one of {CONTACT_MATRICES}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,8 @@ class EngineConfig:
     grasp: "assisted" (weld rule in physics/grasp.py) or "physical" (friction only, pybullet).
     drive: how the PD drives are integrated, one of :data:`DRIVES` (pybullet runs "explicit" for
     the default "damping_implicit" and refuses "implicit").
+    contact_matrix: how the numpy engine adds its implicit contact term to the mass matrix, one of
+    :data:`CONTACT_MATRICES` (no effect on pybullet).
     divergence_speed: a generalised, object or cloth speed above this (rad/s or m/s) marks the env
     diverged; a last resort, checked (on numpy) in every physics substep.
 
@@ -66,6 +80,7 @@ class EngineConfig:
     control_dt: float = 1.0 / 50.0
     grasp: str = "assisted"
     drive: str = "damping_implicit"
+    contact_matrix: str = "composite"
     gravity: float = -9.81
     divergence_speed: float = 500.0
     joint_speed_factor: float = 15.0
@@ -77,6 +92,7 @@ class EngineConfig:
     def __post_init__(self):
         check_grasp_mode(self.grasp)
         check_drive(self.drive)
+        check_contact_matrix(self.contact_matrix)
         if not 0 < self.physics_dt <= MAX_PHYSICS_DT + 1e-12:
             raise InputError(f"physics_dt must be in (0, 1/{round(1 / MAX_PHYSICS_DT)}] s (tground bench steps measures "
                              f"the tasks at 1000 to 200 Hz), got {self.physics_dt}")

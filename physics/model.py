@@ -601,13 +601,19 @@ class SparsePattern:
         return np.ascontiguousarray(dense[:, self.rows, self.cols].T)
 
 
-def _mass_pairs(model: Model, kin: Kinematics) -> np.ndarray:
+def _mass_pairs(model: Model, kin: Kinematics, point_masses: np.ndarray | None = None) -> np.ndarray:
     """Composite-rigid-body algorithm, batch-last: the mass matrix on its sparsity pattern, (pairs, N).
 
     With the composite mass m, first moment h and rotational inertia J (about the base origin)
     of the subtree below joint i, and its motion axis S_i = [a_i; l_i = p_i x a_i], the
     subtree's momentum for a unit joint rate is F_i = [J a + h x l; m l - h x a], and
     H[i, j] = S_j . F_i for j an ancestor-or-self of i.
+
+    ``point_masses``: (slots, values) extra masses carried by links, added to their own before the
+    subtree sums: slots (C,) = link * N + env, values (13, C) their mass (row 0), first moment (1-3)
+    and rotational inertia about the base origin (4-12, row-major 3x3), summed in the given order.
+    H gains their sum_l J^T m J, for masses that are not the links' own (the sticking contacts of
+    physics/numpy_engine.py, whose implicit term w J_p^T J_p is a point mass w at the contact point).
     """
     n = kin.axis.shape[-1]
     pattern = model._sparse
@@ -617,6 +623,8 @@ def _mass_pairs(model: Model, kin: Kinematics) -> np.ndarray:
     terms[0] = mass
     terms[1:4] = first
     terms[4:] = inertia.reshape(9, model.num_links, n)
+    if point_masses is not None:
+        np.add.at(terms.reshape(13, -1), (slice(None), point_masses[0]), point_masses[1])
     _composite(model, terms)
     mass, first, inertia = terms[0], terms[1:4], terms[4:].reshape(3, 3, model.num_links, n)
     axis = kin.axis

@@ -90,7 +90,8 @@ def init(model: Model, q: np.ndarray, v: np.ndarray | None = None) -> State:
 
 def accelerations(model: Model, params: ActuatorParams, state: State, targets: np.ndarray, dt: float,
                   external: np.ndarray | None = None, drive: str = "damping_implicit",
-                  kin: Kinematics | None = None, extra_matrix=None, saturated_out: np.ndarray | None = None) -> np.ndarray:
+                  kin: Kinematics | None = None, extra_matrix=None, saturated_out: np.ndarray | None = None,
+                  point_masses: np.ndarray | None = None) -> np.ndarray:
     """Generalised accelerations (N, nv) for one step.
 
     ``drive`` (physics/engine.py DRIVES): "explicit" evaluates the PD torque at the step's start,
@@ -101,7 +102,9 @@ def accelerations(model: Model, params: ActuatorParams, state: State, targets: n
     now, :func:`physics.engine.pd_torques`); a saturated actuator applies its limit explicitly.
     ``kin``: the kinematics of ``state.q`` when the caller already has them (contacts do).
     ``extra_matrix``: (pair positions, env indices, values) added to the mass matrix on its
-    sparsity pattern, for forces treated implicitly by the caller (see :class:`ImplicitContacts`).
+    sparsity pattern, for forces treated implicitly by the caller (see :class:`ImplicitContacts`);
+    ``point_masses``: masses carried by the links, added to their inertias in the mass matrix
+    (physics/model.py ``_mass_pairs``), the same kind of term gathered per link (:func:`contact_point_masses`).
     ``saturated_out``: (num_joints, N) float, batch-last; 1 is added where an actuator is saturated.
     """
     nb = model.base_dofs
@@ -109,7 +112,7 @@ def accelerations(model: Model, params: ActuatorParams, state: State, targets: n
     v_last = np.ascontiguousarray(state.v.T)
     kin = kin if kin is not None else _kinematics(model, q_last)
     pattern = model._sparse
-    matrix = _mass_pairs(model, kin)
+    matrix = _mass_pairs(model, kin, point_masses)
     rhs = -_bias_forces(model, kin, v_last)
     joint_pos, joint_vel = q_last[model.nq - model.num_joints:], v_last[nb:]
     kp, kd, limit = params.kp[:, None], params.kd[:, None], params.torque_limit[:, None]
@@ -145,10 +148,12 @@ def accelerations(model: Model, params: ActuatorParams, state: State, targets: n
 
 def step(model: Model, params: ActuatorParams, state: State, targets: np.ndarray, dt: float,
          divergence_speed: float = 500.0, external: np.ndarray | None = None, drive: str = "damping_implicit",
-         kin: Kinematics | None = None, extra_matrix=None, saturated_out: np.ndarray | None = None) -> State:
+         kin: Kinematics | None = None, extra_matrix=None, saturated_out: np.ndarray | None = None,
+         point_masses: np.ndarray | None = None) -> State:
     """Advance every environment by dt (semi-implicit Euler); returns a new State. See :func:`accelerations`."""
     nb, n_joints = model.base_dofs, model.num_joints
-    accel = accelerations(model, params, state, targets, dt, external, drive, kin, extra_matrix, saturated_out)
+    accel = accelerations(model, params, state, targets, dt, external, drive, kin, extra_matrix, saturated_out,
+                          point_masses)
     v = state.v + dt * accel
     q = state.q.copy()
     joints = q[:, model.nq - n_joints:]
@@ -170,6 +175,26 @@ def step(model: Model, params: ActuatorParams, state: State, targets: np.ndarray
 
 
 _IDENTITY = np.eye(3)
+
+
+def contact_point_masses(num_envs: int, body, env, point, weight):
+    """The implicit term of sticking contacts (:class:`ImplicitContacts`, A = I) as point masses of their links.
+
+    While a contact at p (about the base origin) sticks, its term weight J_p^T J_p is the mass
+    matrix of a point of mass ``weight`` at p on its link b, so it joins b's inertia in the CRBA
+    (physics/model.py ``_mass_pairs``) instead of costing a Jacobian product per contact.
+    body, env: (C,) each contact's link and environment, in the order of ``np.nonzero`` over
+    (spheres, N), which is the order each link's masses are summed in (an env gets the same
+    bits alone or in a batch); point: (3, C); weight: (C,) = dt c + dt^2 k. Returns
+    ``_mass_pairs``' point_masses: slots (C,) and values (13, C).
+    """
+    x, y, z = point
+    squared = x * x + y * y + z * z
+    values = np.array([np.ones_like(x), x, y, z,
+                       squared - x * x, -x * y, -x * z,
+                       -y * x, squared - y * y, -y * z,
+                       -z * x, -z * y, squared - z * z]) * weight
+    return body * num_envs + env, values
 
 
 class ImplicitContacts:
@@ -209,6 +234,7 @@ class ImplicitContacts:
         self.lower = lower[None] & self.valid[:, :, None] & self.valid[:, None, :]
         self.joint_slot = self.valid.copy()
         self.joint_slot[:, :nb] = False
+        self.width = self.valid.sum(axis=1)  # each sphere's chain: base coordinates, then its joints
         self.base_dofs, self.nv = nb, model.nv
 
     def terms(self, kin: Kinematics, relative, velocity, normal, active, sliding, stiffness, damping, dt: float):
@@ -247,6 +273,43 @@ class ImplicitContacts:
         valid = self.valid[sphere]
         np.add.at(force, (self.dofs[sphere][valid], np.broadcast_to(env[:, None], valid.shape)[valid]), generalized[valid])
         return (pairs, envs, values), force
+
+
+    def sliding_terms(self, kin: Kinematics, sphere, env, relative, velocity, normal, stiffness, damping, dt: float,
+                      num_envs: int):
+        """:meth:`terms` of contacts that slide (A = n n^T), each on its own chain's width.
+
+        A sliding contact's term is rank one, weight u u^T with u = J^T n, so it needs u alone, not
+        a Gram matrix. Contacts are grouped by the length of their chain (a foot's 6 joints, a
+        finger's 12): each group computes on its own width. sphere, env: (C,) sphere-major;
+        relative, velocity, normal: (3, C); stiffness, damping: (C,).
+        """
+        nb = self.base_dofs
+        matrix_parts, force = [], np.zeros((self.nv, num_envs))
+        width = self.width[sphere]
+        for m in np.unique(width):
+            group = np.flatnonzero(width == m)
+            s, e = sphere[group], env[group]
+            point, n_hat = relative[:, group].T, normal[:, group].T  # (C', 3)
+            links = self.slot_link[s, nb:m]
+            axis = kin.axis[:, links, e[:, None]].transpose(1, 2, 0)  # (C', m - nb, 3)
+            origin = kin.origin[:, links, e[:, None]].transpose(1, 2, 0)
+            joint_columns = _cross_last(axis, point[:, None] - origin)
+            u = np.empty((len(group), m))
+            u[:, nb:] = (joint_columns * n_hat[:, None]).sum(-1)  # (a x (p - o)) . n per joint
+            if nb:
+                u[:, :3] = n_hat
+                u[:, 3:6] = _cross_last(point, n_hat)  # (e_k x p) . n = (p x n)_k
+            weight = dt * damping[group] + dt * dt * stiffness[group]
+            rows, cols = np.tril_indices(m)
+            matrix_parts.append((self.pairs[s][:, rows, cols].ravel(), np.repeat(e, len(rows)),
+                                 (weight[:, None] * u[:, rows] * u[:, cols]).ravel()))
+            along = (velocity[:, group].T * n_hat).sum(-1)  # n . v_p
+            generalized = -(dt * stiffness[group] * along)[:, None] * u
+            np.add.at(force, (self.dofs[s, :m].ravel(), np.repeat(e, m)), generalized.ravel())
+        if not matrix_parts:
+            return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)), force
+        return tuple(np.concatenate(part) for part in zip(*matrix_parts)), force
 
 
 class NumpyEngine(Engine):
@@ -397,6 +460,17 @@ class NumpyEngine(Engine):
         sphere_velocity = velocity[:, body] + _cross(omega[:, body], relative - kin.origin[:, body])
         return relative + kin.base_position[:, None], relative, sphere_velocity
 
+    def _sticking_contacts(self, relative, velocity, bearing, sliding, robot_force, dt: float):
+        """The implicit treatment (:class:`ImplicitContacts`) of the bearing static contacts that stick, the
+        "composite" way: their matrix term as point masses for the CRBA (:func:`contact_point_masses`),
+        their force term -dt k v_p, a force at the contact point, added to robot_force."""
+        sphere, env = np.nonzero(bearing & ~sliding)
+        stiffness, damping = self._sphere_gains
+        k, c = stiffness[sphere, 0], damping[sphere, 0]
+        robot_force[:, sphere, env] -= (dt * k) * velocity[:, sphere, env]
+        return contact_point_masses(self.num_envs, self.spheres.body[sphere], env, relative[:, sphere, env],
+                                    dt * c + dt * dt * k)
+
     def _substep(self, dt: float) -> None:
         model = self.model
         v_last = np.ascontiguousarray(self.state.v.T)
@@ -408,9 +482,18 @@ class NumpyEngine(Engine):
                                              self._robot_slip, dt)
         bearing = (depth > 0) & (_dot(robot_force, normal) > 0)
         stiffness, damping = self._sphere_gains
-        contact_matrix, contact_force = self._implicit.terms(
-            kin, relative, velocity, normal, bearing, sliding, np.broadcast_to(stiffness, depth.shape),
-            np.broadcast_to(damping, depth.shape), dt)
+        if self.config.contact_matrix == "composite":
+            # Sticking contacts as point masses in the CRBA, sliding ones by their rank-one terms.
+            point_masses = self._sticking_contacts(relative, velocity, bearing, sliding, robot_force, dt)
+            sphere, env = np.nonzero(bearing & sliding)
+            contact_matrix, contact_force = self._implicit.sliding_terms(
+                kin, sphere, env, relative[:, sphere, env], velocity[:, sphere, env], normal[:, sphere, env],
+                stiffness[sphere, 0], damping[sphere, 0], dt, self.num_envs)
+        else:
+            point_masses = None
+            contact_matrix, contact_force = self._implicit.terms(
+                kin, relative, velocity, normal, bearing, sliding, np.broadcast_to(stiffness, depth.shape),
+                np.broadcast_to(damping, depth.shape), dt)
         for component in self.components.values():  # the objects' contacts add their reactions to robot_force
             component.substep_forces(world, velocity, robot_force, dt)
         # Robot: sphere forces to link wrenches about the base origin, then to generalised forces.
@@ -428,7 +511,8 @@ class NumpyEngine(Engine):
         external = generalized_forces(model, kin, link_force, link_moment) + contact_force
         self.state = step(model, self.params, self.state, self.joint_targets, dt, self.config.divergence_speed,
                           external=external.T, drive=self.config.drive, kin=kin,
-                          extra_matrix=contact_matrix, saturated_out=self._saturated_substeps)
+                          extra_matrix=contact_matrix, saturated_out=self._saturated_substeps,
+                          point_masses=point_masses)
         for component in self.components.values():
             component.substep_integrate(dt)
 

@@ -281,8 +281,10 @@ def test_ten_times_the_gains_hold_standing_for_ten_seconds_on_the_implicit_law(r
 
 def test_ten_times_the_gains_blow_up_the_explicit_law(robot):
     """The same gains on the explicit law (what pybullet runs): the ankles' kd dt / I = 10 > 2 makes
-    each step overshoot tenfold; the env is flagged diverged within 0.3 s (seen: control step 14),
-    its actuators at their limits most of the time (seen: 86% of the substeps for the worst)."""
+    each step overshoot tenfold; the env is flagged diverged within 0.4 s (seen: control step 14 with
+    the per-contact contact matrix, 16 with the composite one: where a blow-up crosses the bounds
+    depends on rounding), its actuators at their limits most of the time (seen: 86% of the substeps
+    for the worst)."""
     stiff = _scaled(robot, 10.0)
     engine = make_engine("numpy", stiff, _humanoid_scene(robot, True), 1, EngineConfig(drive="explicit"))
     try:
@@ -293,7 +295,7 @@ def test_ten_times_the_gains_blow_up_the_explicit_law(robot):
             saturated.append(engine.saturated_fraction[0])
             if engine.diverged.any():
                 break
-        assert engine.diverged.all() and len(saturated) <= 15
+        assert engine.diverged.all() and len(saturated) <= 20
         assert np.mean(saturated, axis=0).max() > 0.5
     finally:
         engine.close()
