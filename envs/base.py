@@ -68,6 +68,32 @@ class EpisodeArray:
     saved: bool = False
 
 
+def _robot_lacks(robot: robots.RobotDescription, need: str) -> str | None:
+    """What ``robot`` lacks of one need of a task (``BatchedTask.robot_needs``), or None."""
+    kind, _, name = need.partition(":")
+    if kind == "hands":
+        fingered = [side for side, hand in robot.hands.items() if hand.finger_joints]
+        return None if len(fingered) == 2 else f"two hands with finger joints (declares {sorted(robot.hands) or 'none'})"
+    if kind == "feet":
+        return None if len(robot.feet) == 2 else f"two feet (declares {list(robot.feet) or 'none'})"
+    if kind == "torso":
+        return None if robot.torso_link else "a torso link to push (torso_link)"
+    if kind == "group":
+        return None if name in robot.groups else f"a joint group {name!r} (has {list(robot.groups)})"
+    if kind == "keyframe":
+        return None if name in robot.keyframes else f"a keyframe {name!r} (has {sorted(robot.keyframes)})"
+    raise ValueError(f"unknown robot need {need!r}")
+
+
+def check_robot_needs(task_name: str, robot: robots.RobotDescription, needs) -> None:
+    """Refuse a robot that lacks what a task needs, naming everything it lacks."""
+    lacking = [lack for lack in (_robot_lacks(robot, need) for need in needs) if lack]
+    if lacking:
+        raise robots.RobotContractError(
+            f"{task_name} needs a robot with {', '.join(needs)}; {robot.name!r} lacks " + "; ".join(lacking)
+            + ". Declare them in the robot's spec file (robots/spec.py) or pick another task.")
+
+
 class BatchedTask(abc.ABC):
     """One task on N environments of one engine. Subclasses implement the hooks below."""
 
@@ -76,6 +102,9 @@ class BatchedTask(abc.ABC):
     reward_names: tuple[str, ...] = ()
     #: The action mode an env gets when none is named (its scripted expert's).
     default_action_mode: str = "ee_delta"
+    #: What the robot must declare (checked before anything is built): "hands" (two, with fingers),
+    #: "feet" (two), "torso" (a link to push), "group:NAME", "keyframe:NAME".
+    robot_needs: tuple[str, ...] = ("hands", "group:arms", "keyframe:arms_ready")
 
     def __init__(self, backend: str = "pybullet", num_envs: int = 1, action_mode: str | None = None,
                  reward_mode: str = "dense", config: TaskConfig | None = None, gui: bool = False):
@@ -91,6 +120,7 @@ class BatchedTask(abc.ABC):
         self._state_cache: dict = {}
         self.backend, self.action_mode, self.reward_mode = backend, action_mode, reward_mode
         self.robot = robots.load(self.config.robot)
+        check_robot_needs(type(self).__name__.removesuffix("Task"), self.robot, self.robot_needs)
         self.scene = self.build_scene()
         self.engine = make_engine(backend, self.robot, self.scene, num_envs, self.config.engine_config(), gui=gui)
         try:

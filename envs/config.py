@@ -20,6 +20,7 @@ import json
 import math
 import numbers
 
+from .. import robots
 from ..errors import InputError
 from ..physics import CONTACT_MATRICES, DRIVES
 from ..physics.grasp import GRASP_MODES
@@ -53,6 +54,14 @@ def with_stored_defaults(config: dict) -> dict:
     """A config dict read from a dataset, with :data:`PREDATING_VALUES` for the fields it lacks."""
     return {**{key: value for key, value in PREDATING_VALUES.items() if key not in config}, **config}
 
+
+def _unchanged(value):
+    return value
+
+
+#: Field name -> how a Python object given for it becomes the JSON value a dataset records: a
+#: RobotDescription becomes the name it is registered under (robots.register).
+CONVERTERS = {"robot": robots.robot_name}
 
 #: String field name -> the values it may take.
 CHOICES = {"drive": DRIVES, "grasp": GRASP_MODES, "contact_matrix": CONTACT_MATRICES}
@@ -91,7 +100,8 @@ def _coerce(name: str, default, value):
         unknown = sorted(set(value) - fields)
         if unknown:
             raise ConfigError(f"unknown config key(s) {unknown} in {name}; valid keys: {sorted(fields)}")
-        coerced = {key: _coerce(f"{name}.{key}", getattr(default, key), item) for key, item in value.items()}
+        coerced = {key: _coerce(f"{name}.{key}", getattr(default, key), CONVERTERS.get(key, _unchanged)(item))
+                   for key, item in value.items()}
         for key, item in coerced.items():
             _check_domain(f"{name}.{key}", key, item)
         try:

@@ -81,10 +81,9 @@ class JointPositionController:
 
     def apply(self, action: np.ndarray) -> None:
         targets = self._center + action * self._half_range
-        closing = np.stack([
-            ((targets[:, idx] - opened) / (closed - opened)).mean(axis=1) > 0.5
-            for idx, opened, closed in zip(self._fingers, self._open, self._closed)
-        ], axis=1)
+        closing = np.zeros((len(targets), len(self._fingers)), dtype=bool)  # a robot may have no hands
+        for hand, (idx, opened, closed) in enumerate(zip(self._fingers, self._open, self._closed)):
+            closing[:, hand] = ((targets[:, idx] - opened) / (closed - opened)).mean(axis=1) > 0.5
         self.engine.set_joint_targets(targets)
         self.engine.set_grasp_commands(closing)
 

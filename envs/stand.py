@@ -21,7 +21,6 @@ import numpy as np
 
 from ..physics.rotations import quat_to_matrix
 from ..scenes import stand as stand_scene
-from ..errors import InputError
 from ..physics.scene import EpisodeSetup, Scene
 from .base import BatchedTask, EpisodeArray, TaskConfig
 from .registry import register_task
@@ -61,16 +60,15 @@ class StandTask(BatchedTask):
     config_class = StandConfig
     reward_names = ("alive", "upright", "balance", "stillness", "success")
     default_action_mode = "joint_pos"
+    robot_needs = ("feet", "torso", "group:legs", "keyframe:standing")
 
     def build_scene(self) -> Scene:
         return stand_scene.stand_scene(self.robot.standing_base_height)
 
     def sample_episode(self, rng):
         robot = self.robot
-        if len(robot.feet) != 2:
-            raise InputError(f"Stand needs a robot that declares two feet; {robot.name!r} declares {robot.feet}")
         q = robot.keyframe("standing")
-        upper = np.concatenate([robot.joint_indices(g) for g in ("waist", "head", "arms")])
+        upper = np.concatenate([robot.joint_indices(g) for g in ("waist", "head", "arms") if g in robot.groups])
         legs = robot.joint_indices("legs")
         q[upper] += rng.uniform(-1, 1, len(upper)) * self.config.init_joint_noise
         q[legs] += rng.uniform(-1, 1, len(legs)) * self.config.init_leg_noise
@@ -87,7 +85,7 @@ class StandTask(BatchedTask):
 
     def before_step(self):
         time = self.elapsed * self.config.control_dt
-        self.engine.apply_force(stand_scene.PUSH_LINK, stand_scene.push_force(self.pushes, time))
+        self.engine.apply_force(self.robot.torso_link, stand_scene.push_force(self.pushes, time))
 
     def _soles(self):
         def compute():

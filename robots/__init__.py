@@ -16,32 +16,100 @@ from .description import (
     RobotContractError,
     RobotDescription,
     check_contract,
+    check_hands,
     describe,
 )
+from .spec import load_spec
 
+#: Registered robots: name -> a function that loads its description.
 _REGISTRY = {"humanoid43": humanoid43.load}
+#: Names that are the project's own and cannot be registered over.
+_BUILT_IN = frozenset(_REGISTRY)
+
+
+def register(name: str, spec) -> None:
+    """Make a robot loadable by name, in ``load(name)``, ``gymnasium.make(id, robot=name)`` and ``--set robot=name``.
+
+    ``spec``: a RobotDescription, the path of a spec file (physics of the robot in its URDF, what
+    tasks need in the TOML beside it: robots/spec.py), or a function returning a description.
+    A name is registered once: registering it again with an equal description is a no-op, with
+    another one an error (a dataset records the name, which must keep meaning one robot).
+    Registration lasts for the process; a dataset of a registered robot replays where the same
+    registration runs (or was collected with the spec file's path, which it records).
+    """
+    if not isinstance(name, str) or not name or name.endswith((".urdf", ".toml")):
+        raise RobotContractError(f"a robot's name must be a non-empty string that is not a file name, got {name!r}")
+    if isinstance(spec, RobotDescription):
+        loader = lambda: spec  # noqa: E731
+    elif isinstance(spec, (str, Path)) and str(spec).endswith(".toml"):
+        path = Path(spec).absolute()
+        loader = lambda: load_spec(path)  # noqa: E731
+    elif callable(spec):
+        loader = spec
+    else:
+        raise RobotContractError(f"register({name!r}, ...) takes a RobotDescription, a .toml spec path or a loader "
+                                 f"function, got {type(spec).__name__}")
+    if name in _REGISTRY:
+        if name in _BUILT_IN or not _same(_REGISTRY[name](), loader()):
+            raise RobotContractError(f"robot {name!r} is already registered as another robot; choose another name")
+        return
+    _REGISTRY[name] = loader
+
+
+def robot_name(robot):
+    """A RobotDescription registered under its name, as the name; anything else unchanged."""
+    if isinstance(robot, RobotDescription):
+        register(robot.name, robot)
+        return robot.name
+    return robot
+
+
+def registered() -> list[str]:
+    """Names that :func:`load` knows."""
+    return sorted(_REGISTRY)
+
+
+def _same(a: RobotDescription, b: RobotDescription) -> bool:
+    fields = [f.name for f in dataclasses.fields(RobotDescription)]
+    return all(_equal(getattr(a, f), getattr(b, f)) for f in fields)
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    return a == b
 
 
 def load(name: str = "humanoid43", **overrides) -> RobotDescription:
-    """Load a robot by registered name, or any humanoid URDF path with a group mapping.
+    """Load a robot by registered name, spec file or URDF path.
 
-    ``load("humanoid43")`` returns the project's robot. ``load("path/to/robot.urdf",
-    groups={...}, kp={...}, kd={...})`` loads another humanoid (cross-embodiment); its URDF
-    must satisfy the 43-DoF contract or a RobotContractError names the offending joints.
-    ``load("humanoid43", kp={...}, kd={...})`` replaces the named joints' gains of a registered
-    robot (a vendor's stiff gains, say; the others keep theirs). Stiff gains need the numpy
-    engine's ``drive="implicit"``: the explicit law of pybullet is stable only while
-    ``kd dt / I`` and ``sqrt(kp / I) dt`` stay below about one.
+    ``load("humanoid43")`` returns the project's robot; ``load("name")`` one that :func:`register`
+    made known. ``load("path/to/robot.toml")`` reads a spec file (robots/spec.py): a published
+    humanoid with its own groups and budget. ``load("path/to/robot.urdf", groups={...}, kp={...},
+    kd={...})`` loads another humanoid under the 43-DoF contract of humanoid43 (cross-embodiment);
+    a RobotContractError names the offending joints.
+    ``load(name, kp={...}, kd={...})`` replaces the named joints' gains (a vendor's stiff gains,
+    say; the others keep theirs). Stiff gains need the numpy engine's ``drive="implicit"``: the
+    explicit law of pybullet is stable only while ``kd dt / I`` and ``sqrt(kp / I) dt`` stay below about one.
     """
+    if isinstance(name, RobotDescription):
+        return _with_gains(name, **overrides) if overrides else name
     if name in _REGISTRY:
         robot = _REGISTRY[name]()
         return _with_gains(robot, **overrides) if overrides else robot
+    if str(name).endswith(".toml"):
+        robot = load_spec(name)
+        return _with_gains(robot, **overrides) if overrides else robot
     if str(name).endswith(".urdf"):
         if "groups" not in overrides:
-            raise RobotContractError(f"loading URDF {name} needs groups={{group: joint names}} for {list(GROUP_SIZES)}")
+            raise RobotContractError(f"loading URDF {name} needs groups={{group: joint names}} for {list(GROUP_SIZES)}, "
+                                     f"or a spec file (robots/spec.py) that declares its own groups")
         path = Path(name)
         return describe(name=path.stem, urdf_path=path, **overrides)
-    raise UnknownNameError(f"unknown robot {name!r}; registered robots: {sorted(_REGISTRY)}, or pass a .urdf path with groups=")
+    raise UnknownNameError(f"unknown robot {name!r}; registered robots: {registered()}. Pass a spec file "
+                           f"(path/to/robot.toml), or register one with training_ground.robots.register(name, spec)")
 
 
 def _with_gains(robot: RobotDescription, kp: dict | None = None, kd: dict | None = None, **other) -> RobotDescription:
@@ -65,5 +133,5 @@ def _with_gains(robot: RobotDescription, kp: dict | None = None, kd: dict | None
 
 __all__ = [
     "GROUP_SIZES", "NUM_ACTUATED", "HandSpec", "RobotContractError", "RobotDescription",
-    "check_contract", "describe", "load",
+    "check_contract", "check_hands", "describe", "load", "load_spec", "register", "registered", "robot_name",
 ]

@@ -78,6 +78,8 @@ class RobotDescription:
     sole_center: tuple[float, float, float] = (0.0, 0.0, 0.0)
     #: The keyframe the robot holds before any task has reset it: the engines' initial posture.
     home_keyframe: str = "standing"
+    #: The link that balance tasks push (empty: the robot names none).
+    torso_link: str = ""
 
     @property
     def num_joints(self) -> int:
@@ -141,29 +143,40 @@ def read_urdf_joints(urdf_path: Path) -> list[UrdfJoint]:
     return joints
 
 
-def check_contract(urdf_path: Path, groups: dict[str, tuple[str, ...]]) -> list[UrdfJoint]:
-    """Refuse a robot whose actuated joints are not exactly 43 revolute joints in the five groups.
+def check_contract(urdf_path: Path, groups: dict[str, tuple[str, ...]], group_sizes: dict[str, int] | None = GROUP_SIZES,
+                   budget: int | None = None) -> list[UrdfJoint]:
+    """Refuse a robot whose actuated joints are not exactly its budget of revolute joints, each in one group.
 
-    Returns the URDF's actuated joints. Every error names the offending joints so the
-    author can fix the URDF or the group mapping.
+    ``group_sizes``: the groups a robot must have and their sizes; the default is humanoid43's
+    43-DoF contract (legs 12, waist 3, head 2, arms 14, hands 12). None lets a robot declare its
+    own groups of any size (a published body without a neck, or without hands); ``budget``
+    (default: the sum of ``group_sizes``, else 43) is then the number of actuated joints it must have.
+    Returns the URDF's actuated joints. Every error names the offending joints so the author can
+    fix the URDF or the group mapping.
     """
     joints = read_urdf_joints(urdf_path)
     actuated = [j for j in joints if j.type in ACTUATED_TYPES]
+    budget = budget if budget is not None else (sum(group_sizes.values()) if group_sizes else NUM_ACTUATED)
     problems = []
     not_revolute = [j.name for j in actuated if j.type != "revolute"]
     if not_revolute:
         problems.append(f"actuated joints must be revolute; not revolute: {not_revolute}")
-    if len(actuated) != NUM_ACTUATED:
-        problems.append(f"expected exactly {NUM_ACTUATED} actuated joints, found {len(actuated)}")
-    unknown_groups = sorted(set(groups) - set(GROUP_SIZES))
-    missing_groups = sorted(set(GROUP_SIZES) - set(groups))
-    if unknown_groups:
-        problems.append(f"unknown groups {unknown_groups}; the groups are {list(GROUP_SIZES)}")
-    if missing_groups:
-        problems.append(f"missing groups {missing_groups}")
-    for group, size in GROUP_SIZES.items():
-        if group in groups and len(groups[group]) != size:
-            problems.append(f"group {group!r} must have {size} joints, has {len(groups[group])}: {list(groups[group])}")
+    if len(actuated) != budget:
+        problems.append(f"expected exactly {budget} actuated joints, found {len(actuated)}")
+    if group_sizes is not None:
+        unknown_groups = sorted(set(groups) - set(group_sizes))
+        missing_groups = sorted(set(group_sizes) - set(groups))
+        if unknown_groups:
+            problems.append(f"unknown groups {unknown_groups}; the groups are {list(group_sizes)}")
+        if missing_groups:
+            problems.append(f"missing groups {missing_groups}")
+        for group, size in group_sizes.items():
+            if group in groups and len(groups[group]) != size:
+                problems.append(f"group {group!r} must have {size} joints, has {len(groups[group])}: {list(groups[group])}")
+    else:
+        empty = [group for group, names in groups.items() if not names]
+        if not groups or empty:
+            problems.append(f"declare at least one group, each with at least one joint (empty: {empty})")
     actuated_names = {j.name for j in actuated}
     seen: dict[str, str] = {}
     duplicated, not_actuated = [], []
@@ -182,20 +195,44 @@ def check_contract(urdf_path: Path, groups: dict[str, tuple[str, ...]]) -> list[
     if ungrouped:
         problems.append(f"actuated joints in no group: {ungrouped}")
     if problems:
-        raise RobotContractError(
-            f"robot URDF {urdf_path} breaks the 43-DoF contract:\n  - " + "\n  - ".join(problems)
-            + "\nEvery robot needs exactly 43 actuated revolute joints, each in exactly one of "
-            + ", ".join(f"{g} ({n})" for g, n in GROUP_SIZES.items()) + "."
-        )
+        if group_sizes is not None:
+            rule = (f"Every robot needs exactly {budget} actuated revolute joints, each in exactly one of "
+                    + ", ".join(f"{g} ({n})" for g, n in group_sizes.items()) + ".")
+        else:
+            rule = (f"This robot declares a budget of {budget} actuated revolute joints, each in exactly one of its "
+                    f"groups {list(groups)}.")
+        raise RobotContractError(f"robot URDF {urdf_path} breaks its {budget}-DoF contract:\n  - "
+                                 + "\n  - ".join(problems) + "\n" + rule)
     return actuated
+
+
+def check_hands(name: str, hands: dict[str, HandSpec], joint_names) -> None:
+    """Refuse hands whose joints are unknown or whose open and closed fingers cannot be told apart."""
+    problems = []
+    for side, hand in hands.items():
+        unknown = [j for j in (*hand.arm_joints, *hand.finger_joints) if j not in joint_names]
+        if unknown:
+            problems.append(f"hand {side!r} names joints the robot does not have: {unknown}")
+        if not (len(hand.finger_joints) == len(hand.finger_open) == len(hand.finger_closed)):
+            problems.append(f"hand {side!r}: {len(hand.finger_joints)} finger joints but {len(hand.finger_open)} "
+                            f"open and {len(hand.finger_closed)} closed positions")
+            continue
+        still = [j for j, a, b in zip(hand.finger_joints, hand.finger_open, hand.finger_closed) if a == b]
+        if still:
+            problems.append(f"hand {side!r}: finger_open equals finger_closed for {still}, so the grasp command "
+                            f"cannot move them; give each finger distinct open and closed positions (rad)")
+        if len(hand.grasp_site) != 3:
+            problems.append(f"hand {side!r}: grasp_site must be a point (x, y, z) in the palm frame")
+    if problems:
+        raise RobotContractError(f"robot {name!r}:\n  - " + "\n  - ".join(problems))
 
 
 def describe(
     name: str,
     urdf_path: str | Path,
     groups: dict[str, tuple[str, ...]],
-    kp: dict[str, float],
-    kd: dict[str, float],
+    kp: dict[str, float] | None = None,
+    kd: dict[str, float] | None = None,
     keyframes: dict[str, dict[str, float]] | None = None,
     hands: dict[str, HandSpec] | None = None,
     base_link: str = "pelvis",
@@ -203,17 +240,27 @@ def describe(
     contact_links: tuple[str, ...] = (),
     feet: tuple[str, ...] = (),
     sole_center: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    group_sizes: dict[str, int] | None = GROUP_SIZES,
+    budget: int | None = None,
+    torso_link: str = "",
+    home_keyframe: str = "standing",
 ) -> RobotDescription:
     """Build a RobotDescription from a URDF and a group mapping, checking the contract.
 
-    Joint order is the groups' order (legs, waist, head, arms, hands), so tasks that address
-    joints by group run unchanged on any robot that declares the same groups. Gains and
-    keyframes map joint names to values; joints a keyframe omits sit at 0 clipped to limits.
+    Joint order is the groups' order (for the default ``group_sizes``, legs, waist, head, arms,
+    hands, so tasks that address joints by group run unchanged on any robot that declares the
+    same groups; otherwise the order the groups are declared in). Gains and keyframes map joint
+    names to values; joints a keyframe omits sit at 0 clipped to limits. ``group_sizes`` and
+    ``budget``: see :func:`check_contract`.
     """
     urdf_path = Path(urdf_path)
-    actuated = {j.name: j for j in check_contract(urdf_path, groups)}
-    joint_names = tuple(n for group in GROUP_SIZES for n in groups[group])
+    actuated = {j.name: j for j in check_contract(urdf_path, groups, group_sizes, budget)}
+    order = group_sizes if group_sizes is not None else groups
+    joint_names = tuple(n for group in order for n in groups[group])
     for label, gains in (("kp", kp), ("kd", kd)):
+        if gains is None:
+            raise RobotContractError(f"robot {name!r} needs {label}= gains, a mapping joint name -> value for every "
+                                     f"actuated joint (or a spec file's [{label}] table)")
         missing = [n for n in joint_names if n not in gains]
         extra = [n for n in gains if n not in actuated]
         if missing or extra:
@@ -226,11 +273,15 @@ def describe(
         if unknown:
             raise RobotContractError(f"keyframe {frame_name!r} names unknown joints {unknown}")
         frames[frame_name] = np.clip(np.array([values.get(n, 0.0) for n in joint_names]), lower, upper)
+    if home_keyframe not in frames:
+        # A robot without keyframes stands at its zero posture (clipped to the limits).
+        frames.setdefault(home_keyframe, np.clip(np.zeros(len(joint_names)), lower, upper))
+    check_hands(name, dict(hands or {}), joint_names)
     return RobotDescription(
         name=name,
         urdf_path=urdf_path,
         joint_names=joint_names,
-        groups={g: tuple(groups[g]) for g in GROUP_SIZES},
+        groups={g: tuple(groups[g]) for g in order},
         joint_lower=lower,
         joint_upper=upper,
         velocity_limit=np.array([actuated[n].velocity for n in joint_names]),
@@ -244,4 +295,6 @@ def describe(
         contact_links=tuple(contact_links),
         feet=tuple(feet),
         sole_center=tuple(float(x) for x in sole_center),
+        torso_link=torso_link,
+        home_keyframe=home_keyframe,
     )

@@ -105,4 +105,5 @@ def load() -> RobotDescription:
             "palm", "thumb", "index", "middle", "ring", "little", "forearm", "foot")),
         feet=tuple(f"{side}_foot" for side in SIDES),
         sole_center=(FOOT_CENTER_X, 0.0, -ANKLE_HEIGHT),
+        torso_link="torso",
     )

@@ -1,7 +1,7 @@
 """The balance floor: a humanoid standing free on its own feet, pushed at the torso.
 
 The robot has a floating base: nothing holds it but its feet on the floor. Pushes are
-horizontal forces on the torso link, drawn per episode (:func:`sample_pushes`).
+horizontal forces on the robot's torso link (``robot.torso_link``), drawn per episode (:func:`sample_pushes`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import numpy as np
 
 from ..physics.scene import Camera, Scene
 
-#: The link the pushes hit.
-PUSH_LINK = "torso"
 #: Start height margin above the floor so that the feet do not begin in penetration (m).
 DROP_MARGIN = 0.005
 

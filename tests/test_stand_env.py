@@ -46,11 +46,11 @@ def _pushed_com_velocity(backend, robot, scene):
         engine.reset(None, EpisodeSetup.per_env(np.tile(robot.keyframe("standing"), (2, 1))))
         engine.step()
         force = np.array([[120.0, 0.0, 0.0], [0.0, -120.0, 0.0]])
-        engine.apply_force(stand_scene.PUSH_LINK, force)
+        engine.apply_force(robot.torso_link, force)
         _, before = engine.center_of_mass()
         for _ in range(5):  # 0.1 s
             engine.step()
-        engine.apply_force(stand_scene.PUSH_LINK, np.zeros((2, 3)))
+        engine.apply_force(robot.torso_link, np.zeros((2, 3)))
         _, after = engine.center_of_mass()
         return after - before
     finally:

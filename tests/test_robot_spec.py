@@ -1,0 +1,171 @@
+"""Robots other than humanoid43: spec files, their own groups and budget, registration, and tasks that say what they need.
+
+The robots here are humanoid43's URDF with joints turned fixed, the way published bodies differ
+from it: one without hands (31 joints) and one without a neck whose 7-joint hands count the wrist
+roll (41 joints in groups of other sizes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import gymnasium
+import numpy as np
+import pytest
+
+import training_ground.envs  # noqa: F401  (registers the tasks)
+from training_ground import robots
+from training_ground.robots import RobotContractError, humanoid43
+from training_ground.errors import UnknownNameError
+
+SIDES = ("left", "right")
+
+
+def _urdf_with_fixed(tmp_path, robot, fixed, name="body.urdf"):
+    text = robot.urdf_path.read_text()
+    for joint in fixed:
+        text, count = re.subn(f'<joint name="{joint}" type="revolute">', f'<joint name="{joint}" type="fixed">', text)
+        assert count == 1, joint
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _toml_list(names):
+    return "[" + ", ".join(f'"{n}"' for n in names) + "]"
+
+
+def _handless_spec(tmp_path, robot, **replace) -> str:
+    """A 31-joint body: humanoid43 with its fingers fixed, declared in a spec file."""
+    _urdf_with_fixed(tmp_path, robot, humanoid43.GROUPS["hands"])
+    groups = {g: humanoid43.GROUPS[g] for g in ("legs", "waist", "head", "arms")}
+    keys = {
+        "name": '"handless"',
+        "urdf": '"body.urdf"',
+        "budget": "31",
+        "base_link": '"pelvis"',
+        "torso_link": '"torso"',
+        "standing_base_height": "1.021",
+        "feet": _toml_list(robot.feet),
+        "sole_center": "[" + ", ".join(str(x) for x in robot.sole_center) + "]",
+        "contact_links": _toml_list(robot.feet),
+    }
+    keys.update(replace)
+    lines = [f"{key} = {value}" for key, value in keys.items() if value is not None]
+    lines.append("[groups]")
+    lines += [f"{group} = {_toml_list(names)}" for group, names in groups.items()]
+    # humanoid43's gains, the knees by a pattern (the first match wins, so the knees' lines below go unused
+    # for them), the rest by name.
+    joints = [j for names in groups.values() for j in names]
+    lines += ["[kp]", '"*_knee" = 800.0'] + [f"{j} = {humanoid43.KP[j]}" for j in joints if not j.endswith("_knee")]
+    lines += ["[kd]"] + [f"{j} = {humanoid43.KD[j]}" for j in joints]
+    lines += ["[keyframes.standing]"]
+    lines += [f'{joint} = {value}' for joint, value in humanoid43.KEYFRAMES["standing"].items()]
+    path = tmp_path / "handless.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_a_spec_file_declares_its_own_groups_and_budget(robot, tmp_path):
+    body = robots.load(_handless_spec(tmp_path, robot))
+    assert body.name == "handless" and body.num_joints == 31
+    assert list(body.groups) == ["legs", "waist", "head", "arms"]
+    assert body.joint_names == tuple(j for g in ("legs", "waist", "head", "arms") for j in humanoid43.GROUPS[g])
+    np.testing.assert_array_equal(body.kp, robot.kp[:31])
+    np.testing.assert_array_equal(body.kd, robot.kd[:31])
+    np.testing.assert_array_equal(body.keyframe("standing"), robot.keyframe("standing")[:31])
+    assert body.hands == {} and body.torso_link == "torso"
+
+
+def test_a_handless_body_stands_on_both_engines_and_a_hand_task_refuses_it_by_name(robot, tmp_path):
+    spec = _handless_spec(tmp_path, robot)
+    for backend in ("numpy", "pybullet"):
+        env = gymnasium.make("TrainingGround/Stand-v0", robot=spec, backend=backend)
+        try:
+            observation, _ = env.reset(seed=0)
+            for _ in range(10):
+                observation, _, terminated, truncated, info = env.step(env.action_space.sample() * 0.0)
+            assert not terminated and not info["diverged"]
+            assert all(np.isfinite(value).all() for value in observation.values())
+        finally:
+            env.close()
+    with pytest.raises(RobotContractError, match=r"BreadPickPlace needs .*'handless' lacks two hands"):
+        gymnasium.make("TrainingGround/BreadPickPlace-v0", robot=spec, backend="numpy")
+
+
+def test_a_body_with_other_groups_declares_its_own_sizes_and_budget(robot, tmp_path):
+    # No neck (41 joints); each hand keeps its six finger joints and gains the wrist roll as a hand joint.
+    path = _urdf_with_fixed(tmp_path, robot, humanoid43.GROUPS["head"])
+    groups = {"legs": humanoid43.GROUPS["legs"], "waist": humanoid43.GROUPS["waist"],
+              "arms": tuple(j for j in humanoid43.GROUPS["arms"] if not j.endswith("wrist_roll")),
+              "hands": tuple(f"{s}_wrist_roll" for s in SIDES) + humanoid43.GROUPS["hands"]}
+    kp = {j: v for j, v in humanoid43.KP.items() if j not in humanoid43.GROUPS["head"]}
+    kd = {j: v for j, v in humanoid43.KD.items() if j not in humanoid43.GROUPS["head"]}
+    with pytest.raises(RobotContractError, match=r"missing groups \['head'\]"):
+        robots.load(str(path), groups=groups, kp=kp, kd=kd)  # a bare URDF is held to humanoid43's contract
+    body = robots.describe("no_neck", path, groups, kp=kp, kd=kd, group_sizes=None, budget=41)
+    assert {g: len(j) for g, j in body.groups.items()} == {"legs": 12, "waist": 3, "arms": 12, "hands": 14}
+    with pytest.raises(RobotContractError, match="expected exactly 43 actuated joints, found 41"):
+        robots.describe("no_neck", path, groups, kp=kp, kd=kd, group_sizes=None)
+
+
+def test_registration_by_spec_and_by_description(robot, tmp_path):
+    spec = _handless_spec(tmp_path, robot)
+    robots.register("handless_test", spec)
+    robots.register("handless_test", spec)  # the same robot again: fine
+    assert "handless_test" in robots.registered()
+    assert robots.load("handless_test").num_joints == 31
+    with pytest.raises(RobotContractError, match="already registered as another robot"):
+        robots.register("handless_test", robot)
+    with pytest.raises(RobotContractError, match="already registered"):
+        robots.register("humanoid43", dataclasses.replace(robot, kp=robot.kp * 2))
+    renamed = dataclasses.replace(robot, name="humanoid43_copy")
+    env = gymnasium.make("TrainingGround/BreadPickPlace-v0", robot=renamed, backend="numpy")
+    try:
+        assert env.unwrapped.config.robot == "humanoid43_copy"  # a dataset records the name
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+    finally:
+        env.close()
+
+
+def test_an_unknown_robot_names_the_ways_to_give_one():
+    with pytest.raises(UnknownNameError, match=r"registered robots: .*humanoid43.*spec file.*register"):
+        gymnasium.make("TrainingGround/Stand-v0", robot="g1_nonexistent", backend="numpy")
+
+
+@pytest.mark.parametrize("replace, message", [
+    ({"budget": "30"}, "expected exactly 30 actuated joints, found 31"),
+    ({"urdf": '"missing.urdf"'}, "urdf 'missing.urdf' is not a file"),
+    ({"colour": '"red"'}, r"unknown keys \['colour'\]"),
+    ({"urdf": None}, r"lacks \['urdf'\]"),
+])
+def test_a_bad_spec_is_refused_by_key(robot, tmp_path, replace, message):
+    with pytest.raises(RobotContractError, match=message):
+        robots.load(_handless_spec(tmp_path, robot, **replace))
+
+
+def test_a_spec_that_is_not_toml_or_misses_gains_is_refused(robot, tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("name = [unclosed\n")
+    with pytest.raises(RobotContractError, match="not valid TOML"):
+        robots.load(str(path))
+    spec = _handless_spec(tmp_path, robot)
+    text = re.sub(r"\nleft_hip_yaw = [0-9.]+\n", "\n", open(spec).read(), count=1)
+    open(spec, "w").write(text)
+    with pytest.raises(RobotContractError, match=r"\[kp\] gives no gain for \['left_hip_yaw'"):
+        robots.load(spec)
+
+
+def test_a_urdf_without_gains_is_refused_with_what_to_give(robot):
+    with pytest.raises(RobotContractError, match="needs kp= gains"):
+        robots.load(str(robot.urdf_path), groups=dict(humanoid43.GROUPS), kd=dict(humanoid43.KD))
+
+
+def test_fingers_whose_open_and_closed_positions_are_equal_are_refused(robot):
+    hand = robot.hands["left"]
+    frozen = dataclasses.replace(hand, finger_closed=hand.finger_open)
+    with pytest.raises(RobotContractError, match=r"finger_open equals finger_closed for \['left_thumb_rotation'"):
+        robots.describe("frozen", robot.urdf_path, dict(humanoid43.GROUPS), dict(humanoid43.KP), dict(humanoid43.KD),
+                        hands={"left": frozen, "right": robot.hands["right"]})
