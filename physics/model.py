@@ -25,6 +25,7 @@ tree depth (about 13 levels for humanoid43), never over environments.
 from __future__ import annotations
 
 import functools
+import heapq
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -251,8 +252,6 @@ def load_model(robot: RobotDescription, fixed_base: bool = True, base_position=(
             walk = parent[walk]
         own = base_dofs + joint_of_link[link]
         dof_parent[own] = base_dofs + joint_of_link[walk] if walk > 0 else base_dofs - 1
-    if np.any(dof_parent >= np.arange(len(dof_parent))):
-        raise ValueError("joint order must list every joint after its parent joint for the tree-sparse solve")
     chains = []
     for k in range(len(dof_parent)):
         chain, walk = [], dof_parent[k]
@@ -515,6 +514,26 @@ def _inertia_terms(model: Model, kin: Kinematics) -> tuple[np.ndarray, np.ndarra
     return mass, mass * c, inertia
 
 
+def _parents_first(chains) -> list[int]:
+    """Coordinates ordered so that each comes after its parent (the last of its ancestor chain), ties by index:
+    the identity for coordinates already numbered parents first, whatever order a robot lists its joints in."""
+    children = [[] for _ in chains]
+    waiting = [0] * len(chains)
+    for k, chain in enumerate(chains):
+        if len(chain):
+            children[int(chain[-1])].append(k)
+            waiting[k] = 1
+    ready = [k for k in range(len(chains)) if not waiting[k]]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        k = heapq.heappop(ready)
+        order.append(k)
+        for child in children[k]:
+            heapq.heappush(ready, child)
+    return order
+
+
 @dataclass(frozen=True)
 class SparsePattern:
     """Where the mass matrix can be non-zero: entry (i, j) with j an ancestor-or-self of i.
@@ -538,6 +557,9 @@ class SparsePattern:
     base_pairs: np.ndarray
     below: tuple = ()
     below_pos: tuple = ()
+    #: Coordinates in the order the factorisation eliminates them: every coordinate before its ancestors
+    #: (for coordinates numbered parents first, nv - 1 down to 0).
+    elimination: tuple = ()
     #: Python source of the factorisation and solve of one environment, unrolled (see :func:`_ltdl_factor`).
     scalar_factor: str = ""
     scalar_solve: str = ""
@@ -565,12 +587,13 @@ class SparsePattern:
         # For each coordinate j, the coordinates that have it as an ancestor, and where (i, j) is stored.
         below = [np.array([i for i in range(len(chains)) if j in chains[i]], dtype=np.int64) for j in range(len(chains))]
         below_pos = [np.array([position[(i, j)] for i in below[j]], dtype=np.int64) for j in range(len(chains))]
+        elimination = tuple(reversed(_parents_first(chains)))
         # One environment: every operation of the batched loops below, in their order, as straight-line
         # Python on local float variables (a loop with a numpy call per coordinate costs ten times more).
         count = len(pairs)
         values = ", ".join(f"v{p}" for p in range(count)) + ","
         lines = ["def factor(v):", f"    {values} = v"]
-        for k in range(len(chains) - 1, -1, -1):
+        for k in elimination:
             if not len(chains[k]):
                 continue
             lines.append(f"    d = v{diag[k]}")
@@ -581,14 +604,15 @@ class SparsePattern:
         scalar_factor = "\n".join(lines + [f"    return [{values}]", ""])
         unknowns = ", ".join(f"x{i}" for i in range(len(chains))) + ","
         lines = ["def solve(f, x):", f"    {values.replace('v', 'f')} = f", f"    {unknowns} = x"]
-        for i in range(len(chains) - 1, -1, -1):  # L^T y = rhs
+        for i in elimination:  # L^T y = rhs
             lines += [f"    x{j} -= f{p} * x{i}" for j, p in zip(chains[i], row[i])]
         lines += [f"    x{k} = x{k} / f{diag[k]}" for k in range(len(chains))]
-        for j in range(len(chains)):  # L x = y
+        for j in reversed(elimination):  # L x = y
             lines += [f"    x{i} -= f{p} * x{j}" for i, p in zip(below[j], below_pos[j])]
         scalar_solve = "\n".join(lines + [f"    return [{unknowns}]", ""])
         return cls(rows, cols, tuple(chains), row, diag, tuple(block), tuple(block_rows), tuple(block_cols),
-                   joint_pairs, base_pairs, tuple(below), tuple(below_pos), scalar_factor, scalar_solve)
+                   joint_pairs, base_pairs, tuple(below), tuple(below_pos),
+                   scalar_factor=scalar_factor, scalar_solve=scalar_solve, elimination=elimination)
 
     def to_dense(self, values: np.ndarray, nv: int) -> np.ndarray:
         """Symmetric dense matrices (N, nv, nv) from pair values (pairs, N)."""
@@ -780,7 +804,7 @@ def _ltdl_factor(values: np.ndarray, pattern: SparsePattern) -> np.ndarray:
     if values.shape[-1] == 1:
         values[:, 0] = _compiled(pattern.scalar_factor, "factor")(values[:, 0].tolist())
         return values
-    for k in range(len(pattern.diag) - 1, -1, -1):
+    for k in pattern.elimination:
         if not len(pattern.chain[k]):
             continue
         row = values[pattern.row[k]]
@@ -810,12 +834,11 @@ def _ltdl_solve(factor: np.ndarray, pattern: SparsePattern, rhs: np.ndarray) -> 
         rhs[:, 0] = _compiled(pattern.scalar_solve, "solve")(factor[:, 0].tolist(), rhs[:, 0].tolist())
         return rhs
     x = rhs
-    nv = x.shape[0]
-    for i in range(nv - 1, -1, -1):  # L^T y = rhs
+    for i in pattern.elimination:  # L^T y = rhs, leaves first
         if len(pattern.chain[i]):
             x[pattern.chain[i]] -= factor[pattern.row[i]] * x[i]
     x /= factor[pattern.diag]
-    for j in range(nv):  # L x = y, column by column: no reductions, so no summation order that depends on N
+    for j in reversed(pattern.elimination):  # L x = y, column by column: no reductions, so no summation order that depends on N
         if len(pattern.below[j]):
             x[pattern.below[j]] -= factor[pattern.below_pos[j]] * x[j]
     return x

@@ -215,7 +215,7 @@ class ImplicitContacts:
         dof_lists, slot_links = [], []
         for body in sphere_body:
             chain = [link for link in np.flatnonzero(model.ancestors[body]) if model.joint_of_link[link] >= 0]
-            chain.sort(key=lambda link: model.joint_of_link[link])  # parents come first in joint order
+            chain.sort(key=lambda link: model.ancestors[link].sum())  # root first: by depth, whatever the joint order
             dof_lists.append(list(range(nb)) + [nb + model.joint_of_link[link] for link in chain])
             slot_links.append([-1] * nb + chain)
         width = max(len(d) for d in dof_lists)

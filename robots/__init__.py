@@ -23,8 +23,6 @@ from .spec import load_spec
 
 #: Registered robots: name -> a function that loads its description.
 _REGISTRY = {"humanoid43": humanoid43.load}
-#: Names that are the project's own and cannot be registered over.
-_BUILT_IN = frozenset(_REGISTRY)
 
 
 def register(name: str, spec) -> None:
@@ -50,7 +48,7 @@ def register(name: str, spec) -> None:
         raise RobotContractError(f"register({name!r}, ...) takes a RobotDescription, a .toml spec path or a loader "
                                  f"function, got {type(spec).__name__}")
     if name in _REGISTRY:
-        if name in _BUILT_IN or not _same(_REGISTRY[name](), loader()):
+        if not _same(_REGISTRY[name](), loader()):
             raise RobotContractError(f"robot {name!r} is already registered as another robot; choose another name")
         return
     _REGISTRY[name] = loader

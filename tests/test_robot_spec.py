@@ -169,3 +169,62 @@ def test_fingers_whose_open_and_closed_positions_are_equal_are_refused(robot):
     with pytest.raises(RobotContractError, match=r"finger_open equals finger_closed for \['left_thumb_rotation'"):
         robots.describe("frozen", robot.urdf_path, dict(humanoid43.GROUPS), dict(humanoid43.KP), dict(humanoid43.KD),
                         hands={"left": frozen, "right": robot.hands["right"]})
+
+
+def _reordered(robot, order=("arms", "hands", "legs", "head", "waist")):
+    """humanoid43 with its joints listed arms first: children before their parents (the waist)."""
+    groups = {g: humanoid43.GROUPS[g] for g in order}
+    return robots.describe("arms_first", robot.urdf_path, groups, dict(humanoid43.KP), dict(humanoid43.KD),
+                           keyframes=humanoid43.KEYFRAMES, hands=robot.hands, base_link=robot.base_link,
+                           standing_base_height=robot.standing_base_height, contact_links=robot.contact_links,
+                           feet=robot.feet, sole_center=robot.sole_center, group_sizes=None, torso_link="torso")
+
+
+def test_joints_in_any_order_give_the_same_dynamics(robot):
+    from training_ground.physics import load_model
+    from training_ground.physics import model as numpy_model
+
+    reordered = _reordered(robot)
+    assert reordered.joint_names[:14] == humanoid43.GROUPS["arms"]
+    perm = robot.joint_indices(list(reordered.joint_names))  # reordered joint k is robot joint perm[k]
+    rng = np.random.default_rng(5)
+    for fixed_base in (True, False):
+        original, other = load_model(robot, fixed_base=fixed_base), load_model(reordered, fixed_base=fixed_base)
+        nb = original.base_dofs
+        q = np.tile(robot.home_posture, (3, 1)) + rng.uniform(-0.3, 0.3, (3, 43))
+        v = rng.normal(size=(3, 43 + nb))
+        if not fixed_base:
+            q = np.concatenate([np.tile([0.0, 0.1, 1.0, 0.1, 0.0, 0.0, 0.995], (3, 1)), q], axis=1)
+        columns = np.concatenate([np.arange(nb), nb + perm])
+        q_other = np.concatenate([q[:, :q.shape[1] - 43], q[:, q.shape[1] - 43:][:, perm]], axis=1)
+        matrix = numpy_model.mass_matrix(original, q)
+        np.testing.assert_allclose(numpy_model.mass_matrix(other, q_other), matrix[:, columns][:, :, columns],
+                                   rtol=0, atol=1e-12 * np.abs(matrix).max())
+        bias = numpy_model.bias_forces(original, q, v)
+        np.testing.assert_allclose(numpy_model.bias_forces(other, q_other, v[:, columns]), bias[:, columns],
+                                   rtol=0, atol=1e-12 * np.abs(bias).max())
+        # The tree-sparse solve, eliminating the reordered joints leaves first.
+        rhs = rng.normal(size=(3, 43 + nb))
+        solved = numpy_model.ltdl_solve(original, numpy_model.ltdl_factor(original, matrix), rhs)
+        solved_other = numpy_model.ltdl_solve(other, numpy_model.ltdl_factor(other, matrix[:, columns][:, :, columns]),
+                                              rhs[:, columns])
+        np.testing.assert_allclose(solved_other, solved[:, columns], rtol=1e-9, atol=1e-12)
+
+
+def test_a_robot_listing_children_before_parents_runs_a_task_like_the_original(robot):
+    reordered = _reordered(robot)
+    perm = robot.joint_indices(list(reordered.joint_names))
+    trajectories = {}
+    for body in (robot, reordered):
+        env = gymnasium.make("TrainingGround/Stand-v0", robot=body, backend="numpy")
+        try:
+            env.reset(seed=3)
+            joints = []
+            for _ in range(15):
+                env.step(env.unwrapped.task.controller.to_action(body.keyframe("standing")[None])[0])
+                joints.append(env.unwrapped.task.engine.joint_state()[0][0])
+            trajectories[body.name] = np.array(joints)
+        finally:
+            env.close()
+    # The same robot, its joints listed in another order: the same motion up to rounding.
+    np.testing.assert_allclose(trajectories["arms_first"], trajectories["humanoid43"][:, perm], rtol=0, atol=1e-9)
