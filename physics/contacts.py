@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import _dot, _rpy_matrix
+from .meshes import resolve_mesh, sphere_cover
+from .model import _dot, _floats, _rpy_matrix
 from .rotations import quat_to_matrix
 
 
@@ -78,43 +79,50 @@ def box_corner_spheres(size, origin=np.zeros(3), rotation=np.eye(3), fraction: f
     return origin + (signs * (half - radius)) @ rotation.T, np.full(8, radius)
 
 
-def robot_spheres(urdf_path, link_names: tuple[str, ...]) -> SphereSet:
-    """Spheres of every collision primitive of a URDF, attached to links by index into link_names."""
+def robot_spheres(urdf_path, link_names: tuple[str, ...], links=None) -> SphereSet:
+    """Spheres of every collision shape of a URDF (primitives, and meshes by physics/meshes.py), attached to
+    links by index into link_names; ``links``: only these links' (default: all)."""
     root = ET.parse(urdf_path).getroot()
-    bodies, centers, radii = [], [], []
+    bodies, centers_list, radii = [], [], []
     for element in root.findall("link"):
         name = element.get("name")
+        if links and name not in links:
+            continue
         for collision in element.findall("collision"):
             origin = collision.find("origin")
             xyz = np.array([float(x) for x in origin.get("xyz", "0 0 0").split()]) if origin is not None else np.zeros(3)
             rpy = np.array([float(x) for x in origin.get("rpy", "0 0 0").split()]) if origin is not None else np.zeros(3)
             geometry = list(collision.find("geometry"))[0]
-            if geometry.tag == "box":
-                size = [float(x) for x in geometry.get("size").split()]
-            elif geometry.tag == "sphere":
-                size = [float(geometry.get("radius"))]
-            elif geometry.tag in ("cylinder", "capsule"):
-                size = [float(geometry.get("radius")), float(geometry.get("length"))]
+            rotation = _rpy_matrix(rpy)
+            if geometry.tag == "mesh":
+                # Spheres inside the mesh's convex hull, the shape pybullet collides (physics/meshes.py).
+                centers, r = sphere_cover(resolve_mesh(urdf_path, geometry.get("filename", "")),
+                                          _floats(geometry.get("scale"), (1.0, 1.0, 1.0)))
+                local = xyz + centers @ rotation.T
             else:
-                raise ValueError(f"link {name!r} has a {geometry.tag} collision shape; only primitives are supported")
-            local, r = spheres_for_shape(geometry.tag, size, xyz, _rpy_matrix(rpy))
-            if geometry.tag == "box":
-                corners, corner_radii = box_corner_spheres(size, xyz, _rpy_matrix(rpy))
-                local, r = np.concatenate([local, corners]), np.concatenate([r, corner_radii])
+                if geometry.tag == "box":
+                    size = [float(x) for x in geometry.get("size").split()]
+                elif geometry.tag == "sphere":
+                    size = [float(geometry.get("radius"))]
+                elif geometry.tag in ("cylinder", "capsule"):
+                    size = [float(geometry.get("radius")), float(geometry.get("length"))]
+                else:
+                    raise ValueError(f"link {name!r} has a {geometry.tag} collision shape; the numpy engine takes "
+                                     f"boxes, spheres, cylinders, capsules and meshes")
+                local, r = spheres_for_shape(geometry.tag, size, xyz, rotation)
+                if geometry.tag == "box":
+                    corners, corner_radii = box_corner_spheres(size, xyz, rotation)
+                    local, r = np.concatenate([local, corners]), np.concatenate([r, corner_radii])
             bodies += [link_names.index(name)] * len(r)
-            centers.append(local)
+            centers_list.append(local)
             radii.append(r)
-    return SphereSet(np.array(bodies), np.concatenate(centers), np.concatenate(radii))
+    return SphereSet(np.array(bodies), np.concatenate(centers_list), np.concatenate(radii))
 
 
 def contact_spheres(robot, link_names: tuple[str, ...]) -> SphereSet:
     """The spheres of the robot's contact links (``robot.contact_links``; every link when it names none),
     attached to links by index into link_names."""
-    spheres = robot_spheres(robot.urdf_path, link_names)
-    if not robot.contact_links:
-        return spheres
-    keep = np.isin(np.array(link_names)[spheres.body], robot.contact_links)
-    return SphereSet(spheres.body[keep], spheres.center[keep], spheres.radius[keep])
+    return robot_spheres(robot.urdf_path, link_names, robot.contact_links)
 
 
 @dataclass(frozen=True)
