@@ -11,6 +11,8 @@ off so that the model matches the URDF and the numpy engine exactly. That is
 ``drive="explicit"``, and it is also what runs for the default ``"damping_implicit"``
 (a torque set before the step cannot depend on the step's end velocity); ``"implicit"``
 is refused: pybullet's own position motors are constraint-based, not this PD law.
+
+Links without ``<inertial>`` follow physics/model.py's one rule (:func:`urdf_inertials`), set after loading.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..errors import InputError
 from .drives import check_drive_stability
 from .engine import Engine, EngineConfig, pd_torques
 from .pybullet_cloth import PybulletCloth
+from .model import urdf_inertials
 from .pybullet_objects import PybulletObjects
 
 # Bullet's btBroadphaseProxy collision filter groups.
@@ -50,6 +53,7 @@ class PybulletEngine(Engine):
         if gui and not os.environ.get("DISPLAY"):
             raise RuntimeError("render_mode='human' opens a pybullet GUI window and needs a display; "
                                "no DISPLAY is set. Use render_mode='rgb_array' on a headless machine.")
+        self._inertials, self._missing_inertials = urdf_inertials(robot.urdf_path, scene.fixed_base)
         # Components are made before the worlds, which they may prepare (a cloth needs a deformable world).
         self.objects = PybulletObjects(self)
         self.components["objects"] = self.objects
@@ -89,18 +93,30 @@ class PybulletEngine(Engine):
         num_joints = client.getNumJoints(robot_id)
         for link in range(-1, num_joints):
             client.changeDynamics(robot_id, link, linearDamping=0.0, angularDamping=0.0, lateralFriction=1.0)
+        # loadURDF gives a link without <inertial> 1 kg and unit inertia; the shared rule's values instead.
+        link_index = self._read_link_index(client, robot_id)
+        for link in self._missing_inertials:
+            mass, _, inertia = self._inertials[link]
+            client.changeDynamics(robot_id, link_index[link], mass=mass, localInertiaDiagonal=np.diag(inertia).tolist())
         # Default velocity motors would act as hidden joint friction; torque control needs them off.
         client.setJointMotorControlArray(robot_id, list(range(num_joints)), pybullet.VELOCITY_CONTROL,
                                          forces=[0.0] * num_joints)
         return robot_id
 
-    def _index_robot(self, client, robot_id) -> None:
+    @staticmethod
+    def _read_link_index(client, robot_id) -> dict[str, int]:
+        """Link name -> pybullet link index (-1 for the base)."""
         link_index = {client.getBodyInfo(robot_id)[0].decode(): -1}
+        for j in range(client.getNumJoints(robot_id)):
+            link_index[client.getJointInfo(robot_id, j)[12].decode()] = j
+        return link_index
+
+    def _index_robot(self, client, robot_id) -> None:
+        link_index = self._read_link_index(client, robot_id)
         joint_index, parents, movable = {}, {}, []
         for j in range(client.getNumJoints(robot_id)):
             info = client.getJointInfo(robot_id, j)
             joint_index[info[1].decode()] = j
-            link_index[info[12].decode()] = j
             parents[j] = info[16]
             if info[2] != pybullet.JOINT_FIXED:
                 movable.append(j)
@@ -118,9 +134,9 @@ class PybulletEngine(Engine):
                     subtree.add(j)
             self._hand_links.append(sorted(subtree))
         self._palm_ids = [link_index[h.palm_link] for h in self.robot.hands.values()]
-        # Masses of the base (-1) and links 0..J-1, for the centre of mass.
-        self._link_masses = np.array([client.getDynamicsInfo(robot_id, j)[0]
-                                      for j in range(-1, client.getNumJoints(robot_id))])
+        # Masses of the base (-1) and links 0..J-1, for the centre of mass: the URDF's, as the numpy engine sums
+        # them (pybullet reports a fixed base as massless, which would leave it out).
+        self._link_masses = np.array([self._inertials[name][0] for name in self._links_in_order()])
         self._grasp_sites = np.array([h.grasp_site for h in self.robot.hands.values()])
         self._collision_filters = self._urdf_collision_filters()
 
