@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import heapq
 import math
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -182,23 +183,33 @@ def _rpy_matrix(rpy) -> np.ndarray:
     return rz @ ry @ rx
 
 
+#: What a moving link without ``<inertial>`` weighs on both engines: 1 g (kg) and 1e-6 kg m^2 about each axis
+#: through its origin, a solid sphere of 5 cm radius. Small beside any real link, so that the robot is the one its
+#: URDF describes, yet not zero, so that a joint whose subtree carries no mass keeps a finite inertia (a massless
+#: leaf makes the mass matrix singular). pybullet on its own gives such links 1 kg and 1 kg m^2, absurd for a
+#: sensor or motor frame; the pybullet engine sets these values instead (physics/pybullet_engine.py).
+MISSING_INERTIAL_MASS = 1e-3
+MISSING_INERTIAL_INERTIA = 1e-6
+
+
 def _read_urdf(path) -> tuple[dict, dict]:
-    """Links (name -> mass, com, inertia in the link frame) and joints (child name -> fields) of a URDF."""
+    """Links (name -> mass, com, inertia in the link frame, or None without ``<inertial>``) and joints
+    (child name -> fields) of a URDF."""
     root = ET.parse(path).getroot()
     links = {}
     for element in root.findall("link"):
         inertial = element.find("inertial")
-        mass, com, inertia = 0.0, np.zeros(3), np.zeros((3, 3))
-        if inertial is not None:
-            origin = inertial.find("origin")
-            mass = float(inertial.find("mass").get("value"))
-            com = _floats(origin.get("xyz") if origin is not None else None)
-            rotation = _rpy_matrix(_floats(origin.get("rpy") if origin is not None else None))
-            i = {k: float(v) for k, v in inertial.find("inertia").attrib.items()}
-            tensor = np.array([[i["ixx"], i["ixy"], i["ixz"]], [i["ixy"], i["iyy"], i["iyz"]],
-                               [i["ixz"], i["iyz"], i["izz"]]])
-            inertia = rotation @ tensor @ rotation.T
-        links[element.get("name")] = (mass, com, inertia)
+        if inertial is None:
+            links[element.get("name")] = None
+            continue
+        origin = inertial.find("origin")
+        mass = float(inertial.find("mass").get("value"))
+        com = _floats(origin.get("xyz") if origin is not None else None)
+        rotation = _rpy_matrix(_floats(origin.get("rpy") if origin is not None else None))
+        i = {k: float(v) for k, v in inertial.find("inertia").attrib.items()}
+        tensor = np.array([[i["ixx"], i["ixy"], i["ixz"]], [i["ixy"], i["iyy"], i["iyz"]],
+                           [i["ixz"], i["iyz"], i["izz"]]])
+        links[element.get("name")] = (mass, com, rotation @ tensor @ rotation.T)
     joints = {}
     for element in root.findall("joint"):
         origin = element.find("origin")
@@ -212,10 +223,44 @@ def _read_urdf(path) -> tuple[dict, dict]:
     return links, joints
 
 
+def _fill_missing_inertials(urdf_path, links: dict, joints: dict, fixed_base: bool) -> tuple[str, ...]:
+    """The one rule for links without ``<inertial>``, both engines' (vendor URDFs have them for sensor and motor
+    frames): ``links``' None entries are filled in place; returns their names.
+
+    A link welded to its parent (a fixed joint) or to the world (the root of a fixed base) is massless: it merges
+    into what it is welded to and changes nothing. A link that moves on its own (a joint that is not fixed, or the
+    root of a floating base) gets :data:`MISSING_INERTIAL_MASS` and :data:`MISSING_INERTIAL_INERTIA` at its origin,
+    with a warning naming it, since the URDF leaves its dynamics undefined.
+    """
+    filled = []
+    for name, inertial in links.items():
+        if inertial is not None:
+            continue
+        welded = joints[name]["type"] == "fixed" if name in joints else fixed_base
+        if welded:
+            mass, inertia = 0.0, 0.0
+        else:
+            mass, inertia = MISSING_INERTIAL_MASS, MISSING_INERTIAL_INERTIA
+            warnings.warn(f"link {name!r} of {urdf_path} moves but has no <inertial>: both engines give it {mass} kg "
+                          f"and {inertia} kg m^2 at its origin (physics/model.py MISSING_INERTIAL_MASS)", stacklevel=3)
+        links[name] = (mass, np.zeros(3), np.eye(3) * inertia)
+        filled.append(name)
+    return tuple(filled)
+
+
+def urdf_inertials(urdf_path, fixed_base: bool) -> tuple[dict[str, tuple[float, np.ndarray, np.ndarray]], tuple[str, ...]]:
+    """Every link's mass, centre of mass and inertia about it (link frame) as :func:`load_model` reads them, and the
+    names of the links that had no ``<inertial>`` (filled by :func:`_fill_missing_inertials`' rule): for an engine
+    that loads the URDF itself (pybullet) to set the same."""
+    links, joints = _read_urdf(urdf_path)
+    return links, _fill_missing_inertials(urdf_path, links, joints, fixed_base)
+
+
 def load_model(robot: RobotDescription, fixed_base: bool = True, base_position=(0.0, 0.0, 0.0),
                base_quaternion=(0.0, 0.0, 0.0, 1.0), gravity=(0.0, 0.0, -9.81)) -> Model:
     """Read the robot's URDF into a Model (``base_*`` place a fixed base; a floating base takes them from q)."""
     links, joints = _read_urdf(robot.urdf_path)
+    _fill_missing_inertials(robot.urdf_path, links, joints, fixed_base)
     base = next(name for name in links if name not in joints)
     order = [base]
     for name in order:  # breadth-first: parents before children

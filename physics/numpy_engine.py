@@ -592,8 +592,7 @@ class NumpyEngine(Engine):
         for component in self.components.values():
             component.show_in(self._viewer, env_id)
         if self.model.floating:
-            client, body = self._viewer.clients[0], self._viewer._robot_ids[0]
-            client.resetBasePositionAndOrientation(body, self.state.q[env_id, :3], self.state.q[env_id, 3:7])
+            self._viewer._reset_base_link(0, self.state.q[env_id, :3], self.state.q[env_id, 3:7], np.zeros(6))
         return self._viewer.render(0, width, height)
 
     # ------------------------------------------------------------------ saving and restoring state

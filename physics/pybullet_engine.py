@@ -11,6 +11,12 @@ off so that the model matches the URDF and the numpy engine exactly. That is
 ``drive="explicit"``, and it is also what runs for the default ``"damping_implicit"``
 (a torque set before the step cannot depend on the step's end velocity); ``"implicit"``
 is refused: pybullet's own position motors are constraint-based, not this PD law.
+
+Both engines place and report the base LINK frame (and the velocity of its origin in the saved state), as the
+numpy engine's coordinates are. pybullet's base pose and velocity are those of the base's inertial frame (its
+centre of mass and principal axes), which differ wherever the root link's ``<inertial><origin>`` is not the
+identity; :meth:`PybulletEngine._reset_base_link` and :meth:`PybulletEngine._base_link_state` convert. Links
+without ``<inertial>`` follow physics/model.py's one rule (:func:`urdf_inertials`), set after loading.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from .scene import Scene
 from ..errors import InputError
 from .drives import check_drive_stability
 from .engine import Engine, EngineConfig, pd_torques
+from .model import urdf_inertials
 from .pybullet_cloth import PybulletCloth
 from .pybullet_objects import PybulletObjects
+from .rotations import quat_conjugate, quat_multiply, quat_to_matrix
 
 # Bullet's btBroadphaseProxy collision filter groups.
 DEFAULT_FILTER, STATIC_FILTER, ALL_FILTER = 1, 2, -1
@@ -50,6 +58,7 @@ class PybulletEngine(Engine):
         if gui and not os.environ.get("DISPLAY"):
             raise RuntimeError("render_mode='human' opens a pybullet GUI window and needs a display; "
                                "no DISPLAY is set. Use render_mode='rgb_array' on a headless machine.")
+        self._inertials, self._missing_inertials = urdf_inertials(robot.urdf_path, scene.fixed_base)
         # Components are made before the worlds, which they may prepare (a cloth needs a deformable world).
         self.objects = PybulletObjects(self)
         self.components["objects"] = self.objects
@@ -89,18 +98,30 @@ class PybulletEngine(Engine):
         num_joints = client.getNumJoints(robot_id)
         for link in range(-1, num_joints):
             client.changeDynamics(robot_id, link, linearDamping=0.0, angularDamping=0.0, lateralFriction=1.0)
+        # loadURDF gives a link without <inertial> 1 kg and unit inertia; the shared rule's values instead.
+        link_index = self._read_link_index(client, robot_id)
+        for link in self._missing_inertials:
+            mass, _, inertia = self._inertials[link]
+            client.changeDynamics(robot_id, link_index[link], mass=mass, localInertiaDiagonal=np.diag(inertia).tolist())
         # Default velocity motors would act as hidden joint friction; torque control needs them off.
         client.setJointMotorControlArray(robot_id, list(range(num_joints)), pybullet.VELOCITY_CONTROL,
                                          forces=[0.0] * num_joints)
         return robot_id
 
-    def _index_robot(self, client, robot_id) -> None:
+    @staticmethod
+    def _read_link_index(client, robot_id) -> dict[str, int]:
+        """Link name -> pybullet link index (-1 for the base)."""
         link_index = {client.getBodyInfo(robot_id)[0].decode(): -1}
+        for j in range(client.getNumJoints(robot_id)):
+            link_index[client.getJointInfo(robot_id, j)[12].decode()] = j
+        return link_index
+
+    def _index_robot(self, client, robot_id) -> None:
+        link_index = self._read_link_index(client, robot_id)
         joint_index, parents, movable = {}, {}, []
         for j in range(client.getNumJoints(robot_id)):
             info = client.getJointInfo(robot_id, j)
             joint_index[info[1].decode()] = j
-            link_index[info[12].decode()] = j
             parents[j] = info[16]
             if info[2] != pybullet.JOINT_FIXED:
                 movable.append(j)
@@ -118,9 +139,13 @@ class PybulletEngine(Engine):
                     subtree.add(j)
             self._hand_links.append(sorted(subtree))
         self._palm_ids = [link_index[h.palm_link] for h in self.robot.hands.values()]
-        # Masses of the base (-1) and links 0..J-1, for the centre of mass.
-        self._link_masses = np.array([client.getDynamicsInfo(robot_id, j)[0]
-                                      for j in range(-1, client.getNumJoints(robot_id))])
+        # Masses of the base (-1) and links 0..J-1, for the centre of mass: the URDF's, as the numpy engine sums
+        # them (pybullet reports a fixed base as massless, which would leave it out).
+        self._link_masses = np.array([self._inertials[name][0] for name in self._links_in_order()])
+        # The base's inertial frame in its link frame (URDF <inertial><origin>, rotated onto principal axes).
+        base_dynamics = client.getDynamicsInfo(robot_id, -1)
+        self._base_inertial_position = np.array(base_dynamics[3])
+        self._base_inertial_orientation = np.array(base_dynamics[4])
         self._grasp_sites = np.array([h.grasp_site for h in self.robot.hands.values()])
         self._collision_filters = self._urdf_collision_filters()
 
@@ -156,8 +181,7 @@ class PybulletEngine(Engine):
         joint_pos, joint_vel = self._joint_arrays(env_ids, episodes)
         for row, env_id in enumerate(env_ids):
             client, robot_id = self.clients[env_id], self._robot_ids[env_id]
-            client.resetBasePositionAndOrientation(robot_id, self.scene.robot_position, self.scene.robot_quaternion)
-            client.resetBaseVelocity(robot_id, [0, 0, 0], [0, 0, 0])
+            self._reset_base_link(env_id, self.scene.robot_position, self.scene.robot_quaternion, np.zeros(6))
             for joint_id, q, qd in zip(self._joint_ids, joint_pos[row], joint_vel[row]):
                 client.resetJointState(robot_id, joint_id, q, qd)
             self._drop_contacts(env_id)
@@ -167,6 +191,27 @@ class PybulletEngine(Engine):
         self.diverged[env_ids] = False
         for component in self.components.values():
             component.reset(env_ids, episodes)
+
+    def _reset_base_link(self, env_id: int, position, quaternion, velocity) -> None:
+        """Put the base link frame at ``position`` / ``quaternion`` (xyzw), its origin moving at ``velocity``
+        (linear, then angular; world frame), by placing pybullet's base, its inertial frame, where that puts it."""
+        client, robot_id = self.clients[env_id], self._robot_ids[env_id]
+        position, quaternion, velocity = (np.asarray(x, float) for x in (position, quaternion, velocity))
+        offset = quat_to_matrix(quaternion) @ self._base_inertial_position
+        inertial_quaternion = quat_multiply(quaternion, self._base_inertial_orientation)
+        client.resetBasePositionAndOrientation(robot_id, (position + offset).tolist(), inertial_quaternion.tolist())
+        linear = velocity[:3] + np.cross(velocity[3:], offset)
+        client.resetBaseVelocity(robot_id, linear.tolist(), velocity[3:].tolist())
+
+    def _base_link_state(self, env_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """The base link frame's pose (7,) and its origin's velocity (6,: linear, then angular), in the world frame."""
+        client, robot_id = self.clients[env_id], self._robot_ids[env_id]
+        position, orientation = (np.asarray(x) for x in client.getBasePositionAndOrientation(robot_id))
+        linear, angular = (np.asarray(x) for x in client.getBaseVelocity(robot_id))
+        quaternion = quat_multiply(orientation, quat_conjugate(self._base_inertial_orientation))
+        offset = quat_to_matrix(quaternion) @ self._base_inertial_position
+        return (np.concatenate([position - offset, quaternion]),
+                np.concatenate([linear - np.cross(angular, offset), angular]))
 
     def _drop_contacts(self, env_id: int) -> None:
         """Forget the robot's contact manifolds in one environment, as a fresh world has none.
@@ -201,12 +246,11 @@ class PybulletEngine(Engine):
         for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
             for i, link in enumerate(ids):
                 if link == -1:
-                    position, orientation = client.getBasePositionAndOrientation(robot_id)
+                    poses[env_id, i] = self._base_link_state(env_id)[0]
                 else:
                     state = client.getLinkState(robot_id, link, computeForwardKinematics=True)
-                    position, orientation = state[4], state[5]
-                poses[env_id, i, :3] = position
-                poses[env_id, i, 3:] = orientation
+                    poses[env_id, i, :3] = state[4]
+                    poses[env_id, i, 3:] = state[5]
         return poses
 
     def point_jacobian(self, link, local_point):
@@ -235,27 +279,20 @@ class PybulletEngine(Engine):
                 continue
             index = self.link_index(link)
             if index == -1:
-                position = self._base_frame_position(env_id)
+                position = self._base_link_state(env_id)[0][:3]
             else:
                 position = client.getLinkState(robot_id, index, computeForwardKinematics=True)[4]
             client.applyExternalForce(robot_id, index, force[env_id].tolist(), list(position), pybullet.WORLD_FRAME)
-
-    def _base_frame_position(self, env_id: int):
-        # getBasePositionAndOrientation reports the base's inertial frame; go back to the link frame.
-        client, robot_id = self.clients[env_id], self._robot_ids[env_id]
-        position, orientation = client.getBasePositionAndOrientation(robot_id)
-        inertial = np.asarray(client.getDynamicsInfo(robot_id, -1)[3])
-        rotation = np.asarray(client.getMatrixFromQuaternion(orientation)).reshape(3, 3)
-        return np.asarray(position) - rotation @ inertial
 
     def center_of_mass(self):
         position = np.zeros((self.num_envs, 3))
         velocity = np.zeros((self.num_envs, 3))
         links = list(range(len(self._link_masses) - 1))
         for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
+            # pybullet's base pose and velocity, like getLinkStates' first entry and velocity, are those of the
+            # centre of mass: what this sum needs.
             base_position, _ = client.getBasePositionAndOrientation(robot_id)
             base_velocity, _ = client.getBaseVelocity(robot_id)
-            # getLinkStates' first entry and velocity are those of each link's centre of mass.
             states = client.getLinkStates(robot_id, links, computeLinkVelocity=1, computeForwardKinematics=1)
             positions = np.array([base_position] + [state[0] for state in states])
             velocities = np.array([base_velocity] + [state[6] for state in states])
@@ -266,7 +303,7 @@ class PybulletEngine(Engine):
     def base_velocity(self):
         velocity = np.zeros((self.num_envs, 6))
         for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
-            linear, angular = client.getBaseVelocity(robot_id)
+            linear, angular = client.getBaseVelocity(robot_id)  # the base's centre of mass: what base_velocity means
             velocity[env_id] = (*linear, *angular)
         return velocity
 
@@ -311,18 +348,15 @@ class PybulletEngine(Engine):
         return sorted(self._link_index, key=self._link_index.get)
 
     def state_blocks(self):
-        """Base pose and velocity, joint positions and velocities, diverged, joint targets, grasp commands,
-        held external forces (one row per link, base first), then the components' blocks.
+        """Base link pose and its origin's velocity, joint positions and velocities, diverged, joint targets,
+        grasp commands, held external forces (one row per link, base first), then the components' blocks.
 
         Bullet's contact manifolds (warm-start impulses) cannot be read or written through the API, so
         a restore mid-contact resumes from cold contacts; a restore right after a reset is exact."""
         n = self.num_envs
         base_pose, base_velocity = np.zeros((n, 7)), np.zeros((n, 6))
-        for env_id, (client, robot_id) in enumerate(zip(self.clients, self._robot_ids)):
-            position, orientation = client.getBasePositionAndOrientation(robot_id)
-            linear, angular = client.getBaseVelocity(robot_id)
-            base_pose[env_id] = (*position, *orientation)
-            base_velocity[env_id] = (*linear, *angular)
+        for env_id in range(n):
+            base_pose[env_id], base_velocity[env_id] = self._base_link_state(env_id)
         joint_pos, joint_vel = self.joint_state()
         return {
             "base_pose": base_pose,
@@ -339,9 +373,8 @@ class PybulletEngine(Engine):
     def load_state_blocks(self, env_ids, blocks) -> None:
         for row, env_id in enumerate(env_ids):
             client, robot_id = self.clients[env_id], self._robot_ids[env_id]
-            pose, velocity = blocks["base_pose"][row], blocks["base_velocity"][row]
-            client.resetBasePositionAndOrientation(robot_id, pose[:3].tolist(), pose[3:].tolist())
-            client.resetBaseVelocity(robot_id, velocity[:3].tolist(), velocity[3:].tolist())
+            pose = blocks["base_pose"][row]
+            self._reset_base_link(env_id, pose[:3], pose[3:], blocks["base_velocity"][row])
             for joint_id, q, qd in zip(self._joint_ids, blocks["joint_pos"][row], blocks["joint_vel"][row]):
                 client.resetJointState(robot_id, joint_id, float(q), float(qd))
         self.diverged[env_ids] = blocks["diverged"] > 0.5
