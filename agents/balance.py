@@ -17,6 +17,32 @@ from ..errors import InputError
 GRAVITY = 9.81
 
 
+def ankle_joints(robot):
+    """Each foot's ankle pitch and roll joints, found from the robot's kinematics: above each of
+    ``robot.feet``, the nearest joints whose axes lie along the world's y (pitch) and x (roll) at the
+    standing posture. Returns (indices (2,), signs (2,)) for pitch, then roll; a sign of -1 where a
+    joint's axis points the other way than humanoid43's (+y, +x), so that a positive shift still
+    presses the toes down and the outer edge (for roll) the same way."""
+    from ..physics import load_model
+    from ..physics.model import kinematics
+
+    model = load_model(robot, fixed_base=True)
+    kin = kinematics(model, robot.keyframe("standing")[None])
+    found = {"pitch": ([], []), "roll": ([], [])}
+    for foot in robot.feet:
+        chain = [link for link in np.flatnonzero(model.ancestors[model.link_index(foot)])
+                 if model.joint_of_link[link] >= 0]
+        chain.sort(key=lambda link: -model.ancestors[link].sum())  # nearest the foot first
+        for kind, world_axis in (("pitch", 1), ("roll", 0)):
+            link = next((link for link in chain if abs(kin.axis[world_axis, link, 0]) > 0.9), None)
+            if link is None:
+                raise InputError(f"the balance expert needs an ankle {kind} joint above foot {foot!r} of robot "
+                                 f"{robot.name!r} (an axis along the world's {'xy'[world_axis]} when standing)")
+            found[kind][0].append(robot.joint_names.index(model.joint_names[model.joint_of_link[link]]))
+            found[kind][1].append(1.0 if kin.axis[world_axis, link, 0] > 0 else -1.0)
+    return tuple((np.array(indices), np.array(signs)) for indices, signs in found.values())
+
+
 class StandBalanceExpert:
     """Batched balance controller over the Stand task's observation; one instance drives N envs."""
 
@@ -29,9 +55,7 @@ class StandBalanceExpert:
         self.standing = robot.keyframe("standing")
         self._center = (robot.joint_upper + robot.joint_lower) / 2
         self._half_range = (robot.joint_upper - robot.joint_lower) / 2
-        name = {n: i for i, n in enumerate(robot.joint_names)}
-        self.ankle_pitch = np.array([name[f"{s}_ankle_pitch"] for s in ("left", "right")])
-        self.ankle_roll = np.array([name[f"{s}_ankle_roll"] for s in ("left", "right")])
+        (self.ankle_pitch, self.pitch_sign), (self.ankle_roll, self.roll_sign) = ankle_joints(robot)
 
     @classmethod
     def for_task(cls, task, num_envs: int | None = None) -> "StandBalanceExpert":
@@ -60,6 +84,6 @@ class StandBalanceExpert:
         targets = np.tile(self.standing, (len(com), 1))
         clip = lambda value: np.clip(value, -self.max_shift, self.max_shift)[:, None]
         # A positive ankle pitch presses the toes down, pushing the centre of pressure forward.
-        targets[:, self.ankle_pitch] += clip(self.ankle_gain * capture[:, 0])
-        targets[:, self.ankle_roll] += clip(-self.ankle_gain * capture[:, 1])
+        targets[:, self.ankle_pitch] += self.pitch_sign * clip(self.ankle_gain * capture[:, 0])
+        targets[:, self.ankle_roll] += self.roll_sign * clip(-self.ankle_gain * capture[:, 1])
         return np.clip((targets - self._center) / self._half_range, -1, 1).astype(np.float32)

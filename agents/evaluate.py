@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..envs import make_task_env, parse_overrides, task_spec
+from ..envs import make_task_env, parse_overrides, task_spec, with_robot
 from ..envs.controllers import grasp_site_poses
 from ..physics.engine import pd_torques
 from ..errors import InputError
@@ -306,6 +306,7 @@ class EvalArgs:
     backend: str = "numpy"  # physics backend
     action_mode: str | None = None  # action mode (default: the task's; must be what the policies were trained on)
     set: tuple[str, ...] = ()  # task config overrides KEY=VALUE, as tground collect --set
+    robot: str | None = None  # robot: a registered name or a spec file (path/to/robot.toml), as --set robot=...
     out: str = "eval"  # output prefix: OUT.json and OUT.png
     names: tuple[str, ...] = ()  # display names for the policies, in order (default: the specs)
     progress: bool = True  # tqdm progress bar
@@ -328,7 +329,7 @@ def eval_env(args: EvalArgs, num_envs: int):
     spec = task_spec(args.task)
     action_mode = args.action_mode or spec.default_action_mode
     env = make_task_env(spec.id, num_envs, backend=args.backend, action_mode=action_mode,
-                        config=parse_overrides(args.set))
+                        config=parse_overrides(with_robot(args.set, args.robot)))
     return env, action_mode
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..envs import make_config, parse_overrides, task_spec
+from ..envs import make_config, parse_overrides, task_spec, with_robot
 from ..physics import BACKENDS
 from ..errors import InputError, SetupError
 from ..progress import progress_bar
@@ -59,6 +59,7 @@ class TrainArgs:
     action_mode: str | None = None  # joint_pos or ee_delta (default: the task's)
     reward_mode: str = "dense"  # dense or sparse
     set: tuple[str, ...] = ()  # task config overrides KEY=VALUE, as tground collect --set (e.g. max_steps=200)
+    robot: str | None = None  # robot: a registered name or a spec file (path/to/robot.toml), as --set robot=...
     learning_rate: float = 3e-4  # Adam step size
     gamma: float = 0.99  # discount factor
     net_arch: tuple[int, ...] = (256, 256)  # hidden layers of the policy and value (or Q) networks
@@ -122,7 +123,7 @@ def make_env(args: TrainArgs, num_envs: int, seed: int):
     from .sb3_adapter import SB3VecEnv
 
     return SB3VecEnv(args.task, num_envs, seed=seed, backend=args.backend, action_mode=args.action_mode,
-                     reward_mode=args.reward_mode, config=task_config(args.task, args.set))
+                     reward_mode=args.reward_mode, config=task_config(args.task, with_robot(args.set, args.robot)))
 
 
 def make_model(args: TrainArgs, env):

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..agents.policies import POLICY_SPECS, Policy, load_policy
 from ..agents.runner import PolicyRunner
-from ..envs import make_config, make_task_env, parse_overrides, task_spec
+from ..envs import make_config, make_task_env, parse_overrides, task_spec, with_robot
 from ..envs.base import MAX_SEED
 from ..physics import BACKENDS
 from ..errors import InputError
@@ -516,6 +516,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", default="numpy", choices=BACKENDS, help="physics backend (default: numpy)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
     parser.add_argument("--action-mode", default=None, help="joint_pos or ee_delta (default: the task's)")
+    parser.add_argument("--robot", default=None, metavar="NAME_OR_SPEC",
+                        help="robot: a registered name or a spec file (path/to/robot.toml); the same as --set robot=...")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="task config override, repeatable: --set max_steps=200 --set ik.damping=0.1")
     parser.add_argument("--policy", default="expert",
@@ -536,7 +538,7 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     options = CollectOptions(
         task=args.task, episodes=args.episodes, out=args.out, robots=args.robots, backend=args.backend,
-        seed=args.seed, action_mode=args.action_mode, overrides=args.set, policy=args.policy,
+        seed=args.seed, action_mode=args.action_mode, overrides=with_robot(args.set, args.robot), policy=args.policy,
         only_success=args.only_success, report=args.report, commit_every=args.commit_every)
     if ray_wanted(args, scaling=args.scaling):
         from . import distributed  # Ray is imported only here; distributed imports this module

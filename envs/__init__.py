@@ -12,7 +12,7 @@ import importlib
 import pkgutil
 
 from .base import BatchedTask, TaskConfig, TrainingGroundEnv
-from .config import ConfigError, config_to_dict, make_config, parse_overrides
+from .config import ConfigError, config_to_dict, make_config, parse_overrides, with_robot
 from .registry import (ALIASES, TASKS, TaskSpec, load_entry_point, make_task_env, register_all, register_task,
                        resolve_task_id, spec_of, task_spec)
 from .vector import TrainingGroundVectorEnv
@@ -22,6 +22,6 @@ for _module in pkgutil.iter_modules(__path__):
 
 __all__ = [
     "ALIASES", "TASKS", "BatchedTask", "ConfigError", "TaskConfig", "TaskSpec", "TrainingGroundEnv",
-    "TrainingGroundVectorEnv", "config_to_dict", "load_entry_point", "make_config", "make_task_env", "parse_overrides",
+    "TrainingGroundVectorEnv", "config_to_dict", "load_entry_point", "make_config", "make_task_env", "parse_overrides", "with_robot",
     "register_all", "register_task", "resolve_task_id", "spec_of", "task_spec",
 ]

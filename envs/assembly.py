@@ -61,7 +61,7 @@ class Assembly3CTask(BatchedTask):
     reward_names = ("reach", "grasp", "transport", "insert", "seat")
 
     def build_scene(self) -> Scene:
-        return assembly_scene.assembly_scene()
+        return assembly_scene.assembly_scene(self.robot.standing_base_height)
 
     def sample_episode(self, rng):
         q = self.arms_ready_posture(rng)

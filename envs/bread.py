@@ -53,7 +53,7 @@ class BreadPickPlaceTask(BatchedTask):
     reward_names = ("reach", "grasp", "transport", "place")
 
     def build_scene(self) -> Scene:
-        return bread_scene.bread_scene()
+        return bread_scene.bread_scene(self.robot.standing_base_height)
 
     def sample_episode(self, rng):
         q = self.arms_ready_posture(rng)

@@ -108,6 +108,12 @@ def _coerce(name: str, default, value):
             return dataclasses.replace(default, **coerced)
         except ValueError as error:  # a dataclass's own check across its fields
             raise ConfigError(f"{name}: {error}") from None
+    if default is None:  # an optional number (``float | None``), None meaning the field's documented rule
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number or null, got {value!r}")
+        return float(value)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be true or false, got {value!r}")
@@ -137,7 +143,9 @@ def _coerce(name: str, default, value):
 
 
 def _check_domain(name: str, key: str, value) -> None:
-    """The key's domain (DOMAINS); a ``*_range`` pair also in order."""
+    """The key's domain (DOMAINS); a ``*_range`` pair also in order. None (an optional field left to its rule) has none."""
+    if value is None:
+        return
     if key in CHOICES and isinstance(value, str):
         if value not in CHOICES[key]:
             raise ConfigError(f"{name} must be one of {CHOICES[key]}, got {value!r} (unknown {key} mode)")
@@ -155,6 +163,11 @@ def _check_domain(name: str, key: str, value) -> None:
         if not inside:
             bounds = f"[{low}, {high}]" if closed else f"({low}, {high})"
             raise ConfigError(f"{name} must lie in {bounds}, got {value!r}")
+
+
+def with_robot(pairs, robot: str | None) -> list[str]:
+    """``--set`` pairs with a command line's ``--robot NAME_OR_SPEC`` added as ``robot=...``."""
+    return [*pairs, f"robot={robot}"] if robot else list(pairs)
 
 
 def parse_overrides(pairs) -> dict:

@@ -26,6 +26,10 @@ from .base import BatchedTask, EpisodeArray, TaskConfig
 from .registry import register_task
 
 
+#: The fall height as a share of the standing base height: humanoid43's pelvis at 0.75 of 1.021 m.
+FALL_FRACTION = 0.75 / 1.021
+
+
 @dataclasses.dataclass(frozen=True)
 class StandConfig(TaskConfig):
     """Stand options (see TaskConfig for the shared ones).
@@ -33,7 +37,10 @@ class StandConfig(TaskConfig):
     max_steps: 250 control steps, 5 s at the default 50 Hz.
     pushes: how many pushes hit the torso and the ranges they are drawn from.
     init_joint_noise: uniform noise (rad) on the arms, waist and head; init_leg_noise on the legs.
-    fall_height (m), fall_tilt (rad): the robot has fallen once its pelvis is lower or more tilted.
+    fall_height (m), fall_tilt (rad): the robot has fallen once its pelvis is lower or more tilted;
+    fall_height None (the default) is the same share of the robot's own standing base height as
+    humanoid43's 0.75 m is of its 1.021 m (:data:`FALL_FRACTION`), so a shorter robot is not fallen
+    while it stands.
     *_scale: weights of the named dense reward terms.
     """
 
@@ -41,7 +48,7 @@ class StandConfig(TaskConfig):
     pushes: stand_scene.PushRandomization = dataclasses.field(default_factory=stand_scene.PushRandomization)
     init_joint_noise: float = 0.05
     init_leg_noise: float = 0.01
-    fall_height: float = 0.75
+    fall_height: float | None = None
     fall_tilt: float = 0.7
     alive_scale: float = 0.5
     upright_scale: float = 1.0
@@ -124,7 +131,10 @@ class StandTask(BatchedTask):
         # operations here: numpy's SIMD transcendentals can round differently with the batch
         # size, and env i of a batch must match a single env bit for bit.
         upright = quat_to_matrix(base[:, 3:])[:, 2, 2]
-        fallen = (base[:, 2] < self.config.fall_height) | (upright < np.cos(self.config.fall_tilt))
+        fall_height = self.config.fall_height
+        if fall_height is None:
+            fall_height = FALL_FRACTION * self.robot.standing_base_height
+        fallen = (base[:, 2] < fall_height) | (upright < np.cos(self.config.fall_tilt))
         survived = (self.elapsed >= self.config.max_steps) & ~fallen
         return {"success": survived, "failure": fallen, "upright": upright}
 

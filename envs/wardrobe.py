@@ -67,7 +67,7 @@ class WardrobeFoldTask(BatchedTask):
     reward_names = ("reach", "grasp", "fold", "transport", "place")
 
     def build_scene(self) -> Scene:
-        scene = wardrobe_scene.wardrobe_scene()
+        scene = wardrobe_scene.wardrobe_scene(self.robot.standing_base_height)
         spec = scene.cloth
         self._corners = spec.corner_indices
         rows = np.linspace(0, spec.rows - 1, 4).round().astype(int)

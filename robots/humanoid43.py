@@ -20,6 +20,8 @@ from .description import HandSpec, RobotDescription, describe
 from .humanoid43_urdf import ANKLE_HEIGHT, FOOT_CENTER_X
 
 SIDES = ("left", "right")
+#: Pelvis above the floor at the standing keyframe, feet flat (m).
+STANDING_BASE_HEIGHT = 1.021
 LEG = ("hip_yaw", "hip_roll", "hip_pitch", "knee", "ankle_pitch", "ankle_roll")
 ARM = ("shoulder_pitch", "shoulder_roll", "shoulder_yaw", "elbow", "wrist_yaw", "wrist_pitch", "wrist_roll")
 HAND = ("thumb_rotation", "thumb_flexion", "index", "middle", "ring", "little")
@@ -99,7 +101,7 @@ def load() -> RobotDescription:
         keyframes=KEYFRAMES,
         hands={side: _hand(side) for side in SIDES},
         base_link="pelvis",
-        standing_base_height=1.021,
+        standing_base_height=STANDING_BASE_HEIGHT,
         # Hands against objects and tables, forearms against table edges, feet against the floor.
         contact_links=tuple(f"{side}_{link}" for side in SIDES for link in (
             "palm", "thumb", "index", "middle", "ring", "little", "forearm", "foot")),

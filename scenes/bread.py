@@ -13,6 +13,7 @@ import numpy as np
 
 from ..physics.rotations import quat_multiply
 from ..physics.scene import Camera, ObjectParams, Scene, StaticBox
+from ..robots import humanoid43
 from .base import table_boxes
 
 TABLE_HEIGHT = 0.95
@@ -22,7 +23,8 @@ BASKET_CENTER = (0.47, -0.02)
 BASKET_INNER_HALF = (0.10, 0.10)
 BASKET_WALL = 0.008
 BASKET_HEIGHT = 0.07
-ROBOT_BASE_HEIGHT = 1.021
+#: Where the scenes mount a robot that does not say (humanoid43's standing height).
+ROBOT_BASE_HEIGHT = humanoid43.STANDING_BASE_HEIGHT
 
 
 def _basket_boxes() -> list[StaticBox]:
@@ -43,12 +45,14 @@ def _table_boxes() -> list[StaticBox]:
     return table_boxes(TABLE_CENTER, TABLE_HALF, TABLE_HEIGHT)
 
 
-def bread_scene() -> Scene:
+def bread_scene(robot_base_height: float = ROBOT_BASE_HEIGHT) -> Scene:
+    """The scene with the robot's base mounted ``robot_base_height`` above the floor (its standing height:
+    feet on the floor), humanoid43's by default."""
     return Scene(
         name="bread_table",
         static_boxes=tuple(_table_boxes() + _basket_boxes()),
         object_names=("bread",),
-        robot_position=(0.0, 0.0, ROBOT_BASE_HEIGHT),
+        robot_position=(0.0, 0.0, robot_base_height),
         fixed_base=True,
         camera=Camera(target=(0.35, -0.08, 1.12), distance=1.75, yaw=60.0, pitch=-25.0, width=400, height=300),
     )

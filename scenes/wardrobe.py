@@ -16,6 +16,7 @@ import numpy as np
 from ..physics.cloth import ClothParams, ClothSpec
 from ..physics.scene import Camera, Scene, StaticBox
 from .base import table_boxes
+from .bread import ROBOT_BASE_HEIGHT
 
 TABLE_HEIGHT = 0.95
 TABLE_CENTER = (0.55, 0.0)
@@ -24,7 +25,6 @@ SHELF_CENTER = (0.43, -0.34)
 SHELF_HALF = (0.13, 0.18)
 SHELF_HEIGHT = 0.06  # of its top above the table
 SHELF_TOP = TABLE_HEIGHT + SHELF_HEIGHT
-ROBOT_BASE_HEIGHT = 1.021
 GARMENT = ClothSpec(
     name="garment", rows=10, cols=10, thickness=0.005, rgba=(0.2, 0.45, 0.85, 1.0),
     default_params=ClothParams(length=0.175, width=0.26),
@@ -42,12 +42,14 @@ def _shelf_box() -> StaticBox:
                      rgba=(0.55, 0.36, 0.22, 1.0))
 
 
-def wardrobe_scene() -> Scene:
+def wardrobe_scene(robot_base_height: float = ROBOT_BASE_HEIGHT) -> Scene:
+    """The scene with the robot's base mounted ``robot_base_height`` above the floor (its standing height:
+    feet on the floor), humanoid43's by default."""
     return Scene(
         name="wardrobe_table",
         static_boxes=tuple(_table_boxes() + [_shelf_box()]),
         object_names=(),
-        robot_position=(0.0, 0.0, ROBOT_BASE_HEIGHT),
+        robot_position=(0.0, 0.0, robot_base_height),
         fixed_base=True,
         camera=Camera(target=(0.42, -0.06, 0.98), distance=1.25, yaw=40.0, pitch=-42.0, width=400, height=300),
         cloth=GARMENT,

@@ -228,3 +228,28 @@ def test_a_robot_listing_children_before_parents_runs_a_task_like_the_original(r
             env.close()
     # The same robot, its joints listed in another order: the same motion up to rounding.
     np.testing.assert_allclose(trajectories["arms_first"], trajectories["humanoid43"][:, perm], rtol=0, atol=1e-9)
+
+
+def test_the_command_line_takes_a_robot_and_the_dataset_records_and_replays_it(robot, tmp_path):
+    from training_ground import cli
+    from training_ground.data.dataset import dataset_env_args, open_dataset
+    from training_ground.data.replay import replay_dataset
+
+    spec = _handless_spec(tmp_path, robot)
+    out = tmp_path / "stand.hdf5"
+    assert cli.main(["collect", "--task", "stand", "--robot", spec, "--episodes", "2", "--robots", "2",
+                     "--set", "max_steps=8", "--out", str(out)]) == 0
+    with open_dataset(out) as handle:
+        assert dataset_env_args(handle, out)["env_kwargs"]["config"]["robot"] == spec
+    result = replay_dataset(out, progress=False)
+    assert result.checks and result.reproduced == len(result.checks)
+
+
+def test_the_balance_expert_finds_the_ankles_of_any_robot(robot, tmp_path):
+    from training_ground.agents.balance import ankle_joints
+
+    (pitch, pitch_sign), (roll, roll_sign) = ankle_joints(_reordered(robot))
+    names = _reordered(robot).joint_names
+    assert [names[i] for i in pitch] == ["left_ankle_pitch", "right_ankle_pitch"]
+    assert [names[i] for i in roll] == ["left_ankle_roll", "right_ankle_roll"]
+    assert (pitch_sign == 1).all() and (roll_sign == 1).all()

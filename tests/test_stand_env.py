@@ -6,6 +6,7 @@ import pytest
 
 import training_ground  # noqa: F401
 from training_ground import robots
+from training_ground.robots import humanoid43
 from training_ground.agents.policies import make_expert
 from training_ground.physics import make_engine
 from training_ground.physics.scene import EpisodeSetup
@@ -152,3 +153,17 @@ def test_dense_reward_is_the_sum_of_its_terms_and_the_default_mode_is_joint_pos(
     with gymnasium.make(STAND, backend="numpy", action_mode="ee_delta") as env:
         with pytest.raises(ValueError, match="joint_pos"):
             make_expert(env)
+
+
+def test_the_default_fall_height_is_a_share_of_the_robots_standing_height_and_a_number_is_absolute():
+    from training_ground.envs.stand import FALL_FRACTION, StandTask
+    from training_ground.envs import make_config
+
+    assert make_config(StandTask.config_class).fall_height is None
+    assert FALL_FRACTION * humanoid43.STANDING_BASE_HEIGHT == pytest.approx(0.75, abs=1e-12)  # as before
+    for fall_height, fallen in ((None, False), (0.5, False), (2.0, True)):  # 2 m: above the pelvis, fallen at once
+        task = StandTask("numpy", 1, config=make_config(StandTask.config_class, fall_height=fall_height))
+        try:
+            assert bool(task.evaluate()["failure"][0]) is fallen
+        finally:
+            task.close()
