@@ -17,6 +17,7 @@ from gymnasium import spaces
 
 from .. import robots
 from ..physics import BACKENDS, EngineConfig, make_engine
+from ..physics.contacts import standing_height
 from ..physics.engine import StateLayout
 from ..errors import InputError
 from ..physics.scene import EpisodeSetup, ObjectParams, Scene
@@ -121,6 +122,8 @@ class BatchedTask(abc.ABC):
         self.backend, self.action_mode, self.reward_mode = backend, action_mode, reward_mode
         self.robot = robots.load(self.config.robot)
         check_robot_needs(type(self).__name__.removesuffix("Task"), self.robot, self.robot_needs)
+        if self.robot.standing_base_height is None:  # a spec that leaves it to the feet
+            self.robot = dataclasses.replace(self.robot, standing_base_height=standing_height(self.robot))
         self.scene = self.build_scene()
         self.engine = make_engine(backend, self.robot, self.scene, num_envs, self.config.engine_config(), gui=gui)
         try:

@@ -125,6 +125,21 @@ def contact_spheres(robot, link_names: tuple[str, ...]) -> SphereSet:
     return robot_spheres(robot.urdf_path, link_names, robot.contact_links)
 
 
+def standing_height(robot, keyframe: str = "standing") -> float:
+    """How high the robot's base link stands at ``keyframe`` with its lowest foot sphere on the floor (m):
+    what a spec file that gives no ``standing_base_height`` gets (its feet's collision shapes decide)."""
+    from .model import kinematics, load_model
+
+    if not robot.feet:
+        raise ValueError(f"robot {robot.name!r} declares no feet to stand on; give its standing_base_height")
+    model = load_model(robot, fixed_base=True)
+    kin = kinematics(model, robot.keyframe(keyframe)[None])
+    spheres = robot_spheres(robot.urdf_path, model.link_names, robot.feet)
+    rotation = kin.rotation[:, :, spheres.body, 0]  # (3, 3, S)
+    heights = kin.origin[2, spheres.body, 0] + (rotation[2] * spheres.center.T).sum(axis=0)
+    return float(-(heights - spheres.radius).min())
+
+
 @dataclass(frozen=True)
 class StaticGeometry:
     """The floor (z = floor_height) and oriented boxes, batch-independent.
@@ -284,4 +299,4 @@ def sphere_pair_contacts(center_a, radius_a, center_b, radius_b):
 
 
 __all__ = ["SphereSet", "StaticGeometry", "box_corner_spheres", "penalty_forces", "robot_spheres", "sphere_pair_contacts",
-           "spheres_for_shape", "static_contacts", "sticky_forces"]
+           "spheres_for_shape", "standing_height", "static_contacts", "sticky_forces"]

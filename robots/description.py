@@ -68,8 +68,9 @@ class RobotDescription:
     keyframes: dict[str, np.ndarray]
     hands: dict[str, HandSpec] = field(default_factory=dict)
     base_link: str = "pelvis"
-    #: Height of the base link above the floor when standing at the zero posture (m).
-    standing_base_height: float = 1.0
+    #: Height of the base link above the floor when standing at the ``standing`` keyframe, feet flat (m);
+    #: None: computed from the feet's collision shapes when a task builds its scene (physics.contacts.standing_height).
+    standing_base_height: float | None = 1.0
     #: Links whose collision shapes take part in contacts in the numpy engine (empty: all).
     contact_links: tuple[str, ...] = ()
     #: Foot links (left, right) and the centre of each sole in its foot's frame (m): balance
@@ -236,7 +237,7 @@ def describe(
     keyframes: dict[str, dict[str, float]] | None = None,
     hands: dict[str, HandSpec] | None = None,
     base_link: str = "pelvis",
-    standing_base_height: float = 1.0,
+    standing_base_height: float | None = 1.0,
     contact_links: tuple[str, ...] = (),
     feet: tuple[str, ...] = (),
     sole_center: tuple[float, float, float] = (0.0, 0.0, 0.0),

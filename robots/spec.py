@@ -7,7 +7,8 @@ A vendor's URDF says how the robot is built; the spec says how the training grou
     budget = 29                      # actuated joints (default 43)
     base_link = "pelvis"
     torso_link = "torso_link"        # the link balance tasks push
-    standing_base_height = 0.79      # base link above the floor at the standing keyframe (m)
+    standing_base_height = 0.79      # base link above the floor at the standing keyframe (m); left out:
+                                     # computed from the feet's collision shapes
     feet = ["left_ankle_roll_link", "right_ankle_roll_link"]
     sole_center = [0.04, 0.0, -0.03] # centre of each sole in its foot's frame (m)
     contact_links = ["left_ankle_roll_link", "right_ankle_roll_link"]
@@ -109,6 +110,7 @@ def load_spec(path: str | Path) -> RobotDescription:
                                finger_closed=tuple(float(x) for x in hand["finger_closed"]))
     options = {key: data[key] for key in ("base_link", "torso_link", "standing_base_height", "home_keyframe")
                if key in data}
+    options.setdefault("standing_base_height", None)  # from the feet, when a task builds its scene
     for key in ("feet", "contact_links"):
         if key in data:
             options[key] = tuple(data[key])

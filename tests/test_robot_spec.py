@@ -253,3 +253,22 @@ def test_the_balance_expert_finds_the_ankles_of_any_robot(robot, tmp_path):
     assert [names[i] for i in pitch] == ["left_ankle_pitch", "right_ankle_pitch"]
     assert [names[i] for i in roll] == ["left_ankle_roll", "right_ankle_roll"]
     assert (pitch_sign == 1).all() and (roll_sign == 1).all()
+
+
+def test_a_spec_without_a_standing_height_stands_at_the_height_its_feet_give(robot, tmp_path):
+    from training_ground.physics.contacts import standing_height
+
+    spec = _handless_spec(tmp_path, robot, standing_base_height=None)
+    assert robots.load(spec).standing_base_height is None
+    # humanoid43's feet: the corner spheres' bottoms at 1.0201 m below the pelvis (its declared 1.021 has 0.9 mm to spare).
+    assert standing_height(robot) == pytest.approx(1.0201, abs=1e-4)
+    env = gymnasium.make("TrainingGround/Stand-v0", robot=spec, backend="numpy")
+    try:
+        task = env.unwrapped.task
+        assert task.robot.standing_base_height == pytest.approx(standing_height(robot))
+        env.reset(seed=0)
+        for _ in range(25):
+            _, _, terminated, _, info = env.step(task.controller.to_action(task.robot.keyframe("standing")[None])[0])
+        assert not terminated and not info["diverged"]
+    finally:
+        env.close()
