@@ -274,14 +274,13 @@ class ImplicitContacts:
         np.add.at(force, (self.dofs[sphere][valid], np.broadcast_to(env[:, None], valid.shape)[valid]), generalized[valid])
         return (pairs, envs, values), force
 
-
     def sliding_terms(self, kin: Kinematics, sphere, env, relative, velocity, normal, stiffness, damping, dt: float,
                       num_envs: int):
         """:meth:`terms` of contacts that slide (A = n n^T), each on its own chain's width.
 
         A sliding contact's term is rank one, weight u u^T with u = J^T n, so it needs u alone, not
-        a Gram matrix. Contacts are grouped by the length of their chain (a foot's 6 joints, a
-        finger's 12): each group computes on its own width. sphere, env: (C,) sphere-major;
+        a Gram matrix. Contacts are grouped by the length of their chain (on a fixed base a foot's
+        6 joints, a fingertip's 12): each group computes on its own width. sphere, env: (C,) sphere-major;
         relative, velocity, normal: (3, C); stiffness, damping: (C,).
         """
         nb = self.base_dofs
