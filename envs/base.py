@@ -123,7 +123,8 @@ class BatchedTask(abc.ABC):
         self.robot = robots.load(self.config.robot)
         check_robot_needs(type(self).__name__.removesuffix("Task"), self.robot, self.robot_needs)
         if self.robot.standing_base_height is None:  # a spec that leaves it to the feet
-            self.robot = dataclasses.replace(self.robot, standing_base_height=standing_height(self.robot))
+            self.robot = dataclasses.replace(self.robot, standing_base_height=standing_height(
+                self.robot, self.robot.keyframe("standing")))
         self.scene = self.build_scene()
         self.engine = make_engine(backend, self.robot, self.scene, num_envs, self.config.engine_config(), gui=gui)
         try:

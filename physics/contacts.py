@@ -125,15 +125,15 @@ def contact_spheres(robot, link_names: tuple[str, ...]) -> SphereSet:
     return robot_spheres(robot.urdf_path, link_names, robot.contact_links)
 
 
-def standing_height(robot, keyframe: str = "standing") -> float:
-    """How high the robot's base link stands at ``keyframe`` with its lowest foot sphere on the floor (m):
-    what a spec file that gives no ``standing_base_height`` gets (its feet's collision shapes decide)."""
+def standing_height(robot, posture: np.ndarray) -> float:
+    """How high the robot's base link stands in ``posture`` (joint positions) with its lowest foot sphere on
+    the floor (m): what a spec file that gives no ``standing_base_height`` gets (its feet's shapes decide)."""
     from .model import kinematics, load_model
 
     if not robot.feet:
         raise ValueError(f"robot {robot.name!r} declares no feet to stand on; give its standing_base_height")
     model = load_model(robot, fixed_base=True)
-    kin = kinematics(model, robot.keyframe(keyframe)[None])
+    kin = kinematics(model, np.asarray(posture, float)[None])
     spheres = robot_spheres(robot.urdf_path, model.link_names, robot.feet)
     rotation = kin.rotation[:, :, spheres.body, 0]  # (3, 3, S)
     heights = kin.origin[2, spheres.body, 0] + (rotation[2] * spheres.center.T).sum(axis=0)

@@ -261,11 +261,11 @@ def test_a_spec_without_a_standing_height_stands_at_the_height_its_feet_give(rob
     spec = _handless_spec(tmp_path, robot, standing_base_height=None)
     assert robots.load(spec).standing_base_height is None
     # humanoid43's feet: the corner spheres' bottoms at 1.0201 m below the pelvis (its declared 1.021 has 0.9 mm to spare).
-    assert standing_height(robot) == pytest.approx(1.0201, abs=1e-4)
+    assert standing_height(robot, robot.keyframe("standing")) == pytest.approx(1.0201, abs=1e-4)
     env = gymnasium.make("TrainingGround/Stand-v0", robot=spec, backend="numpy")
     try:
         task = env.unwrapped.task
-        assert task.robot.standing_base_height == pytest.approx(standing_height(robot))
+        assert task.robot.standing_base_height == pytest.approx(standing_height(robot, robot.keyframe("standing")))
         env.reset(seed=0)
         for _ in range(25):
             _, _, terminated, _, info = env.step(task.controller.to_action(task.robot.keyframe("standing")[None])[0])
