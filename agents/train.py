@@ -338,6 +338,16 @@ def write_curve(rows: list[dict], out: Path, args: TrainArgs, plot: bool = True)
                             f"{args.algo.upper()} on {args.task.split('/')[-1]} ({args.num_envs} envs, {args.backend})")
 
 
+def quiet_logger(verbose: int):
+    """An SB3 logger that writes to stdout only when verbose and leaves no folder behind: SB3's default
+    one creates a /tmp/SB3-<date> folder on every learn() even when it writes only to stdout."""
+    import sys
+
+    from stable_baselines3.common.logger import HumanOutputFormat, Logger
+
+    return Logger(folder=None, output_formats=[HumanOutputFormat(sys.stdout)] if verbose else [])
+
+
 # ---------------------------------------------------------------------------------------------- main
 def train(args: TrainArgs) -> dict:
     """Train, evaluate at the end, write every output; returns the summary written to summary.json."""
@@ -359,6 +369,7 @@ def train(args: TrainArgs) -> dict:
         if args.init_posture:
             start_at_posture(model, env, args.init_posture)
         callback = make_callback(args, eval_env, rows, started)
+        model.set_logger(quiet_logger(model.verbose))
         model.learn(total_timesteps=args.total_steps, callback=callback, tb_log_name=args.algo)
         model.save(out / "model.zip")
         if rows and rows[-1]["env_steps"] == model.num_timesteps and rows[-1]["eval_success_rate"] != "":

@@ -168,9 +168,12 @@ def test_sb3_check_env_on_every_task(task_id):
 def test_ppo_learns_through_the_adapter_without_error():
     from stable_baselines3 import PPO
 
+    from training_ground.agents.train import quiet_logger
+
     env = SB3VecEnv(BREAD, 2, seed=0, max_steps=5)
     try:
         model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, n_epochs=1, seed=0, device="cpu")
+        model.set_logger(quiet_logger(model.verbose))
         model.learn(total_timesteps=32)
         assert model.num_timesteps == 32
         assert len(model.ep_info_buffer) == 6  # 32 steps / 2 envs / 5 steps an episode = 3 finished each
