@@ -63,10 +63,12 @@ _STANDING = {f"{s}_{j}": v for s in SIDES for j, v in (("hip_pitch", _HIP_PITCH)
 #: Torso (the base link) above the floor at the standing keyframe with the soles flat on it (m): the hip
 #: drop, the thigh and shank turned by their pitch, and the ankle above the sole.
 STANDING_BASE_HEIGHT = HIP_DROP + THIGH * math.cos(_HIP_PITCH) + SHANK * math.cos(_HIP_PITCH + _KNEE) + ANKLE_HEIGHT
-# Both grasp sites in front of the body with the palms facing down (found by DLS IK); the torso is the
-# base, so on a fixed stand the arms reach without the waist. Mirroring as humanoid43's keyframe.
-_RIGHT_ARM_READY = {"shoulder_pitch": -0.9, "shoulder_roll": 0.2, "shoulder_yaw": 0.3, "elbow": -1.2,
-                    "wrist_yaw": 0.0, "wrist_pitch": 0.5, "wrist_roll": 0.0}
+# Both grasp sites in front of the body, 0.12 m above the table of the table scenes where they mount it
+# (scenes/base.py table_mount), with the palms turned as humanoid43's at its arms_ready (found by DLS IK with a
+# mid-range null-space term). The torso is the base, so on a fixed stand the arms reach without the waist.
+# Mirroring as humanoid43's keyframe.
+_RIGHT_ARM_READY = {"shoulder_pitch": 0.176, "shoulder_roll": 0.822, "shoulder_yaw": 0.699, "elbow": -1.832,
+                    "wrist_yaw": 0.719, "wrist_pitch": 0.658, "wrist_roll": -0.538}
 _MIRROR_SIGN = {"shoulder_pitch": 1, "shoulder_roll": 1, "shoulder_yaw": -1, "elbow": 1,
                 "wrist_yaw": -1, "wrist_pitch": 1, "wrist_roll": -1}
 _ARMS_READY = {
