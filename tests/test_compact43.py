@@ -293,3 +293,14 @@ def test_the_bread_expert_succeeds_on_it(backend):
         assert successes >= 6, successes
     finally:
         env.close()
+
+
+def test_stand_pushes_it_as_hard_for_its_size_as_humanoid43(compact):
+    """Froude scaling (envs/stand.py push_scales): humanoid43's pushes exactly as they were; on compact43 the
+    force by the mass ratio (about 0.43) and the duration by sqrt of the height ratio (about 0.86). Unscaled,
+    an 80 kg robot's pushes throw it past its feet: the balance expert kept it up on 0 of 10 seeds."""
+    from training_ground.envs.stand import push_scales
+
+    assert push_scales(robots.load("humanoid43")) == (1.0, 1.0)
+    force, time = push_scales(compact)
+    assert 0.40 < force < 0.46 and time == pytest.approx(math.sqrt(compact.standing_base_height / 1.021))
