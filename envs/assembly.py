@@ -19,6 +19,8 @@ import dataclasses
 import numpy as np
 
 from ..scenes import assembly as assembly_scene
+from ..scenes.base import table_mount
+from ..scenes.bread import WORK_POINT
 from ..physics.scene import EpisodeSetup, Scene
 from .base import BatchedTask, EpisodeArray, TaskConfig
 from .controllers import grasp_site_poses
@@ -61,7 +63,7 @@ class Assembly3CTask(BatchedTask):
     reward_names = ("reach", "grasp", "transport", "insert", "seat")
 
     def build_scene(self) -> Scene:
-        return assembly_scene.assembly_scene(self.robot.standing_base_height)
+        return assembly_scene.assembly_scene(*table_mount(self.robot, WORK_POINT))
 
     def sample_episode(self, rng):
         q = self.arms_ready_posture(rng)

@@ -16,6 +16,7 @@ import dataclasses
 import numpy as np
 
 from ..scenes import bread as bread_scene
+from ..scenes.base import table_mount
 from ..physics.scene import EpisodeSetup, Scene
 from .base import BatchedTask, TaskConfig
 from .controllers import grasp_site_poses
@@ -53,7 +54,7 @@ class BreadPickPlaceTask(BatchedTask):
     reward_names = ("reach", "grasp", "transport", "place")
 
     def build_scene(self) -> Scene:
-        return bread_scene.bread_scene(self.robot.standing_base_height)
+        return bread_scene.bread_scene(*table_mount(self.robot, bread_scene.WORK_POINT))
 
     def sample_episode(self, rng):
         q = self.arms_ready_posture(rng)

@@ -16,8 +16,12 @@ Failure (terminates): the pelvis drops below ``fall_height`` or tilts beyond ``f
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
+
+from .. import robots
+from ..physics.model import urdf_inertials
 
 from ..physics.rotations import quat_to_matrix
 from ..scenes import stand as stand_scene
@@ -30,12 +34,40 @@ from .registry import register_task
 FALL_FRACTION = 0.75 / 1.021
 
 
+def _total_mass(urdf_path) -> float:
+    links, _ = urdf_inertials(urdf_path, fixed_base=False)
+    return float(sum(mass for mass, _, _ in links.values()))
+
+
+@functools.cache
+def _reference_body() -> tuple[float, float]:
+    """humanoid43's mass (kg) and standing base height (m): what the default pushes were sized for."""
+    reference = robots.load("humanoid43")
+    return _total_mass(reference.urdf_path), reference.standing_base_height
+
+
+def push_scales(robot) -> tuple[float, float]:
+    """(force scale, duration scale) that make humanoid43's pushes dynamically similar on ``robot``.
+
+    Froude scaling: forces go with the mass, times with sqrt(height / g). The velocity a push gives then
+    goes with sqrt(height) and the capture-point step (velocity / sqrt(g / height)) with the height, as
+    the feet do. Exactly (1.0, 1.0) for humanoid43.
+    """
+    reference_mass, reference_height = _reference_body()
+    return _total_mass(robot.urdf_path) / reference_mass, float(np.sqrt(robot.standing_base_height / reference_height))
+
+
 @dataclasses.dataclass(frozen=True)
 class StandConfig(TaskConfig):
     """Stand options (see TaskConfig for the shared ones).
 
     max_steps: 250 control steps, 5 s at the default 50 Hz.
-    pushes: how many pushes hit the torso and the ranges they are drawn from.
+    pushes: how many pushes hit the torso and the ranges they are drawn from, for humanoid43.
+    scale_pushes: scale each push to the robot as dynamic similarity does (:func:`push_scales`): the force
+    by the robot's mass over humanoid43's, the duration by the square root of its standing base height
+    over humanoid43's, so that a push moves the capture point by the same share of the robot's size
+    (humanoid43's pushes are unchanged; a 35 kg robot hit by an 80 kg robot's push is thrown 2.3 times
+    as fast). False: the ranges in newtons and seconds as given, for every robot.
     init_joint_noise: uniform noise (rad) on the arms, waist and head; init_leg_noise on the legs.
     fall_height (m), fall_tilt (rad): the robot has fallen once its pelvis is lower or more tilted;
     fall_height None (the default) is the same share of the robot's own standing base height as
@@ -46,6 +78,7 @@ class StandConfig(TaskConfig):
 
     max_steps: int = 250
     pushes: stand_scene.PushRandomization = dataclasses.field(default_factory=stand_scene.PushRandomization)
+    scale_pushes: bool = True
     init_joint_noise: float = 0.05
     init_leg_noise: float = 0.01
     fall_height: float | None = None
@@ -87,8 +120,20 @@ class StandTask(BatchedTask):
         return {"pushes": EpisodeArray((self.config.pushes.count, 5), saved=True)}
 
     def init_episode(self, env_ids, episodes, rngs):
+        ranges = self.cached_push_ranges()
         for env_id, rng in zip(env_ids, rngs):
-            self.pushes[env_id] = stand_scene.sample_pushes(rng, self.config.pushes)
+            self.pushes[env_id] = stand_scene.sample_pushes(rng, ranges)
+
+    def cached_push_ranges(self) -> stand_scene.PushRandomization:
+        """The configured push ranges, scaled to the robot when ``scale_pushes`` (:func:`push_scales`)."""
+        if not hasattr(self, "_push_ranges"):
+            ranges = self.config.pushes
+            if self.config.scale_pushes:
+                force, time = push_scales(self.robot)
+                ranges = dataclasses.replace(ranges, magnitude_range=tuple(force * x for x in ranges.magnitude_range),
+                                             duration_range=tuple(time * x for x in ranges.duration_range))
+            self._push_ranges = ranges
+        return self._push_ranges
 
     def before_step(self):
         time = self.elapsed * self.config.control_dt

@@ -21,6 +21,8 @@ import dataclasses
 import numpy as np
 
 from ..scenes import wardrobe as wardrobe_scene
+from ..scenes.base import table_mount
+from ..scenes.bread import WORK_POINT
 from ..physics.scene import ClothSetup, EpisodeSetup, Scene
 from .base import BatchedTask, TaskConfig
 from .controllers import grasp_site_poses
@@ -67,7 +69,7 @@ class WardrobeFoldTask(BatchedTask):
     reward_names = ("reach", "grasp", "fold", "transport", "place")
 
     def build_scene(self) -> Scene:
-        scene = wardrobe_scene.wardrobe_scene(self.robot.standing_base_height)
+        scene = wardrobe_scene.wardrobe_scene(*table_mount(self.robot, WORK_POINT))
         spec = scene.cloth
         self._corners = spec.corner_indices
         rows = np.linspace(0, spec.rows - 1, 4).round().astype(int)

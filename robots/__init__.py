@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UnknownNameError
-from . import humanoid43
+from . import compact43, humanoid43
 from .description import (
     GROUP_SIZES,
     NUM_ACTUATED,
@@ -22,7 +22,7 @@ from .description import (
 from .spec import load_spec
 
 #: Registered robots: name -> a function that loads its description.
-_REGISTRY = {"humanoid43": humanoid43.load}
+_REGISTRY = {"humanoid43": humanoid43.load, "compact43": compact43.load}
 
 
 def register(name: str, spec) -> None:

@@ -80,14 +80,15 @@ def _board_boxes() -> list[StaticBox]:
     return boxes
 
 
-def assembly_scene(robot_base_height: float = ROBOT_BASE_HEIGHT) -> Scene:
+def assembly_scene(robot_base_height: float = ROBOT_BASE_HEIGHT, robot_forward: float = 0.0) -> Scene:
     """The scene with the robot's base mounted ``robot_base_height`` above the floor (its standing height:
-    feet on the floor), humanoid43's by default."""
+    feet on the floor), humanoid43's by default, and ``robot_forward`` towards the table (scenes/base.py
+    table_mount places a robot of other proportions)."""
     return Scene(
         name="assembly_bench",
         static_boxes=tuple(_table_boxes() + _tray_boxes() + _board_boxes()),
         object_names=("chip",),
-        robot_position=(0.0, 0.0, robot_base_height),
+        robot_position=(robot_forward, 0.0, robot_base_height),
         fixed_base=True,
         # From the robot's right front, low enough to see the chip under the hand at the socket.
         camera=Camera(target=(0.45, -0.15, 0.97), distance=0.55, yaw=150.0, pitch=-35.0, width=400, height=300),

@@ -25,6 +25,9 @@ BASKET_WALL = 0.008
 BASKET_HEIGHT = 0.07
 #: Where the scenes mount a robot that does not say (humanoid43's standing height).
 ROBOT_BASE_HEIGHT = humanoid43.STANDING_BASE_HEIGHT
+#: The point on the table the arms work around (between the roll's region and the basket): a robot of other
+#: proportions is mounted for the same reach to it (scenes/base.py table_mount).
+WORK_POINT = (0.45, -0.15, TABLE_HEIGHT)
 
 
 def _basket_boxes() -> list[StaticBox]:
@@ -45,14 +48,15 @@ def _table_boxes() -> list[StaticBox]:
     return table_boxes(TABLE_CENTER, TABLE_HALF, TABLE_HEIGHT)
 
 
-def bread_scene(robot_base_height: float = ROBOT_BASE_HEIGHT) -> Scene:
+def bread_scene(robot_base_height: float = ROBOT_BASE_HEIGHT, robot_forward: float = 0.0) -> Scene:
     """The scene with the robot's base mounted ``robot_base_height`` above the floor (its standing height:
-    feet on the floor), humanoid43's by default."""
+    feet on the floor), humanoid43's by default, and ``robot_forward`` towards the table (scenes/base.py
+    table_mount places a robot of other proportions)."""
     return Scene(
         name="bread_table",
         static_boxes=tuple(_table_boxes() + _basket_boxes()),
         object_names=("bread",),
-        robot_position=(0.0, 0.0, robot_base_height),
+        robot_position=(robot_forward, 0.0, robot_base_height),
         fixed_base=True,
         camera=Camera(target=(0.35, -0.08, 1.12), distance=1.75, yaw=60.0, pitch=-25.0, width=400, height=300),
     )

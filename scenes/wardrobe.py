@@ -42,14 +42,15 @@ def _shelf_box() -> StaticBox:
                      rgba=(0.55, 0.36, 0.22, 1.0))
 
 
-def wardrobe_scene(robot_base_height: float = ROBOT_BASE_HEIGHT) -> Scene:
+def wardrobe_scene(robot_base_height: float = ROBOT_BASE_HEIGHT, robot_forward: float = 0.0) -> Scene:
     """The scene with the robot's base mounted ``robot_base_height`` above the floor (its standing height:
-    feet on the floor), humanoid43's by default."""
+    feet on the floor), humanoid43's by default, and ``robot_forward`` towards the table (scenes/base.py
+    table_mount places a robot of other proportions)."""
     return Scene(
         name="wardrobe_table",
         static_boxes=tuple(_table_boxes() + [_shelf_box()]),
         object_names=(),
-        robot_position=(0.0, 0.0, robot_base_height),
+        robot_position=(robot_forward, 0.0, robot_base_height),
         fixed_base=True,
         camera=Camera(target=(0.42, -0.06, 0.98), distance=1.25, yaw=40.0, pitch=-42.0, width=400, height=300),
         cloth=GARMENT,
