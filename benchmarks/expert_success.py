@@ -4,7 +4,8 @@
 VectorEnv per engine (environment i gets seed i, so each engine sees the same episodes),
 prints the table with 95 % Wilson intervals, and writes JSON and a PNG. The acceptance
 rule of the scenes issue is checked per task: at least 80 % on each engine, and the
-engines within 10 points of each other.
+engines within 10 points of each other. ``--robots humanoid43 compact43`` puts other robots'
+rows beside humanoid43's (keyed "task (robot)").
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backends", nargs="+", default=["numpy", "pybullet"], choices=["numpy", "pybullet"])
     parser.add_argument("--episodes", type=int, default=50, help="episodes (seeds seed..seed+K-1) per task and engine")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
+    parser.add_argument("--robots", nargs="+", default=["humanoid43"], metavar="NAME_OR_SPEC",
+                        help="robots, side by side in the table: registered names or spec files (default: humanoid43)")
     parser.add_argument("--json", default="bench_experts.json", help="write results here")
     parser.add_argument("--png", default="bench_experts.png", help="write the bar chart here")
 
 
-def run_expert_batch(task_id: str, backend: str, episodes: int, seed: int = 0, progress=None):
+def run_expert_batch(task_id: str, backend: str, episodes: int, seed: int = 0, progress=None, robot: str = "humanoid43"):
     """Seeds seed..seed+K-1, one per environment of a VectorEnv; returns success (K,) and lengths (K,)."""
-    env = make_task_env(task_id, episodes, backend=backend)
+    env = make_task_env(task_id, episodes, backend=backend, robot=robot)
     try:
         ends = PolicyRunner(env, range(seed, seed + episodes), load_policy("expert", env),
                             on_end=None if progress is None else lambda end: progress(1)).run()
@@ -65,7 +68,7 @@ def plot(results: dict, path: str) -> None:
         x = np.arange(len(tasks)) + (b - (len(backends) - 1) / 2) * width
         ax.bar(x, rates, width, yerr=[low, high], capsize=3, label=backend)
     ax.axhline(MIN_SUCCESS * 100, color="k", linestyle="--", linewidth=1, label="80 % bar")
-    ax.set_xticks(np.arange(len(tasks)), [t.split("/")[-1] for t in tasks])
+    ax.set_xticks(np.arange(len(tasks)), [t.split("/")[-1].replace(" (", "\n(") for t in tasks])
     ax.set_ylabel(f"expert success, % of {results['episodes']} seeds (95 % CI)")
     ax.set_ylim(0, 105)
     ax.legend(loc="lower right")
@@ -82,13 +85,15 @@ def main(args: argparse.Namespace) -> int:
     if missing:
         raise UnknownNameError(f"no scripted expert for {missing}; experts exist for {sorted(with_expert)}")
     results = {"machine": platform.platform(), "episodes": args.episodes, "first_seed": args.seed,
-               "backends": args.backends, "tasks": {}}
-    with progress_bar(len(task_ids) * len(args.backends) * args.episodes, "expert episodes", unit="ep") as bar:
-        for task_id in task_ids:
-            row = {}
+               "backends": args.backends, "robots": list(args.robots), "tasks": {}}
+    # One row per task and robot: humanoid43's rows keep the task id as their key.
+    rows = [(task_id, robot) for task_id in task_ids for robot in args.robots]
+    with progress_bar(len(rows) * len(args.backends) * args.episodes, "expert episodes", unit="ep") as bar:
+        for task_id, robot in rows:
+            row = {"task": task_id, "robot": robot}
             for backend in args.backends:
                 start = time.perf_counter()
-                success, lengths = run_expert_batch(task_id, backend, args.episodes, args.seed, bar.update)
+                success, lengths = run_expert_batch(task_id, backend, args.episodes, args.seed, bar.update, robot)
                 row[backend] = {"successes": int(success.sum()), "success_rate": float(success.mean()),
                                 "ci95": wilson_interval(int(success.sum()), args.episodes),
                                 "mean_length": float(lengths.mean()), "wall_s": time.perf_counter() - start,
@@ -96,13 +101,13 @@ def main(args: argparse.Namespace) -> int:
             rates = [row[b]["success_rate"] for b in args.backends]
             row["gap_points"] = 100 * (max(rates) - min(rates))
             row["meets_bar"] = min(rates) >= MIN_SUCCESS and max(rates) - min(rates) <= MAX_GAP + 1e-12
-            results["tasks"][task_id] = row
+            results["tasks"][task_id if robot == "humanoid43" else f"{task_id} ({Path(robot).stem})"] = row
     print(f"scripted experts, seeds {args.seed}..{args.seed + args.episodes - 1}")
-    print(f"{'task':<34} " + " ".join(f"{b:>22}" for b in args.backends) + "   gap  >=80% & <=10 pts")
-    for task_id, row in results["tasks"].items():
+    print(f"{'task':<48} " + " ".join(f"{b:>22}" for b in args.backends) + "   gap  >=80% & <=10 pts")
+    for key, row in results["tasks"].items():
         cells = " ".join(f"{row[b]['successes']:>3}/{args.episodes} ({100 * row[b]['success_rate']:5.1f} %)     "
                          for b in args.backends)
-        print(f"{task_id:<34} {cells} {row['gap_points']:5.1f}  {'yes' if row['meets_bar'] else 'NO'}")
+        print(f"{key:<48} {cells} {row['gap_points']:5.1f}  {'yes' if row['meets_bar'] else 'NO'}")
     Path(args.json).write_text(json.dumps(results, indent=2))
     plot(results, args.png)
     print(f"wrote {args.json} and {args.png}")
