@@ -26,11 +26,18 @@ from .rotations import quat_to_matrix
 
 @dataclass(frozen=True)
 class SphereSet:
-    """Spheres fixed to bodies: body (S,) index, center (S, 3) in the body frame, radius (S,)."""
+    """Spheres fixed to bodies: body (S,) index, center (S, 3) in the body frame, radius (S,), and
+    inset (S,): how far the shape a sphere covers may reach beyond the spheres (a mesh cover's gap,
+    physics/meshes.py; 0 for the primitives' covers), which a touch test adds to its margin."""
 
     body: np.ndarray
     center: np.ndarray
     radius: np.ndarray
+    inset: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.inset is None:
+            object.__setattr__(self, "inset", np.zeros(len(self.radius)))
 
     @property
     def size(self) -> int:
@@ -83,7 +90,7 @@ def robot_spheres(urdf_path, link_names: tuple[str, ...], links=None) -> SphereS
     """Spheres of every collision shape of a URDF (primitives, and meshes by physics/meshes.py), attached to
     links by index into link_names; ``links``: only these links' (default: all)."""
     root = ET.parse(urdf_path).getroot()
-    bodies, centers_list, radii = [], [], []
+    bodies, centers_list, radii, insets = [], [], [], []
     for element in root.findall("link"):
         name = element.get("name")
         if links and name not in links:
@@ -96,9 +103,9 @@ def robot_spheres(urdf_path, link_names: tuple[str, ...], links=None) -> SphereS
             rotation = _rpy_matrix(rpy)
             if geometry.tag == "mesh":
                 # Spheres inside the mesh's convex hull, the shape pybullet collides (physics/meshes.py).
-                centers, r = sphere_cover(resolve_mesh(urdf_path, geometry.get("filename", "")),
-                                          _floats(geometry.get("scale"), (1.0, 1.0, 1.0)))
-                local = xyz + centers @ rotation.T
+                centers, r, gap = sphere_cover(resolve_mesh(urdf_path, geometry.get("filename", "")),
+                                               _floats(geometry.get("scale"), (1.0, 1.0, 1.0)))
+                local, inset = xyz + centers @ rotation.T, gap
             else:
                 if geometry.tag == "box":
                     size = [float(x) for x in geometry.get("size").split()]
@@ -110,13 +117,15 @@ def robot_spheres(urdf_path, link_names: tuple[str, ...], links=None) -> SphereS
                     raise ValueError(f"link {name!r} has a {geometry.tag} collision shape; the numpy engine takes "
                                      f"boxes, spheres, cylinders, capsules and meshes")
                 local, r = spheres_for_shape(geometry.tag, size, xyz, rotation)
+                inset = 0.0
                 if geometry.tag == "box":
                     corners, corner_radii = box_corner_spheres(size, xyz, rotation)
                     local, r = np.concatenate([local, corners]), np.concatenate([r, corner_radii])
             bodies += [link_names.index(name)] * len(r)
             centers_list.append(local)
             radii.append(r)
-    return SphereSet(np.array(bodies), np.concatenate(centers_list), np.concatenate(radii))
+            insets.append(np.full(len(r), inset))
+    return SphereSet(np.array(bodies), np.concatenate(centers_list), np.concatenate(radii), np.concatenate(insets))
 
 
 def contact_spheres(robot, link_names: tuple[str, ...]) -> SphereSet:

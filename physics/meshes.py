@@ -13,13 +13,14 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import InputError
 
 #: Bump when the cover algorithm changes, so cached covers of the old one are not reused.
-COVER_VERSION = 2
+COVER_VERSION = 3
 #: Default gap between a mesh's hull and its cover (m), and the most spheres one mesh may take.
 DEFAULT_TOLERANCE = 0.015
 MAX_SPHERES = 96
@@ -115,11 +116,20 @@ def _cache_dir() -> Path:
 _MEMORY: dict = {}
 
 
+class SphereCover(NamedTuple):
+    """Centres (K, 3) in the mesh's frame, radii (K,), and the gap (m): how far at most the hull's surface
+    lies outside the union of the spheres (measured on the samples the cover was built on)."""
+
+    centers: np.ndarray
+    radii: np.ndarray
+    gap: float
+
+
 def sphere_cover(path, scale=(1.0, 1.0, 1.0), tolerance: float = DEFAULT_TOLERANCE,
-                 max_spheres: int = MAX_SPHERES) -> tuple[np.ndarray, np.ndarray]:
-    """Spheres (centres (K, 3) in the mesh's frame, radii (K,)) inside the convex hull of a mesh file,
-    covering all of its surface to within ``tolerance`` (m) where ``max_spheres`` allow it (else a
-    warning gives the gap reached). Cached by the file's content, the scale and the settings."""
+                 max_spheres: int = MAX_SPHERES) -> SphereCover:
+    """Spheres inside the convex hull of a mesh file, covering all of its surface to within ``tolerance``
+    (m) where ``max_spheres`` allow it (else a warning gives the gap reached). Cached by the file's
+    content, the scale and the settings."""
     path = Path(path)
     try:
         content = path.read_bytes()
@@ -132,17 +142,17 @@ def sphere_cover(path, scale=(1.0, 1.0, 1.0), tolerance: float = DEFAULT_TOLERAN
     cached = _cache_dir() / f"{key}.npz"
     try:
         with np.load(cached) as stored:
-            result = (stored["centers"], stored["radii"])
+            result = SphereCover(stored["centers"], stored["radii"], float(stored["gap"]))
     except (OSError, KeyError, ValueError):
         centers, radii, worst = _cover(_hull(path, scale), tolerance, max_spheres)
         if worst > tolerance:
             warnings.warn(f"mesh {path}: {max_spheres} spheres leave a gap of {worst * 1000:.1f} mm to its hull, "
                           f"more than the {tolerance * 1000:.1f} mm asked for", stacklevel=2)
-        result = (centers, radii)
+        result = SphereCover(centers, radii, worst)
         try:  # a cache that cannot be written only costs the cover again next time
             cached.parent.mkdir(parents=True, exist_ok=True)
             partial = cached.with_suffix(f".{os.getpid()}.partial.npz")
-            np.savez(partial, centers=centers, radii=radii)
+            np.savez(partial, centers=centers, radii=radii, gap=worst)
             os.replace(partial, cached)
         except OSError:
             pass
@@ -150,4 +160,4 @@ def sphere_cover(path, scale=(1.0, 1.0, 1.0), tolerance: float = DEFAULT_TOLERAN
     return result
 
 
-__all__ = ["DEFAULT_TOLERANCE", "MAX_SPHERES", "MeshError", "resolve_mesh", "sphere_cover"]
+__all__ = ["DEFAULT_TOLERANCE", "MAX_SPHERES", "MeshError", "SphereCover", "resolve_mesh", "sphere_cover"]

@@ -244,6 +244,8 @@ class NumpyObjects(Objects):
         k = self.num_objects
         for h, hand in enumerate(engine._hand_spheres):
             gap, _ = sphere_pair_contacts(centers, radius, world[:, hand], engine.spheres.radius[hand])
+            # A mesh-covered hand reaches up to its cover's inset beyond its spheres (0 for primitives).
+            gap = gap + engine.spheres.inset[hand][None, :, None]
             touching = (gap.max(axis=1) >= -grasp_rule.TOUCH_MARGIN).reshape(k, OBJECT_SPHERES, -1).any(axis=1).T
             distance = np.linalg.norm(self.pose[..., :3] - sites[:, h, None], axis=-1)  # (N, K)
             held_elsewhere = (self.held[:, :, None] == np.arange(k)).any(axis=1)

@@ -40,13 +40,14 @@ def test_a_cover_lies_inside_the_hull_and_reaches_within_its_tolerance(tmp_path,
             "icosphere": lambda: trimesh.creation.icosphere(radius=0.07)}[shape]()
     path = tmp_path / f"{shape}.stl"
     mesh.export(path)
-    centers, radii = sphere_cover(path)
+    centers, radii, gap = sphere_cover(path)
     assert _gap(mesh, centers, radii) <= DEFAULT_TOLERANCE
+    assert 0 < gap <= DEFAULT_TOLERANCE  # the gap it reports: on its own samples, within the tolerance
     # Scaled in the URDF: the cover of the scaled mesh. Twice the size, a box's edges take more spheres
     # than one mesh may have: the cover then says what it reached.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        scaled_centers, scaled_radii = sphere_cover(path, scale=(2.0, 2.0, 2.0), tolerance=0.02)
+        scaled_centers, scaled_radii, _ = sphere_cover(path, scale=(2.0, 2.0, 2.0), tolerance=0.02)
     scaled = mesh.copy()
     scaled.apply_scale(2.0)
     gap = _gap(scaled, scaled_centers, scaled_radii)
@@ -61,7 +62,7 @@ def test_the_mesh_formats_of_published_robots_are_read(tmp_path, suffix):
     mesh = trimesh.creation.capsule(height=0.2, radius=0.03)
     path = tmp_path / f"part.{suffix}"
     mesh.export(path)
-    centers, radii = sphere_cover(path)
+    centers, radii, _ = sphere_cover(path)
     assert _gap(mesh, centers, radii) <= DEFAULT_TOLERANCE
     path.write_text("not a mesh")
     with pytest.raises(MeshError, match="cannot read mesh|has no vertices"):
@@ -78,7 +79,8 @@ def test_covers_are_cached_by_content(tmp_path, monkeypatch):
 
     meshes._MEMORY.clear()
     again = sphere_cover(path, tolerance=0.03)  # from the disk cache
-    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first.centers, again.centers)
+    assert first.gap == again.gap
     trimesh.creation.box((0.1, 0.2, 0.4)).export(path)  # another content: another cover
     assert not np.array_equal(sphere_cover(path, tolerance=0.03)[1], first[1])
 
@@ -127,3 +129,15 @@ def test_a_missing_mesh_file_is_one_clear_error(robot, tmp_path):
     shutil.move(tmp_path / "foot.stl", tmp_path / "elsewhere.stl")
     with pytest.raises(MeshError, match="names mesh 'foot.stl', which is not a file"):
         make_engine("numpy", body, stand_scene.stand_scene(body.standing_base_height), 1)
+
+
+def test_mesh_spheres_carry_their_covers_gap_and_primitive_spheres_none(robot, tmp_path):
+    from training_ground.physics import load_model
+    from training_ground.physics.contacts import contact_spheres
+
+    body = _mesh_footed(robot, tmp_path)
+    model = load_model(body)
+    spheres = contact_spheres(body, model.link_names)
+    feet = np.isin(np.array(model.link_names)[spheres.body], body.feet)
+    assert (spheres.inset[feet] > 0).all() and (spheres.inset[feet] <= DEFAULT_TOLERANCE).all()
+    assert (spheres.inset[~feet] == 0).all()  # the assisted grasp's touch test is humanoid43's as before
