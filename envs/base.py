@@ -32,7 +32,7 @@ OBS_LIMIT = 1e4
 class TaskConfig:
     """Options every task has. Subclasses add their own fields.
 
-    robot: registered robot name. max_steps: control steps before truncation.
+    robot: a registered robot's name or a spec file's path (robots/spec.py). max_steps: control steps before truncation.
     physics_dt, control_dt (s), grasp ("assisted" | "physical"), drive (physics DRIVES: how the PD
     drives are integrated; "implicit" holds stiff gains, numpy only), contact_matrix (physics
     CONTACT_MATRICES: how the numpy engine adds its implicit contact term): engine settings.

@@ -55,10 +55,6 @@ def with_stored_defaults(config: dict) -> dict:
     return {**{key: value for key, value in PREDATING_VALUES.items() if key not in config}, **config}
 
 
-def _unchanged(value):
-    return value
-
-
 #: Field name -> how a Python object given for it becomes the JSON value a dataset records: a
 #: RobotDescription becomes the name it is registered under (robots.register).
 CONVERTERS = {"robot": robots.robot_name}
@@ -100,7 +96,8 @@ def _coerce(name: str, default, value):
         unknown = sorted(set(value) - fields)
         if unknown:
             raise ConfigError(f"unknown config key(s) {unknown} in {name}; valid keys: {sorted(fields)}")
-        coerced = {key: _coerce(f"{name}.{key}", getattr(default, key), CONVERTERS.get(key, _unchanged)(item))
+        coerced = {key: _coerce(f"{name}.{key}", getattr(default, key),
+                                CONVERTERS[key](item) if key in CONVERTERS else item)
                    for key, item in value.items()}
         for key, item in coerced.items():
             _check_domain(f"{name}.{key}", key, item)

@@ -22,7 +22,6 @@ import numpy as np
 
 from .. import robots
 from ..physics.model import urdf_inertials
-
 from ..physics.rotations import quat_to_matrix
 from ..scenes import stand as stand_scene
 from ..physics.scene import EpisodeSetup, Scene
@@ -120,20 +119,18 @@ class StandTask(BatchedTask):
         return {"pushes": EpisodeArray((self.config.pushes.count, 5), saved=True)}
 
     def init_episode(self, env_ids, episodes, rngs):
-        ranges = self.cached_push_ranges()
         for env_id, rng in zip(env_ids, rngs):
-            self.pushes[env_id] = stand_scene.sample_pushes(rng, ranges)
+            self.pushes[env_id] = stand_scene.sample_pushes(rng, self.push_ranges)
 
-    def cached_push_ranges(self) -> stand_scene.PushRandomization:
+    @functools.cached_property
+    def push_ranges(self) -> stand_scene.PushRandomization:
         """The configured push ranges, scaled to the robot when ``scale_pushes`` (:func:`push_scales`)."""
-        if not hasattr(self, "_push_ranges"):
-            ranges = self.config.pushes
-            if self.config.scale_pushes:
-                force, time = push_scales(self.robot)
-                ranges = dataclasses.replace(ranges, magnitude_range=tuple(force * x for x in ranges.magnitude_range),
-                                             duration_range=tuple(time * x for x in ranges.duration_range))
-            self._push_ranges = ranges
-        return self._push_ranges
+        ranges = self.config.pushes
+        if not self.config.scale_pushes:
+            return ranges
+        force, time = push_scales(self.robot)
+        return dataclasses.replace(ranges, magnitude_range=tuple(force * x for x in ranges.magnitude_range),
+                                   duration_range=tuple(time * x for x in ranges.duration_range))
 
     def before_step(self):
         time = self.elapsed * self.config.control_dt

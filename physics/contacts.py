@@ -97,10 +97,9 @@ def robot_spheres(urdf_path, link_names: tuple[str, ...], links=None) -> SphereS
             continue
         for collision in element.findall("collision"):
             origin = collision.find("origin")
-            xyz = np.array([float(x) for x in origin.get("xyz", "0 0 0").split()]) if origin is not None else np.zeros(3)
-            rpy = np.array([float(x) for x in origin.get("rpy", "0 0 0").split()]) if origin is not None else np.zeros(3)
+            xyz = _floats(origin.get("xyz") if origin is not None else None)
+            rotation = _rpy_matrix(_floats(origin.get("rpy") if origin is not None else None))
             geometry = list(collision.find("geometry"))[0]
-            rotation = _rpy_matrix(rpy)
             if geometry.tag == "mesh":
                 # Spheres inside the mesh's convex hull, the shape pybullet collides (physics/meshes.py).
                 centers, r, gap = sphere_cover(resolve_mesh(urdf_path, geometry.get("filename", "")),

@@ -92,22 +92,22 @@ def load(name: str = "humanoid43", **overrides) -> RobotDescription:
     say; the others keep theirs). Stiff gains need the numpy engine's ``drive="implicit"``: the
     explicit law of pybullet is stable only while ``kd dt / I`` and ``sqrt(kp / I) dt`` stay below about one.
     """
-    if isinstance(name, RobotDescription):
-        return _with_gains(name, **overrides) if overrides else name
-    if name in _REGISTRY:
-        robot = _REGISTRY[name]()
-        return _with_gains(robot, **overrides) if overrides else robot
-    if str(name).endswith(".toml"):
-        robot = load_spec(name)
-        return _with_gains(robot, **overrides) if overrides else robot
     if str(name).endswith(".urdf"):
         if "groups" not in overrides:
             raise RobotContractError(f"loading URDF {name} needs groups={{group: joint names}} for {list(GROUP_SIZES)}, "
                                      f"or a spec file (robots/spec.py) that declares its own groups")
         path = Path(name)
         return describe(name=path.stem, urdf_path=path, **overrides)
-    raise UnknownNameError(f"unknown robot {name!r}; registered robots: {registered()}. Pass a spec file "
-                           f"(path/to/robot.toml), or register one with training_ground.robots.register(name, spec)")
+    if isinstance(name, RobotDescription):
+        robot = name
+    elif name in _REGISTRY:
+        robot = _REGISTRY[name]()
+    elif str(name).endswith(".toml"):
+        robot = load_spec(name)
+    else:
+        raise UnknownNameError(f"unknown robot {name!r}; registered robots: {registered()}. Pass a spec file "
+                               f"(path/to/robot.toml), or register one with training_ground.robots.register(name, spec)")
+    return _with_gains(robot, **overrides) if overrides else robot
 
 
 def _with_gains(robot: RobotDescription, kp: dict | None = None, kd: dict | None = None, **other) -> RobotDescription:

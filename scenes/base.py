@@ -6,6 +6,8 @@ import functools
 
 import numpy as np
 
+from .. import robots
+from ..physics.model import forward_kinematics, load_model
 from ..physics.rotations import quat_to_matrix
 from ..physics.scene import StaticBox
 
@@ -26,8 +28,6 @@ def table_boxes(center: tuple[float, float], half: tuple[float, float], height: 
 def _reach_and_shoulder(robot) -> tuple[float, np.ndarray]:
     """The right arm's reach (its first joint to its grasp site, arm hanging straight at the zero posture) and
     that joint's world position at the ``arms_ready`` keyframe with the base at its standing height."""
-    from ..physics.model import forward_kinematics, load_model
-
     hand = robot.hands["right"]
     model = load_model(robot, fixed_base=True)
     shoulder = next(i for i, joint in enumerate(model.joint_of_link)
@@ -47,8 +47,6 @@ def _reach_and_shoulder(robot) -> tuple[float, np.ndarray]:
 
 @functools.cache
 def _reference_arm() -> tuple[float, np.ndarray]:
-    from .. import robots
-
     return _reach_and_shoulder(robots.load("humanoid43"))
 
 
