@@ -13,16 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..envs.controllers import IKSettings
 from .scripted import HandExpert
 from ..physics.rotations import matrix_to_quat, quat_conjugate, quat_multiply, quat_to_axis_angle, quat_to_matrix
 from ..scenes import assembly as assembly_scene
 from ..scenes import bread as bread_scene
-
-# Right-hand grasp site orientation for a top-down grasp: palm facing down, fingers forward.
-# Columns are the palm frame's x, y, z axes in the world (see robots/humanoid43.py).
-_TOP_DOWN_RIGHT = np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
-
 
 def yaw_matrix(yaw: np.ndarray) -> np.ndarray:
     """Rotations (..., 3, 3) about the vertical by ``yaw``."""
@@ -30,9 +24,10 @@ def yaw_matrix(yaw: np.ndarray) -> np.ndarray:
     return np.stack([c, -s, zero, s, c, zero, zero, zero, one], -1).reshape(*np.shape(yaw), 3, 3)
 
 
-def top_down_yaw(hand_quat: np.ndarray) -> np.ndarray:
-    """Yaw of a hand about the vertical, relative to the top-down grasp orientation (0: fingers forward)."""
-    turn = quat_to_matrix(hand_quat) @ _TOP_DOWN_RIGHT.T
+def top_down_yaw(hand_quat: np.ndarray, top_down: np.ndarray) -> np.ndarray:
+    """Yaw of a hand about the vertical, relative to its top-down grasp orientation ``top_down`` (its palm frame's
+    axes in the world, physics/hand_geometry.py; 0: fingers forward)."""
+    turn = quat_to_matrix(hand_quat) @ top_down.T
     return np.arctan2(turn[..., 1, 0], turn[..., 0, 0])
 
 
@@ -84,9 +79,9 @@ class TopDownPickPlaceExpert(HandExpert):
     #: overshoots: fine for a roll dropped into a basket, not for a chip placed to a millimetre.
     gain = 0.3
 
-    def __init__(self, num_envs: int = 1, ik: IKSettings | None = None, base_position=(0.0, 0.0, 0.0)):
-        super().__init__(num_envs, ik, base_position)
-        self.target_yaw = np.zeros(num_envs)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.target_yaw = np.zeros(self.num_envs)
 
     def __call__(self, observation: dict) -> np.ndarray:
         single = observation[f"{self.object_key}_pos"].ndim == 1
@@ -160,7 +155,7 @@ class TopDownPickPlaceExpert(HandExpert):
         grip = np.where(holding, self.hold_grip, grip)
         grip = np.where(phase == self.RELEASE, self.release_grip, grip)
 
-        desired = matrix_to_quat(yaw_matrix(yaw) @ _TOP_DOWN_RIGHT)
+        desired = matrix_to_quat(yaw_matrix(yaw) @ self.hands[h].top_down)
         rotation_error = quat_to_axis_angle(quat_multiply(desired, quat_conjugate(hand_quat)))
         rotation_distance = np.linalg.norm(rotation_error, axis=-1)
         aligned = rotation_distance < 0.15
@@ -206,7 +201,6 @@ class BreadPickPlaceExpert(TopDownPickPlaceExpert):
     target_key = "basket"
     surface_height = bread_scene.TABLE_HEIGHT
     place_height = 0.085  # above the table
-    palm_to_site = 0.03  # grasp site below the palm surface (m)
 
     def grasp_yaw(self, obs):
         # Fingers wrap across the roll: turn the hand so they point perpendicular to its axis.
@@ -220,7 +214,7 @@ class BreadPickPlaceExpert(TopDownPickPlaceExpert):
         bread = obs["bread_pos"]
         radius = bread[:, 2] - (self.surface_height - self.base_position[2])
         return bread + np.stack([np.zeros_like(radius), np.zeros_like(radius),
-                                 np.maximum(radius - self.palm_to_site, 0.0) - 0.004], -1)
+                                 np.maximum(radius - self.hands[self.hand].palm_to_site, 0.0) - 0.004], -1)
 
     def place_point(self, obs, hand_pos, target):
         return target * [1, 1, 0] + [0, 0, self.surface_height - self.base_position[2] + self.place_height]
@@ -231,8 +225,9 @@ class Assembly3CExpert(TopDownPickPlaceExpert):
     centimetre above the socket, lowers it slowly and lets go just above its seat.
 
     The hand is much larger than the chip: fully curled, the fingertips end ``fingertip_reach``
-    in front of the grasp site and ``fingertip_depth`` below it (robots/humanoid43.py), so the
-    site stops behind and above the chip and the closing fingers come down onto its top face.
+    in front of the grasp site and ``fingertip_depth`` below it (the robot's hand, measured by
+    physics/hand_geometry.py), so the site stops behind and above the chip and the closing
+    fingers come down onto its top face.
     Carried that way the chip is the lowest thing on the hand.
     """
 
@@ -241,8 +236,6 @@ class Assembly3CExpert(TopDownPickPlaceExpert):
     surface_height = assembly_scene.TABLE_HEIGHT
     hover_height = 0.05
     carry_height = 0.10
-    fingertip_reach = 0.042
-    fingertip_depth = 0.021
     fingertip_press = 0.001  # how far the curled fingertips would reach into the chip's top face
     release_gap = 0.0015  # the chip's underside above its seat when the hand opens
     # Once welded, the fingers relax to just past half-closed, and letting go stops them at half-closed:
@@ -276,8 +269,9 @@ class Assembly3CExpert(TopDownPickPlaceExpert):
 
     def grasp_point(self, obs, yaw):
         chip, half_height = obs["chip_pos"], obs["chip_size"][:, 2]
-        behind = yaw_matrix(yaw) @ np.array([self.fingertip_reach, 0.0, 0.0])
-        above = half_height + self.fingertip_depth - self.fingertip_press
+        fingers = self.hands[self.hand]
+        behind = yaw_matrix(yaw) @ np.array([fingers.fingertip_reach, 0.0, 0.0])
+        above = half_height + fingers.fingertip_depth - self.fingertip_press
         return chip - behind + above[:, None] * [0.0, 0.0, 1.0]
 
     def place_point(self, obs, hand_pos, target):
@@ -289,7 +283,7 @@ class Assembly3CExpert(TopDownPickPlaceExpert):
         return self.release_point
 
     def place_yaw(self, obs, hand_quat):
-        return top_down_yaw(hand_quat) + self._yaw_to_socket(obs)
+        return top_down_yaw(hand_quat, self.hands[self.hand].top_down) + self._yaw_to_socket(obs)
 
     def ready_to_insert(self, obs, distance, rotation_error):
         centred = np.linalg.norm(obs["chip_to_seat"][:, :2], axis=-1) < self.seat_alignment

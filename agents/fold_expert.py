@@ -14,18 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..envs.controllers import IKSettings
 from .scripted import HandExpert
 from ..physics.rotations import matrix_to_quat, quat_conjugate, quat_multiply, quat_to_axis_angle
 from ..scenes import wardrobe as wardrobe_scene
-
-# Grasp-site orientations with the palms facing down and the fingers pointing forward: the
-# columns are the palm frame's axes in the world (the arms_ready keyframe holds these).
-_TOP_DOWN = np.array([
-    [[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],  # left
-    [[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]],  # right
-])
-
 
 class WardrobeFoldExpert(HandExpert):
     (APPROACH, DESCEND, CLOSE, LIFT, ARC, OVER, LOWER, RELEASE, REGRASP, CARRY_UP, CARRY, LAY, LAY_OUT, LET_GO,
@@ -49,8 +40,9 @@ class WardrobeFoldExpert(HandExpert):
     speed = {APPROACH: 0.015, DESCEND: 0.01, LIFT: 0.006, ARC: 0.006, OVER: 0.006, LOWER: 0.005, RELEASE: 0.005,
              REGRASP: 0.005, CARRY_UP: 0.008, CARRY: 0.008, LAY: 0.006, LAY_OUT: 0.004, WITHDRAW: 0.01}
 
-    def __init__(self, num_envs: int = 1, ik: IKSettings | None = None, base_position=(0.0, 0.0, 0.0)):
-        super().__init__(num_envs, ik, base_position)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        num_envs = self.num_envs
         self.fold_depth = np.zeros(num_envs)
         self.separation = np.zeros(num_envs)
         self.grasped_at = np.zeros((num_envs, 2, 3))  # the near corners where they were grasped
@@ -137,7 +129,8 @@ class WardrobeFoldExpert(HandExpert):
         closed = self._in(phase, self.CLOSE, self.LIFT, self.ARC, self.OVER, self.LOWER, self.REGRASP, self.CARRY_UP,
                           self.CARRY, self.LAY, self.LAY_OUT)[:, 0, 0]
 
-        desired = matrix_to_quat(_TOP_DOWN)
+        # Palms down, fingers forward: each hand's grasp-site orientation, measured from the robot.
+        desired = matrix_to_quat(np.array([hand.top_down for hand in self.hands]))
         rotation_error = quat_to_axis_angle(quat_multiply(np.broadcast_to(desired, hand_quat.shape),
                                                           quat_conjugate(hand_quat)))
         aligned = (np.linalg.norm(rotation_error, axis=-1) < 0.15).all(axis=1)

@@ -2,21 +2,29 @@
 
 An expert is a batched state machine over the ``ee_delta`` action mode: one instance drives
 N environments, each with its own phase and timer. Subclasses set the phase constants
-(``APPROACH`` first) and implement ``__call__``/``act``.
+(``APPROACH`` first) and implement ``__call__``/``act``. What an expert knows of the hands (which way a
+palm faces, where the curled fingertips end) it reads from the robot's description
+(physics/hand_geometry.py), so the same expert drives any robot whose spec declares two hands.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import robots
 from ..envs.controllers import IKSettings
 from ..errors import InputError
+from ..physics.hand_geometry import HandGeometry, measure_hand
 
 
 class HandExpert:
     APPROACH = 0
 
-    def __init__(self, num_envs: int = 1, ik: IKSettings | None = None, base_position=(0.0, 0.0, 0.0)):
+    def __init__(self, num_envs: int = 1, ik: IKSettings | None = None, base_position=(0.0, 0.0, 0.0),
+                 robot: robots.RobotDescription | str = "humanoid43"):
+        robot = robots.load(robot) if isinstance(robot, str) else robot
+        #: Each hand's measured shape, in the engine's hand order (the robot's hands as declared).
+        self.hands: tuple[HandGeometry, ...] = tuple(measure_hand(robot, side) for side in robot.hands)
         self.ik = ik or IKSettings()
         self.num_envs = num_envs
         self.base_position = np.asarray(base_position, float)
@@ -28,7 +36,7 @@ class HandExpert:
         """The expert for a batched task (envs/base.py BatchedTask); ``for_env`` takes a Gymnasium env."""
         if task.action_mode != "ee_delta":
             raise InputError(f"the {cls.__name__} moves the hands; make the env with action_mode='ee_delta'")
-        return cls(num_envs or task.num_envs, task.config.ik, task.scene.robot_position)
+        return cls(num_envs or task.num_envs, task.config.ik, task.scene.robot_position, task.robot)
 
     @classmethod
     def for_env(cls, env, num_envs: int | None = None):

@@ -117,15 +117,35 @@ def test_unknown_link_is_a_clear_error(setup):
         numpy_model.jacobian(model, robot.keyframe("standing")[None], "tail")
 
 
-def test_forward_kinematics_matches_mujoco_to_1e9():
+def _mujoco_model(mujoco, robot):
+    """MuJoCo's model of the robot's URDF. MuJoCo strips mesh paths to their file names, so the meshes go in as
+    assets under those names."""
+    import xml.etree.ElementTree as ET
+
+    from training_ground.physics.meshes import resolve_mesh
+
+    urdf = ET.parse(robot.urdf_path).getroot()
+    assets = {}
+    for mesh in urdf.iter("mesh"):
+        path = resolve_mesh(robot.urdf_path, mesh.get("filename"))
+        assets[path.name] = path.read_bytes()
+    return mujoco.MjModel.from_xml_string(robot.urdf_path.read_text(), assets)
+
+
+@pytest.mark.parametrize("robot_name", ["humanoid43", "compact43"])
+def test_forward_kinematics_matches_mujoco_to_1e9(robot_name):
     """pybullet's getLinkState rounds through single precision, so double-precision link poses come
     from MuJoCo's kinematics on the same URDF (the ``bench`` extra, installed by CI): every link's
-    world position within 1e-9 m and orientation within 1e-9 rad, fixed and floating base."""
+    world position within 1e-9 m and orientation within 1e-9 rad, fixed and floating base. compact43 is
+    rooted at its torso, has mesh collisions and a sensor link without <inertial>; MuJoCo merges its fixed
+    links into their parents, so the links compared are those MuJoCo keeps (every moving one)."""
     mujoco = pytest.importorskip("mujoco")
-    robot = robots.load("humanoid43")
-    reference = mujoco.MjModel.from_xml_path(str(robot.urdf_path))
+    robot = robots.load(robot_name)
+    reference = _mujoco_model(mujoco, robot)
     data = mujoco.MjData(reference)
+    kept = {reference.body(i).name for i in range(1, reference.nbody)}
     rng = np.random.default_rng(7)
+    compared = 0
     for floating in (False, True):
         model = numpy_model.load_model(robot, fixed_base=not floating)
         for _ in range(CONFIGS):
@@ -140,6 +160,9 @@ def test_forward_kinematics_matches_mujoco_to_1e9():
             base_rotation = quat_to_matrix(base_quat) if floating else np.eye(3)
             offset = base_position if floating else np.zeros(3)
             for name in robot_links(model):
+                if name not in kept:
+                    continue
+                compared += 1
                 body = data.body(name)
                 expected_position = offset + base_rotation @ body.xpos
                 w, x, y, z = body.xquat
@@ -148,6 +171,8 @@ def test_forward_kinematics_matches_mujoco_to_1e9():
                 assert np.abs(pose[:3] - expected_position).max() < 1e-9
                 relative = quat_multiply(quat_conjugate(pose[3:]), expected_quat)
                 assert np.linalg.norm(quat_to_axis_angle(relative)) < 1e-9
+    # Every moving link is compared (MuJoCo keeps the body of every joint).
+    assert compared >= 2 * CONFIGS * robot.num_joints
 
 
 def robot_links(model):

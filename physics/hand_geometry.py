@@ -1,0 +1,141 @@
+"""A hand's shape as experts need it, measured from the robot's URDF and hand spec, never assumed.
+
+A scripted expert that grasps from above must know which way the palm faces and the fingers
+point (vendors' palm frames differ), how far the palm's surface is from the grasp site, and
+where the curled fingertips end. :func:`measure_hand` reads these off the hand's collision
+spheres (physics/contacts.py ``robot_spheres``, the shapes both engines collide) posed by the
+forward kinematics at the spec's open and closed finger positions, all in the palm frame:
+
+- the palm normal is the palm's thinnest direction (the least principal axis of its sphere centres: a palm is
+  a plate), turned towards the grasp site (the site sits off the palm's inner face, in the grasp volume);
+- the finger axis points from the palm to the open fingertips, across the normal; the thumb is the
+  tip that reaches less than half as far along it as the longest finger, and is left out;
+- a fingertip is the sphere of a finger's last link farthest from the palm frame's origin.
+
+Axes within :data:`SNAP_ANGLE` of a palm-frame axis are snapped to it: URDF palm frames are
+drawn along the palm, so sphere-cover noise does not tilt an expert's hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..robots import RobotDescription
+from .contacts import robot_spheres
+from .model import forward_kinematics, load_model
+from .rotations import quat_to_matrix
+
+#: Largest angle (rad) between a measured axis and a palm-frame axis at which the axis is snapped to it.
+SNAP_ANGLE = np.deg2rad(15.0)
+
+
+@dataclass(frozen=True)
+class HandGeometry:
+    """One hand, in its palm frame (m). ``top_down``: the palm frame's axes as columns in the world for a grasp
+    from above, palm facing down and fingers pointing forward (+x); the grasp-site orientation an expert asks for.
+
+    palm_normal, finger_axis: unit vectors. palm_to_site: the grasp site's distance from the palm's inner face,
+    along the normal. fingertip_reach: the closed fingertips' centres ahead of the site along the finger axis;
+    fingertip_depth: how far beyond the site, along the normal, the closed fingertips' surfaces reach (mean over
+    the fingers, thumb left out). open_reach: the open fingertips' centres ahead of the site."""
+
+    palm_normal: np.ndarray
+    finger_axis: np.ndarray
+    top_down: np.ndarray
+    palm_to_site: float
+    fingertip_reach: float
+    fingertip_depth: float
+    open_reach: float
+
+
+def _snap(direction: np.ndarray) -> np.ndarray:
+    direction = direction / np.linalg.norm(direction)
+    axis = int(np.argmax(np.abs(direction)))
+    if np.arccos(min(1.0, abs(direction[axis]))) < SNAP_ANGLE:
+        snapped = np.zeros(3)
+        snapped[axis] = np.sign(direction[axis])
+        return snapped
+    return direction
+
+
+def _tips(model, spheres, poses, palm, leaves):
+    """Each leaf link's fingertip sphere (centre in the palm frame, radius)."""
+    rotation, origin = quat_to_matrix(poses[palm, 3:]), poses[palm, :3]
+    centres, radii = [], []
+    for leaf in leaves:
+        mine = spheres.body == leaf
+        if not mine.any():
+            continue
+        world = poses[leaf, :3] + spheres.center[mine] @ quat_to_matrix(poses[leaf, 3:]).T
+        local = (world - origin) @ rotation
+        tip = int(np.argmax(np.linalg.norm(local, axis=1)))
+        centres.append(local[tip])
+        radii.append(spheres.radius[mine][tip])
+    return np.array(centres), np.array(radii)
+
+
+_CACHE: dict = {}
+
+
+def measure_hand(robot: RobotDescription, side: str) -> HandGeometry:
+    """The :class:`HandGeometry` of ``robot.hands[side]`` (cached per URDF, hand spec and home posture)."""
+    if side not in robot.hands:
+        raise KeyError(f"robot {robot.name!r} has no {side!r} hand; it has {sorted(robot.hands)}")
+    hand = robot.hands[side]
+    key = (str(robot.urdf_path), side, hand, robot.home_posture.tobytes())
+    if key not in _CACHE:
+        _CACHE[key] = _measure(robot, hand)
+    return _CACHE[key]
+
+
+def _measure(robot: RobotDescription, hand) -> HandGeometry:
+    model = load_model(robot, fixed_base=True)
+    palm = model.link_index(hand.palm_link)
+    below_palm = [link for link in range(model.num_links) if model.ancestors[link, palm] and link != palm]
+    leaves = [link for link in below_palm if not np.any(model.parent == link)]
+    spheres = robot_spheres(robot.urdf_path, model.link_names, links=[model.link_names[i] for i in (palm, *leaves)])
+    site = np.asarray(hand.grasp_site, float)
+    fingers = robot.joint_indices(hand.finger_joints)
+    tips = {}
+    for name, targets in (("open", hand.finger_open), ("closed", hand.finger_closed)):
+        q = robot.home_posture.copy()
+        q[fingers] = targets
+        tips[name] = _tips(model, spheres, forward_kinematics(model, q[None])[0], palm, leaves)
+    if not len(tips["open"][0]):
+        raise ValueError(f"hand {hand.palm_link!r}: its fingers' last links have no collision shapes to measure")
+
+    on_palm = spheres.body == palm
+    if not on_palm.any():
+        raise ValueError(f"hand {hand.palm_link!r}: the palm link has no collision shape to measure")
+    centres = spheres.center[on_palm]
+    _, axes = np.linalg.eigh(np.cov(centres.T, bias=True)) if len(centres) > 2 else (None, None)
+    if axes is None:
+        raise ValueError(f"hand {hand.palm_link!r}: the palm's collision shape is too small to find its plane")
+    normal = axes[:, 0] * np.sign((site - centres.mean(axis=0)) @ axes[:, 0])
+    normal = _snap(normal)
+    # The palm's inner face: its spheres' surfaces farthest along the normal.
+    face = (spheres.center[on_palm] @ normal + spheres.radius[on_palm]).max()
+
+    def across_normal(vectors):
+        return vectors - np.outer(vectors @ normal, normal)
+
+    open_centres, _ = tips["open"]
+    axis = _snap(across_normal(open_centres - site).mean(axis=0))
+    reach = (open_centres - site) @ axis
+    is_finger = reach >= 0.5 * reach.max()  # the thumb reaches less far
+    axis = _snap(across_normal(open_centres[is_finger] - site).mean(axis=0))
+    closed_centres, closed_radii = tips["closed"]
+    closed_centres, closed_radii = closed_centres[is_finger], closed_radii[is_finger]
+
+    # Palm frame -> world for palm down (normal -> -z), fingers forward (axis -> +x): side = axis x normal -> +y.
+    palm_basis = np.stack([axis, np.cross(axis, normal), normal], axis=1)
+    world_basis = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]]).T
+    return HandGeometry(
+        palm_normal=normal, finger_axis=axis, top_down=world_basis @ palm_basis.T,
+        palm_to_site=float(site @ normal - face),
+        fingertip_reach=float(((closed_centres - site) @ axis).mean()),
+        fingertip_depth=float(((closed_centres - site) @ normal + closed_radii).mean()),
+        open_reach=float(((open_centres[is_finger] - site) @ axis).mean()),
+    )

@@ -1,0 +1,96 @@
+"""Experts read a hand's shape from the robot (physics/hand_geometry.py), not from humanoid43's numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from training_ground import robots
+from training_ground.agents.experts import Assembly3CExpert, BreadPickPlaceExpert
+from training_ground.agents.fold_expert import WardrobeFoldExpert
+from training_ground.physics.hand_geometry import measure_hand
+
+# The numbers the experts were tuned with on humanoid43 before they were measured (agents/experts.py at 86cdd6d):
+# its right palm frame's axes in the world for a top-down grasp, and the fingertips and palm face from the site.
+HUMANOID43_TOP_DOWN = {"left": np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
+                       "right": np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])}
+
+
+def test_humanoid43s_hands_measure_as_its_experts_were_tuned():
+    robot = robots.load("humanoid43")
+    for side in ("left", "right"):
+        hand = measure_hand(robot, side)
+        np.testing.assert_array_equal(hand.top_down, HUMANOID43_TOP_DOWN[side])
+        assert hand.palm_to_site == pytest.approx(0.03, abs=1e-12)  # palm box face 3 cm from the site
+        # Curled fingertip spheres (radius 9 mm): 42.1 mm ahead of the site, their surfaces 20.9 mm beyond it.
+        assert hand.fingertip_reach == pytest.approx(0.0421, abs=5e-5)
+        assert hand.fingertip_depth == pytest.approx(0.0209, abs=5e-5)
+
+
+def test_compact43s_smaller_hands_measure_smaller():
+    compact, humanoid = robots.load("compact43"), robots.load("humanoid43")
+    hand, big = measure_hand(compact, "right"), measure_hand(humanoid, "right")
+    np.testing.assert_array_equal(hand.top_down, big.top_down)  # its generator draws the palm frames alike
+    assert hand.fingertip_reach < 0.6 * big.fingertip_reach and hand.fingertip_depth < 0.7 * big.fingertip_depth
+    assert 0.0 < hand.palm_to_site < 0.04 and hand.open_reach > hand.fingertip_reach
+
+
+def _turn_palm_frame(urdf_path, out_path, palm: str, turn: float) -> np.ndarray:
+    """The same robot with ``palm``'s link frame turned by ``turn`` about its z axis: the joint into it is turned,
+    and its shapes, inertial and child joints turned back, so nothing moves but the frame. Returns the turn."""
+    c, s = math.cos(turn), math.sin(turn)
+    rotation = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    root = ET.parse(urdf_path).getroot()
+
+    def turn_back(origin):
+        xyz = np.array([float(x) for x in origin.get("xyz", "0 0 0").split()])
+        rpy = [float(x) for x in origin.get("rpy", "0 0 0").split()]
+        assert rpy[:2] == [0.0, 0.0], "this helper turns origins whose rotation is about z only"
+        origin.set("xyz", " ".join(repr(float(x)) for x in rotation.T @ xyz))
+        origin.set("rpy", f"0 0 {rpy[2] - turn!r}")
+
+    for joint in root.iter("joint"):
+        if joint.find("child").get("link") == palm:
+            origin = joint.find("origin")
+            assert origin.get("rpy", "0 0 0").split() == ["0", "0", "0"]
+            origin.set("rpy", f"0 0 {turn!r}")
+            axis = np.array([float(x) for x in joint.find("axis").get("xyz").split()])
+            joint.find("axis").set("xyz", " ".join(repr(float(x)) for x in rotation.T @ axis))
+        elif joint.find("parent").get("link") == palm:
+            turn_back(joint.find("origin"))
+    link = next(link for link in root.iter("link") if link.get("name") == palm)
+    for element in (*link.findall("collision"), *link.findall("inertial")):
+        turn_back(element.find("origin"))
+    for visual in link.findall("visual"):
+        link.remove(visual)
+    out_path.write_text(ET.tostring(root, encoding="unicode"))
+    return rotation
+
+
+def test_a_turned_palm_frame_turns_the_experts_hand_orientation_and_nothing_else(tmp_path):
+    """Vendors draw palm frames their own way. Turning the right palm's frame a quarter turn, with the hand itself
+    left where it was, must turn the expert's target orientation with it (top_down @ turn) and leave every
+    distance as it was: the experts before this change asked for humanoid43's palm orientation whatever the
+    robot, which on this robot points the fingers sideways."""
+    robot = robots.load("humanoid43")
+    hand = robot.hands["right"]
+    turn = _turn_palm_frame(robot.urdf_path, tmp_path / "turned.urdf", hand.palm_link, math.pi / 2)
+    turned_hand = dataclasses.replace(hand, grasp_site=tuple(turn.T @ np.asarray(hand.grasp_site)))
+    turned = dataclasses.replace(robot, urdf_path=tmp_path / "turned.urdf",
+                                 hands={**robot.hands, "right": turned_hand})
+    before, after = measure_hand(robot, "right"), measure_hand(turned, "right")
+    np.testing.assert_allclose(after.top_down, before.top_down @ turn, atol=1e-12)
+    for name in ("palm_to_site", "fingertip_reach", "fingertip_depth", "open_reach"):
+        assert getattr(after, name) == pytest.approx(getattr(before, name), abs=1e-12), name
+    for expert_type in (BreadPickPlaceExpert, Assembly3CExpert, WardrobeFoldExpert):
+        expert = expert_type(1, robot=turned)
+        np.testing.assert_allclose(expert.hands[1].top_down, before.top_down @ turn, atol=1e-12)
+
+
+def test_an_unknown_hand_is_a_clear_error():
+    with pytest.raises(KeyError, match="no 'middle' hand"):
+        measure_hand(robots.load("humanoid43"), "middle")
