@@ -97,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
                 row[backend] = {"successes": int(success.sum()), "success_rate": float(success.mean()),
                                 "ci95": wilson_interval(int(success.sum()), args.episodes),
                                 "mean_length": float(lengths.mean()), "wall_s": time.perf_counter() - start,
-                                "failed_seeds": [args.seed + i for i in np.flatnonzero(~success)]}
+                                "failed_seeds": [int(args.seed + i) for i in np.flatnonzero(~success)]}
             rates = [row[b]["success_rate"] for b in args.backends]
             row["gap_points"] = 100 * (max(rates) - min(rates))
             row["meets_bar"] = min(rates) >= MIN_SUCCESS and max(rates) - min(rates) <= MAX_GAP + 1e-12

@@ -35,7 +35,8 @@ class TaskConfig:
     robot: a registered robot's name or a spec file's path (robots/spec.py). max_steps: control steps before truncation.
     physics_dt, control_dt (s), grasp ("assisted" | "physical"), drive (physics DRIVES: how the PD
     drives are integrated; "implicit" holds stiff gains, numpy only), contact_matrix (physics
-    CONTACT_MATRICES: how the numpy engine adds its implicit contact term): engine settings.
+    CONTACT_MATRICES: how the numpy engine adds its implicit contact term), hand_contact (physics
+    HAND_CONTACTS: how the numpy engine's hands touch objects): engine settings.
     init_joint_noise: uniform noise (rad) added to the initial arm posture.
     ik: settings of the ``ee_delta`` action mode.
     """
@@ -47,12 +48,14 @@ class TaskConfig:
     grasp: str = "assisted"
     drive: str = "damping_implicit"
     contact_matrix: str = "composite"
+    hand_contact: str = "primitive"
     init_joint_noise: float = 0.02
     ik: IKSettings = dataclasses.field(default_factory=IKSettings)
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(physics_dt=self.physics_dt, control_dt=self.control_dt, grasp=self.grasp,
-                            drive=self.drive, contact_matrix=self.contact_matrix)
+                            drive=self.drive, contact_matrix=self.contact_matrix,
+                            hand_contact=self.hand_contact)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numbers
 
 from .. import robots
 from ..errors import InputError
-from ..physics import CONTACT_MATRICES, DRIVES
+from ..physics import CONTACT_MATRICES, DRIVES, HAND_CONTACTS
 from ..physics.grasp import GRASP_MODES
 
 
@@ -47,7 +47,7 @@ DOMAINS = {
 #: Config fields added after datasets were first recorded, with what the files written before each one
 #: ran: a stored config that lacks a field is read with this value, not today's default, so that the
 #: dataset still replays bit for bit however the default changes (:func:`with_stored_defaults`).
-PREDATING_VALUES = {"drive": "damping_implicit", "contact_matrix": "per_contact"}
+PREDATING_VALUES = {"drive": "damping_implicit", "contact_matrix": "per_contact", "hand_contact": "cover"}
 
 
 def with_stored_defaults(config: dict) -> dict:
@@ -60,7 +60,7 @@ def with_stored_defaults(config: dict) -> dict:
 CONVERTERS = {"robot": robots.robot_name}
 
 #: String field name -> the values it may take.
-CHOICES = {"drive": DRIVES, "grasp": GRASP_MODES, "contact_matrix": CONTACT_MATRICES}
+CHOICES = {"drive": DRIVES, "grasp": GRASP_MODES, "contact_matrix": CONTACT_MATRICES, "hand_contact": HAND_CONTACTS}
 
 
 def make_config(config_class: type, config=None, **overrides):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .engine import CONTACT_MATRICES, DRIVES, Engine, EngineConfig, pd_torques
+from .engine import CONTACT_MATRICES, DRIVES, HAND_CONTACTS, Engine, EngineConfig, pd_torques
 from .model import Model, bias_forces, forward_kinematics, jacobian, load_model, mass_matrix
 
 BACKENDS = ("pybullet", "numpy")
@@ -22,6 +22,6 @@ def make_engine(backend: str, robot, scene, num_envs: int = 1, config: EngineCon
 
 
 __all__ = [
-    "BACKENDS", "CONTACT_MATRICES", "DRIVES", "Engine", "EngineConfig", "Model", "bias_forces", "forward_kinematics", "jacobian", "load_model",
+    "BACKENDS", "CONTACT_MATRICES", "DRIVES", "HAND_CONTACTS", "Engine", "EngineConfig", "Model", "bias_forces", "forward_kinematics", "jacobian", "load_model",
     "make_engine", "mass_matrix", "pd_torques",
 ]

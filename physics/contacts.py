@@ -296,6 +296,31 @@ def sticky_forces(depth, normal, velocity, friction, mass, frequency: float, dis
     return normal * magnitude + spring, sliding
 
 
+def rounded_box_distance(point, core, rounding):
+    """Signed distance from points to a rounded box, the outward normal there and the nearest surface point.
+
+    point: (..., 3) in the box's frame; core: (..., 3) half extents of the inner box; rounding: (...) the radius
+    around it (a sphere: core 0; a capsule: core (0, 0, half length); a box: rounding 0). Inside the inner box the
+    normal is that of its nearest face. Returns distance (...), normal (..., 3), surface point (..., 3).
+    """
+    nearest = np.clip(point, -core, core)
+    offset = point - nearest
+    distance = np.sqrt((offset * offset).sum(-1))
+    outside = distance > 1e-12
+    normal = offset / np.where(outside, distance, 1.0)[..., None]
+    # Inside the core: out through the nearest face.
+    margin = core - np.abs(point)
+    face = np.argmin(margin, axis=-1)
+    inside_normal = np.zeros_like(point)
+    np.put_along_axis(inside_normal, face[..., None], np.where(
+        np.take_along_axis(point, face[..., None], -1) < 0, -1.0, 1.0), axis=-1)
+    inside_depth = np.take_along_axis(margin, face[..., None], -1)[..., 0]
+    normal = np.where(outside[..., None], normal, inside_normal)
+    distance = np.where(outside, distance, -inside_depth) - rounding
+    surface = point - normal * distance[..., None]
+    return distance, normal, surface
+
+
 def sphere_pair_contacts(center_a, radius_a, center_b, radius_b):
     """Depth (A, B, N) and unit normal (3, A, B, N) from b towards a for sphere pairs."""
     offset = center_a[:, :, None] - center_b[:, None, :]
@@ -306,5 +331,5 @@ def sphere_pair_contacts(center_a, radius_a, center_b, radius_b):
     return depth, normal
 
 
-__all__ = ["SphereSet", "StaticGeometry", "box_corner_spheres", "penalty_forces", "robot_spheres", "sphere_pair_contacts",
+__all__ = ["SphereSet", "StaticGeometry", "box_corner_spheres", "penalty_forces", "robot_spheres", "rounded_box_distance", "sphere_pair_contacts",
            "spheres_for_shape", "standing_height", "static_contacts", "sticky_forces"]

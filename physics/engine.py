@@ -42,6 +42,11 @@ DRIVES = ("explicit", "damping_implicit", "implicit")
 #: matrix's pattern, what every dataset recorded before the option existed ran (the two differ by
 #: rounding, 1e-16 relative, so a replay needs the one its dataset was recorded with).
 CONTACT_MATRICES = ("composite", "per_contact")
+#: How the numpy engine's hands touch free objects: "primitive", every hand sphere against the object's
+#: exact shape (sphere, capsule or box) with static friction, its stiffness implicit on the robot's side
+#: (the default; what physical grasping needs, physics/numpy_objects.py); "cover", hand spheres against
+#: the object's five cover spheres with creeping friction, what every dataset recorded before it ran.
+HAND_CONTACTS = ("primitive", "cover")
 
 
 def check_drive(drive) -> None:
@@ -54,15 +59,25 @@ def check_contact_matrix(contact_matrix) -> None:
         raise InputError(f"unknown contact_matrix {contact_matrix!r}; choose one of {CONTACT_MATRICES}")
 
 
+def check_hand_contact(hand_contact, contact_matrix) -> None:
+    if hand_contact not in HAND_CONTACTS:
+        raise InputError(f"unknown hand_contact {hand_contact!r}; choose one of {HAND_CONTACTS}")
+    if hand_contact == "primitive" and contact_matrix != "composite":
+        raise InputError("hand_contact='primitive' puts its contacts into the composite contact matrix; use "
+                         "contact_matrix='composite', or hand_contact='cover' with contact_matrix='per_contact'")
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """physics_dt: physics step (s), at most MAX_PHYSICS_DT (1/200). control_dt: one engine.step (s), a multiple of physics_dt.
 
-    grasp: "assisted" (weld rule in physics/grasp.py) or "physical" (friction only, pybullet).
+    grasp: "assisted" (weld rule in physics/grasp.py) or "physical" (contact and friction only).
     drive: how the PD drives are integrated, one of :data:`DRIVES` (pybullet runs "explicit" for
     the default "damping_implicit" and refuses "implicit").
     contact_matrix: how the numpy engine adds its implicit contact term to the mass matrix, one of
     :data:`CONTACT_MATRICES` (no effect on pybullet).
+    hand_contact: how the numpy engine's hands touch free objects, one of :data:`HAND_CONTACTS` (pybullet
+    collides its own shapes).
     divergence_speed: a generalised, object or cloth speed above this (rad/s or m/s) marks the env
     diverged; a last resort, checked (on numpy) in every physics substep.
 
@@ -81,6 +96,7 @@ class EngineConfig:
     grasp: str = "assisted"
     drive: str = "damping_implicit"
     contact_matrix: str = "composite"
+    hand_contact: str = "primitive"
     gravity: float = -9.81
     divergence_speed: float = 500.0
     joint_speed_factor: float = 15.0
@@ -93,6 +109,7 @@ class EngineConfig:
         check_grasp_mode(self.grasp)
         check_drive(self.drive)
         check_contact_matrix(self.contact_matrix)
+        check_hand_contact(self.hand_contact, self.contact_matrix)
         if not 0 < self.physics_dt <= MAX_PHYSICS_DT + 1e-12:
             raise InputError(f"physics_dt must be in (0, 1/{round(1 / MAX_PHYSICS_DT)}] s (tground bench steps measures "
                              f"the tasks at 1000 to 200 Hz), got {self.physics_dt}")

@@ -9,7 +9,9 @@ the relative pose it has at that instant, when all of these hold:
 3. some link of the hand (palm or finger) is within ``TOUCH_MARGIN`` of the object's surface.
 
 The weld is released as soon as the hand's grasp command is no longer positive (it opens).
-With ``grasp="physical"`` (pybullet only) no weld is made: friction alone holds objects.
+With ``grasp="physical"`` no weld is made: contact and friction alone hold objects, on pybullet with
+its own contacts and on the numpy engine with its "primitive" hand contacts (physics/numpy_objects.py:
+hand spheres against the object's exact shape, with static friction, stiff on the robot's side).
 
 Cloth follows the same close-to-hold, open-to-let-go rule with particles in place of objects:
 see :func:`update_cloth_pins` (the numpy engine pins particles to the palm, pybullet anchors them).

@@ -470,6 +470,28 @@ class NumpyEngine(Engine):
         return contact_point_masses(self.num_envs, self.spheres.body[sphere], env, relative[:, sphere, env],
                                     dt * c + dt * dt * k)
 
+    def _moving_contacts(self, kin, relative, contacts, robot_force, dt: float, point_masses, contact_matrix,
+                         contact_force):
+        """The implicit treatment of contacts against moving bodies (the free objects' hand contacts), joined to
+        the static contacts' terms: as :meth:`_sticking_contacts` and ``sliding_terms`` do, with the contact's
+        velocity relative to the body's surface in place of the sphere's own."""
+        sphere, env, normal, velocity, mass, sliding = contacts
+        stiffness, damping = mass * self.contact_frequency ** 2, 2.0 * mass * self.contact_frequency
+        stick = ~sliding
+        s, e = sphere[stick], env[stick]
+        # A sphere may touch two bodies at once: add.at sums both.
+        np.add.at(robot_force, (slice(None), s, e), -(dt * stiffness[stick]) * velocity[:, stick])
+        slots, values = contact_point_masses(self.num_envs, self.spheres.body[s], e, relative[:, s, e],
+                                             dt * damping[stick] + dt * dt * stiffness[stick])
+        if point_masses is not None:
+            slots, values = np.concatenate([point_masses[0], slots]), np.concatenate([point_masses[1], values], axis=1)
+        s, e = sphere[sliding], env[sliding]
+        matrix, force = self._implicit.sliding_terms(kin, s, e, relative[:, s, e], velocity[:, sliding],
+                                                     normal[:, sliding], stiffness[sliding], damping[sliding], dt,
+                                                     self.num_envs)
+        matrix = tuple(np.concatenate([old, new]) for old, new in zip(contact_matrix, matrix))
+        return (slots, values), matrix, contact_force + force
+
     def _substep(self, dt: float) -> None:
         model = self.model
         v_last = np.ascontiguousarray(self.state.v.T)
@@ -495,6 +517,10 @@ class NumpyEngine(Engine):
                 np.broadcast_to(damping, depth.shape), dt)
         for component in self.components.values():  # the objects' contacts add their reactions to robot_force
             component.substep_forces(world, velocity, robot_force, dt)
+            hand_contacts = getattr(component, "implicit_contacts", lambda: None)()
+            if hand_contacts is not None:
+                point_masses, contact_matrix, contact_force = self._moving_contacts(
+                    kin, relative, hand_contacts, robot_force, dt, point_masses, contact_matrix, contact_force)
         # Robot: sphere forces to link wrenches about the base origin, then to generalised forces.
         links = model.num_links
         link_force = np.zeros((3, links, self.num_envs))

@@ -1,10 +1,25 @@
 """The numpy engine's free rigid objects: a component of 6-DoF bodies covered by spheres.
 
 Each object is integrated with semi-implicit Euler beside the robot, inside every physics
-substep: contacts with the static world (physics/contacts.py) and with the hands' spheres,
-whose reactions load the arm. The assisted grasp (physics/grasp.py) welds an object to the
-palm kinematically: while held, the object follows the palm and its weight is not fed back
-into the arm.
+substep: contacts with the static world (physics/contacts.py, through the object's cover
+spheres) and with the hands' spheres, whose reactions load the arm.
+
+Hand contacts (``EngineConfig.hand_contact``):
+
+- "primitive": every palm and finger sphere against the object's exact shape, a rounded box
+  (physics/contacts.py ``rounded_box_distance``: sphere, capsule or box), with Coulomb friction
+  and static friction (a tangential spring per hand sphere and object, kept in the state while
+  they touch, as the static contacts keep theirs). The contact's stiffness is the object's:
+  k = m w^2 with m its mass shared among its cover spheres, as its static contacts have. On the
+  robot's side a finger is far lighter than that, so the contact joins the robot's implicit
+  contact treatment (physics/numpy_engine.py): as a point mass while it sticks, a rank-one term
+  while it slides, with the object's surface velocity as the counterpart's. Objects are squeezed,
+  lifted and carried by these forces alone when ``grasp="physical"``.
+- "cover": hand spheres against the object's cover spheres, friction without stiction and the
+  stiffness of the lighter side, explicit: what datasets recorded before "primitive" ran.
+
+The assisted grasp (physics/grasp.py) welds an object to the palm kinematically: while held,
+the object follows the palm and its weight is not fed back into the arm.
 """
 
 from __future__ import annotations
@@ -13,7 +28,7 @@ import numpy as np
 
 from . import grasp as grasp_rule
 from .components import Objects
-from .contacts import penalty_forces, sphere_pair_contacts, static_contacts, sticky_forces
+from .contacts import penalty_forces, rounded_box_distance, sphere_pair_contacts, static_contacts, sticky_forces
 from .model import _cross, _cross_last, _dot
 from .rotations import axis_angle_to_quat, quat_conjugate, quat_multiply, quat_to_matrix
 from .scene import COVER_SPHERES, ObjectParams
@@ -56,6 +71,18 @@ class NumpyObjects(Objects):
         self._owner = np.repeat(self._object_index, OBJECT_SPHERES)  # each cover sphere's object
         self._sphere_params = None  # per-sphere mass, friction and radius of the current episodes; see _spheres
         self._step_start = (self.pose.copy(), self.vel.copy())  # poses and velocities at begin_step
+        self._primitive = engine.config.hand_contact == "primitive"
+        # Each object as a rounded box (its exact shape) for the primitive hand contacts.
+        self._core = np.zeros((n, k, 3))
+        self._rounding = np.zeros((n, k))
+        #: Every hand sphere (robot sphere indices, hand by hand) and the hand it belongs to.
+        self._hand_sphere_ids = np.concatenate(engine._hand_spheres) if h else np.zeros(0, np.int64)
+        self._hand_of_sphere = np.concatenate([np.full(len(hand), i) for i, hand in enumerate(engine._hand_spheres)]
+                                              ) if h else np.zeros(0, np.int64)
+        #: Tangential springs of the primitive hand contacts, (3, hand spheres, K, N).
+        self._hand_slip = np.zeros((3, len(self._hand_sphere_ids), k, n))
+        #: This substep's primitive hand contacts for the robot's implicit treatment (see implicit_contacts).
+        self._implicit = None
 
     # ------------------------------------------------------------------ reads
     def poses(self):
@@ -83,10 +110,12 @@ class NumpyObjects(Objects):
                     self._mass[env_id, k] = params.mass
                     self._inertia[env_id, k] = geometry.inertia(params.mass)
                     self._friction[env_id, k] = params.friction
+                    self._core[env_id, k], self._rounding[env_id, k] = geometry.rounded_box()
             self.pose[env_ids] = [np.asarray(episode.object_poses, float).reshape(self.num_objects, 7)
                                   for episode in episodes]
             self.vel[env_ids] = 0.0
             self._slip[..., env_ids] = 0.0
+            self._hand_slip[..., env_ids] = 0.0
         self.held[env_ids] = -1
         # Nothing of the slot's previous episode survives, so a saved state depends only on this one.
         self._grasp_offset[env_ids] = 0.0
@@ -149,6 +178,8 @@ class NumpyObjects(Objects):
         force, _ = sticky_forces(depth, normal, contact_velocity, friction * sphere_friction, sphere_mass,
                                  frequency, self._slip, dt)
         self.contact_forces[:] = 0.0
+        if self._primitive:
+            return self._primitive_hand_contacts(force, offset, rotation, robot_world, robot_velocity, robot_force, dt)
         owner = self._owner
         for h, hand in enumerate(engine._hand_spheres):
             # Broad phase: only environments where some object sphere is within reach of the hand.
@@ -178,10 +209,69 @@ class NumpyObjects(Objects):
             np.add.at(force, (slice(None), a, env), pair_force)
             np.add.at(robot_force, (slice(None), sphere, env), -pair_force)
             np.add.at(self.contact_forces, (env, h, owner[a]), np.abs(_dot(pair_force, normal)))
-        return force, offset, rotation
+        return force, offset, rotation, None
 
-    def _integrate(self, sphere_force, offset, rotation, dt: float) -> None:
-        """``rotation``: the objects' rotations, as :meth:`_contacts` found them (the poses have not moved since)."""
+    def _primitive_hand_contacts(self, sphere_force, offset, rotation, robot_world, robot_velocity, robot_force,
+                                 dt: float):
+        """The "primitive" hand contacts (module docstring): forces on the objects at their contact points, the
+        reactions added to robot_force, and the contacts kept for :meth:`implicit_contacts`."""
+        engine, n, k = self.engine, self.engine.num_envs, self.num_objects
+        ids = self._hand_sphere_ids
+        centers = np.moveaxis(robot_world[:, ids], 0, -1)  # (S, N, 3): S hand spheres
+        # Broad phase: hand sphere and object pairs whose bounding spheres overlap.
+        reach = np.sqrt((self._core ** 2).sum(-1)) + self._rounding  # (N, K)
+        gap = centers[:, :, None, :] - self.pose[None, :, :, :3]  # (S, N, K, 3)
+        radius = engine.spheres.radius[ids][:, None, None]
+        near = (gap * gap).sum(-1) < (reach[None] + radius) ** 2
+        s, env, obj = np.nonzero(near)
+        new_slip = np.zeros_like(self._hand_slip)
+        object_force = np.zeros((n, k, 3))
+        object_torque = np.zeros((n, k, 3))
+        self._implicit = None
+        if len(s):
+            frame = rotation[env, obj]  # (C, 3, 3)
+            local = np.einsum("cji,cj->ci", frame, gap[s, env, obj])
+            distance, normal_local, surface_local = rounded_box_distance(local, self._core[env, obj],
+                                                                         self._rounding[env, obj])
+            depth = engine.spheres.radius[ids][s] - distance
+            held = self.held[env, self._hand_of_sphere[s]] == obj  # a welded object does not collide with its hand
+            touching = (depth > 0) & ~held
+            s, env, obj = s[touching], env[touching], obj[touching]
+            if len(s):
+                frame, depth = frame[touching], depth[touching]
+                normal = np.einsum("cij,cj->ic", frame, normal_local[touching])  # (3, C): object -> hand sphere
+                arm = np.einsum("cij,cj->ci", frame, surface_local[touching])  # contact point from the object centre
+                point_velocity = self.vel[env, obj, :3] + _cross_last(self.vel[env, obj, 3:], arm)
+                sphere = ids[s]
+                relative = robot_velocity[:, sphere, env] - point_velocity.T  # the hand sphere against the object
+                mass = self._mass[env, obj] / OBJECT_SPHERES
+                friction = self._friction[env, obj]  # robot links have 1.0; coefficients combine by product
+                slip = self._hand_slip[:, s, obj, env]
+                hand_force, sliding = sticky_forces(depth, normal, relative, friction, mass, engine.contact_frequency,
+                                                    slip, dt)
+                new_slip[:, s, obj, env] = slip
+                # hand_force acts on the hand sphere; its reaction on the object, at the contact point.
+                np.add.at(robot_force, (slice(None), sphere, env), hand_force)
+                np.add.at(object_force, (env, obj), -hand_force.T)
+                np.add.at(object_torque, (env, obj), _cross_last(arm, -hand_force.T))
+                np.add.at(self.contact_forces, (env, self._hand_of_sphere[s], obj), np.abs(_dot(hand_force, normal)))
+                bearing = _dot(hand_force, normal) > 0
+                self._implicit = (sphere[bearing], env[bearing], normal[:, bearing], relative[:, bearing],
+                                  mass[bearing], sliding[bearing])
+        self._hand_slip = new_slip
+        return sphere_force, offset, rotation, (object_force, object_torque)
+
+    def implicit_contacts(self):
+        """This substep's bearing primitive hand contacts, for the robot's implicit contact treatment: robot
+        sphere (C,), env (C,), normal (3, C), the sphere's velocity relative to the object's surface (3, C),
+        the contact's mass (C,: k = m w^2, c = 2 m w) and whether it slides (C,); None when there are none.
+        Ordered env by env as :func:`np.nonzero` over (sphere, env, object) gives them, per env the same alone
+        or in a batch."""
+        return self._implicit
+
+    def _integrate(self, sphere_force, offset, rotation, point_forces, dt: float) -> None:
+        """``rotation``: the objects' rotations, as :meth:`_contacts` found them (the poses have not moved since);
+        ``point_forces``: None, or the force and torque (N, K, 3) of the primitive hand contacts."""
         engine, k = self.engine, self.num_objects
         n = engine.num_envs
         held = (self.held[:, :, None] == self._object_index).any(axis=1)  # (N, K): moved by the palm instead
@@ -189,6 +279,9 @@ class NumpyObjects(Objects):
         force = sphere_force.T.reshape(n, k, OBJECT_SPHERES, 3)
         total = force.sum(axis=2) + self._mass[..., None] * np.array([0.0, 0.0, engine.config.gravity])
         torque = _cross_last(offset, force).sum(axis=2)
+        if point_forces is not None:
+            total = total + point_forces[0]
+            torque = torque + point_forces[1]
         inertia = ((rotation * self._inertia[..., None, :])[..., :, None, :] * rotation[..., None, :, :]).sum(-1)
         omega = self.vel[..., 3:]
         angular_rhs = torque - _cross_last(omega, (inertia * omega[..., None, :]).sum(-1))
@@ -270,6 +363,8 @@ class NumpyObjects(Objects):
             "grasp_offset": self._grasp_offset.copy(),
             "object_slip": self._slip.transpose(2, 1, 0).copy(),
             "hand_forces": self.contact_forces.copy(),
+            # The primitive hand contacts' springs (datasets of the "cover" contacts have no such block).
+            **({"hand_slip": self._hand_slip.transpose(3, 1, 2, 0).copy()} if self._primitive else {}),
         }
 
     def load_state_blocks(self, env_ids, blocks) -> None:
@@ -279,3 +374,5 @@ class NumpyObjects(Objects):
         self._grasp_offset[env_ids] = blocks["grasp_offset"]
         self._slip[..., env_ids] = blocks["object_slip"].transpose(2, 1, 0)
         self.contact_forces[env_ids] = blocks["hand_forces"]
+        if self._primitive:
+            self._hand_slip[..., env_ids] = blocks["hand_slip"].transpose(3, 1, 2, 0)

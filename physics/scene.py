@@ -45,6 +45,11 @@ class Sphere:
         """Centres (COVER_SPHERES, 3) in the body frame and radii (COVER_SPHERES,): the ball itself, repeated."""
         return np.zeros((COVER_SPHERES, 3)), np.full(COVER_SPHERES, self.radius)
 
+    def rounded_box(self) -> tuple[np.ndarray, float]:
+        """The shape as the points within ``rounding`` of a box of ``core`` half extents (3,): every shape here is
+        one, so one distance function serves them all (physics/numpy_objects.py's hand contacts)."""
+        return np.zeros(3), self.radius
+
     def inertia(self, mass: float) -> np.ndarray:
         """Principal moments (3,) of the solid shape about its centre, in its body frame."""
         return np.full(3, 0.4 * mass * self.radius ** 2)
@@ -78,6 +83,9 @@ class Box:
         centers[:, 2] = np.where(np.arange(COVER_SPHERES) < 4, -inner[2], inner[2])
         return centers, np.full(COVER_SPHERES, radius)
 
+    def rounded_box(self) -> tuple[np.ndarray, float]:
+        return np.asarray(self.half_extents, float), 0.0
+
     def inertia(self, mass: float) -> np.ndarray:
         hx, hy, hz = self.half_extents
         return mass / 3 * np.array([hy**2 + hz**2, hx**2 + hz**2, hx**2 + hy**2])
@@ -104,6 +112,9 @@ class Capsule:
         centers = np.zeros((COVER_SPHERES, 3))
         centers[:, 2] = np.linspace(-self.length / 2, self.length / 2, COVER_SPHERES)
         return centers, np.full(COVER_SPHERES, self.radius)
+
+    def rounded_box(self) -> tuple[np.ndarray, float]:
+        return np.array([0.0, 0.0, self.length / 2]), self.radius
 
     def inertia(self, mass: float) -> np.ndarray:
         radius = self.radius

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -91,6 +92,23 @@ def test_expert_success_table_runs_every_engine(tmp_path):
     row = json.loads(out.read_text())["tasks"]["TrainingGround/Stand-v0"]
     assert row["numpy"]["successes"] == row["pybullet"]["successes"] == 2 and row["meets_bar"]
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_expert_success_table_records_the_seeds_that_failed(tmp_path, monkeypatch):
+    """Before 2026-12-02 a run in which any seed failed crashed writing its JSON (numpy integers in the seed
+    list): the compact43 table had no file."""
+    import argparse
+
+    from training_ground.benchmarks import expert_success
+
+    monkeypatch.setattr(expert_success, "run_expert_batch", lambda task_id, backend, episodes, seed, progress, robot: (
+        np.array([True, False, True]), np.array([10, 300, 12], dtype=np.int64)))
+    out, png = tmp_path / "experts.json", tmp_path / "experts.png"
+    args = argparse.Namespace(tasks=["stand"], backends=["numpy"], episodes=3, seed=5, robots=["humanoid43"],
+                              json=str(out), png=str(png))
+    assert expert_success.main(args) == 1  # 2 of 3 is under the bar
+    row = json.loads(out.read_text())["tasks"]["TrainingGround/Stand-v0"]
+    assert row["numpy"]["failed_seeds"] == [6] and row["numpy"]["successes"] == 2
 
 
 def test_step_size_study_measures_every_engine_at_every_rate(tmp_path):

@@ -101,8 +101,11 @@ def test_sliding_terms_equal_the_per_contact_jacobian_terms(floating):
 
 def _rollout(task_id, contact_matrix, steps, n=2):
     spec = task_spec(task_id)
+    # The static contacts' matrices compared: the hands touch objects the "cover" way on both (the
+    # "primitive" hand contacts need the composite matrix; tests/test_physical_grasp.py).
     task = spec.task_class(backend="numpy", num_envs=n, config=make_config(spec.config_class,
-                                                                           contact_matrix=contact_matrix))
+                                                                           contact_matrix=contact_matrix,
+                                                                           hand_contact="cover"))
     try:
         task.reset(np.arange(n), [np.random.default_rng(seed) for seed in range(n)])
         expert = load_entry_point(spec.expert).for_task(task)
