@@ -201,6 +201,7 @@ class BreadPickPlaceExpert(TopDownPickPlaceExpert):
     target_key = "basket"
     surface_height = bread_scene.TABLE_HEIGHT
     place_height = 0.085  # above the table
+    palm_clearance = 0.004  # physical grasp: the palm's face above the roll's top as the fingers close (m)
 
     def grasp_yaw(self, obs):
         # Fingers wrap across the roll: turn the hand so they point perpendicular to its axis.
@@ -210,11 +211,22 @@ class BreadPickPlaceExpert(TopDownPickPlaceExpert):
         return np.clip(yaw, -0.7, 0.7)
 
     def grasp_point(self, obs, yaw):
-        # Lying roll: its height above the table is its radius; stop with the palm just on top of it.
+        # Lying roll: its height above the table is its radius.
         bread = obs["bread_pos"]
         radius = bread[:, 2] - (self.surface_height - self.base_position[2])
-        return bread + np.stack([np.zeros_like(radius), np.zeros_like(radius),
-                                 np.maximum(radius - self.hands[self.hand].palm_to_site, 0.0) - 0.004], -1)
+        hand = self.hands[self.hand]
+        if not self.physical:
+            # Stop with the palm just on top of it; the weld holds it.
+            return bread + np.stack([np.zeros_like(radius), np.zeros_like(radius),
+                                     np.maximum(radius - hand.palm_to_site, 0.0) - 0.004], -1)
+        # A hook grasp: the palm's face just above the roll, set back so that the curling fingertips come down
+        # around its far side, below its axis, and squeeze it against the palm.
+        site_height = radius + self.palm_clearance - hand.palm_to_site  # above the roll's axis
+        tip_height = site_height - hand.fingertip_depth + hand.fingertip_radius  # the curled tips' centres
+        around = np.sqrt(np.maximum((radius + hand.fingertip_radius) ** 2 - tip_height ** 2, 0.0))
+        back = hand.fingertip_reach - around
+        forward = yaw_matrix(yaw)[..., :, 0]  # where the fingers point
+        return bread - back[:, None] * forward + site_height[:, None] * [0.0, 0.0, 1.0]
 
     def place_point(self, obs, hand_pos, target):
         return target * [1, 1, 0] + [0, 0, self.surface_height - self.base_position[2] + self.place_height]

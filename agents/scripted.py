@@ -21,8 +21,10 @@ class HandExpert:
     APPROACH = 0
 
     def __init__(self, num_envs: int = 1, ik: IKSettings | None = None, base_position=(0.0, 0.0, 0.0),
-                 robot: robots.RobotDescription | str = "humanoid43"):
+                 robot: robots.RobotDescription | str = "humanoid43", grasp: str = "assisted"):
         robot = robots.load(robot) if isinstance(robot, str) else robot
+        #: Whether objects must be held by contact and friction (grasp="physical"), not by the assisted weld.
+        self.physical = grasp == "physical"
         #: Each hand's measured shape, in the engine's hand order (the robot's hands as declared).
         self.hands: tuple[HandGeometry, ...] = tuple(measure_hand(robot, side) for side in robot.hands)
         self.ik = ik or IKSettings()
@@ -36,7 +38,8 @@ class HandExpert:
         """The expert for a batched task (envs/base.py BatchedTask); ``for_env`` takes a Gymnasium env."""
         if task.action_mode != "ee_delta":
             raise InputError(f"the {cls.__name__} moves the hands; make the env with action_mode='ee_delta'")
-        return cls(num_envs or task.num_envs, task.config.ik, task.scene.robot_position, task.robot)
+        return cls(num_envs or task.num_envs, task.config.ik, task.scene.robot_position, task.robot,
+                   task.config.grasp)
 
     @classmethod
     def for_env(cls, env, num_envs: int | None = None):

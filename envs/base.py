@@ -18,6 +18,7 @@ from gymnasium import spaces
 from .. import robots
 from ..physics import BACKENDS, EngineConfig, make_engine
 from ..physics.contacts import standing_height
+from ..physics.grasp import GRASP_MODES
 from ..physics.engine import StateLayout
 from ..errors import InputError
 from ..physics.scene import EpisodeSetup, ObjectParams, Scene
@@ -109,6 +110,9 @@ class BatchedTask(abc.ABC):
     #: What the robot must declare (checked before anything is built): "hands" (two, with fingers),
     #: "feet" (two), "torso" (a link to push), "group:NAME", "keyframe:NAME".
     robot_needs: tuple[str, ...] = ("hands", "group:arms", "keyframe:arms_ready")
+    #: The grasp modes (physics/grasp.py GRASP_MODES) the task's objects can be held by.
+    grasp_modes: tuple[str, ...] = GRASP_MODES
+    grasp_modes_why: str = ""
 
     def __init__(self, backend: str = "pybullet", num_envs: int = 1, action_mode: str | None = None,
                  reward_mode: str = "dense", config: TaskConfig | None = None, gui: bool = False):
@@ -120,6 +124,9 @@ class BatchedTask(abc.ABC):
         if reward_mode not in REWARD_MODES:
             raise InputError(f"unknown reward_mode {reward_mode!r}; choose one of {REWARD_MODES}")
         self.config = config or self.config_class()
+        if self.config.grasp not in self.grasp_modes:
+            raise InputError(f"{type(self).__name__.removesuffix('Task')} supports grasp={self.grasp_modes}, not "
+                             f"{self.config.grasp!r}: " + self.grasp_modes_why)
         self.closed = False
         self._state_cache: dict = {}
         self.backend, self.action_mode, self.reward_mode = backend, action_mode, reward_mode

@@ -65,6 +65,10 @@ class WardrobeFoldTask(BatchedTask):
     position-based cloth; joint_pos and ee_delta actions; native VectorEnv).
     """
 
+    # Cloth is held by the pin rule on both engines: hands do not collide with the garment's particles.
+    grasp_modes = ("assisted",)
+    grasp_modes_why = ("cloth is held by the pin rule (physics/grasp.py update_cloth_pins); hands do not collide "
+                       "with the garment on either engine, so nothing could hold it. Use grasp='assisted'.")
     config_class = WardrobeFoldConfig
     reward_names = ("reach", "grasp", "fold", "transport", "place")
 

@@ -13,6 +13,10 @@ With ``grasp="physical"`` no weld is made: contact and friction alone hold objec
 its own contacts and on the numpy engine with its "primitive" hand contacts (physics/numpy_objects.py:
 hand spheres against the object's exact shape, with static friction, stiff on the robot's side).
 
+What counts as *held* under ``grasp="physical"`` (the ``grasped`` observation, the tasks' success tests)
+is one rule for both engines, :func:`contact_holds`: at least ``HOLD_LINKS`` distinct links of the hand
+(palm or phalanges) touch the object, pressing on it with at least ``HOLD_FORCE`` newtons in all.
+
 Cloth follows the same close-to-hold, open-to-let-go rule with particles in place of objects:
 see :func:`update_cloth_pins` (the numpy engine pins particles to the palm, pybullet anchors them).
 """
@@ -26,6 +30,19 @@ from ..errors import InputError
 GRASP_RADIUS = 0.07
 TOUCH_MARGIN = 0.005
 GRASP_MODES = ("assisted", "physical")
+
+
+#: A physically held object touches at least this many distinct links of the hand ...
+HOLD_LINKS = 2
+#: ... whose normal forces on it sum to at least this (N): a tenth of a 0.5 kg object's weight.
+HOLD_FORCE = 0.5
+
+
+def contact_holds(touching_links: np.ndarray, normal_force: np.ndarray) -> np.ndarray:
+    """The object each hand physically holds, or -1 (N, H), from the number of the hand's links touching each
+    object and their summed normal force (N, H, K); a hand holding two objects is given the first."""
+    holds = (touching_links >= HOLD_LINKS) & (normal_force >= HOLD_FORCE)
+    return np.where(holds.any(axis=-1), holds.argmax(axis=-1), -1)
 
 
 def should_attach(closing: np.ndarray, holding: np.ndarray, site_distance: np.ndarray, touching: np.ndarray) -> np.ndarray:

@@ -39,7 +39,8 @@ class HandGeometry:
     palm_normal, finger_axis: unit vectors. palm_to_site: the grasp site's distance from the palm's inner face,
     along the normal. fingertip_reach: the closed fingertips' centres ahead of the site along the finger axis;
     fingertip_depth: how far beyond the site, along the normal, the closed fingertips' surfaces reach (mean over
-    the fingers, thumb left out). open_reach: the open fingertips' centres ahead of the site."""
+    the fingers, thumb left out). fingertip_radius: their spheres' mean radius. open_reach: the open fingertips'
+    centres ahead of the site."""
 
     palm_normal: np.ndarray
     finger_axis: np.ndarray
@@ -47,6 +48,7 @@ class HandGeometry:
     palm_to_site: float
     fingertip_reach: float
     fingertip_depth: float
+    fingertip_radius: float
     open_reach: float
 
 
@@ -137,5 +139,6 @@ def _measure(robot: RobotDescription, hand) -> HandGeometry:
         palm_to_site=float(site @ normal - face),
         fingertip_reach=float(((closed_centres - site) @ axis).mean()),
         fingertip_depth=float(((closed_centres - site) @ normal + closed_radii).mean()),
+        fingertip_radius=float(closed_radii.mean()),
         open_reach=float(((open_centres[is_finger] - site) @ axis).mean()),
     )

@@ -10,7 +10,8 @@ Hand contacts (``EngineConfig.hand_contact``):
   (physics/contacts.py ``rounded_box_distance``: sphere, capsule or box), with Coulomb friction
   and static friction (a tangential spring per hand sphere and object, kept in the state while
   they touch, as the static contacts keep theirs). The contact's stiffness is the object's:
-  k = m w^2 with m its mass shared among its cover spheres, as its static contacts have. On the
+  k = m w^2 with m its mass shared among its hand contacts, or among its cover spheres as its
+  static contacts have when fewer touch, so that the object's explicit step stays stable. On the
   robot's side a finger is far lighter than that, so the contact joins the robot's implicit
   contact treatment (physics/numpy_engine.py): as a point mass while it sticks, a rank-one term
   while it slides, with the object's surface velocity as the counterpart's. Objects are squeezed,
@@ -83,6 +84,8 @@ class NumpyObjects(Objects):
         self._hand_slip = np.zeros((3, len(self._hand_sphere_ids), k, n))
         #: This substep's primitive hand contacts for the robot's implicit treatment (see implicit_contacts).
         self._implicit = None
+        #: How many distinct links of each hand touch each object (N, H, K), in the last substep.
+        self._touching_links = np.zeros((n, h, k), dtype=np.int64)
 
     # ------------------------------------------------------------------ reads
     def poses(self):
@@ -214,7 +217,8 @@ class NumpyObjects(Objects):
     def _primitive_hand_contacts(self, sphere_force, offset, rotation, robot_world, robot_velocity, robot_force,
                                  dt: float):
         """The "primitive" hand contacts (module docstring): forces on the objects at their contact points, the
-        reactions added to robot_force, and the contacts kept for :meth:`implicit_contacts`."""
+        reactions added to robot_force, and the contacts kept for :meth:`implicit_contacts`. Returns what
+        :meth:`_integrate` takes."""
         engine, n, k = self.engine, self.engine.num_envs, self.num_objects
         ids = self._hand_sphere_ids
         centers = np.moveaxis(robot_world[:, ids], 0, -1)  # (S, N, 3): S hand spheres
@@ -228,13 +232,14 @@ class NumpyObjects(Objects):
         object_force = np.zeros((n, k, 3))
         object_torque = np.zeros((n, k, 3))
         self._implicit = None
+        self._touching_links[:] = 0
         if len(s):
             frame = rotation[env, obj]  # (C, 3, 3)
             local = np.einsum("cji,cj->ci", frame, gap[s, env, obj])
             distance, normal_local, surface_local = rounded_box_distance(local, self._core[env, obj],
                                                                          self._rounding[env, obj])
             depth = engine.spheres.radius[ids][s] - distance
-            held = self.held[env, self._hand_of_sphere[s]] == obj  # a welded object does not collide with its hand
+            held = self._welds()[env, self._hand_of_sphere[s]] == obj  # a welded object does not collide with its hand
             touching = (depth > 0) & ~held
             s, env, obj = s[touching], env[touching], obj[touching]
             if len(s):
@@ -244,7 +249,11 @@ class NumpyObjects(Objects):
                 point_velocity = self.vel[env, obj, :3] + _cross_last(self.vel[env, obj, 3:], arm)
                 sphere = ids[s]
                 relative = robot_velocity[:, sphere, env] - point_velocity.T  # the hand sphere against the object
-                mass = self._mass[env, obj] / OBJECT_SPHERES
+                # The object's mass shared among its hand contacts (at least as finely as among its cover
+                # spheres): however many spheres of a palm press on it, their springs sum to at most the object's
+                # own, which its explicit step holds stable.
+                contacts = np.bincount(env * k + obj, minlength=n * k)[env * k + obj]
+                mass = self._mass[env, obj] / np.maximum(contacts, OBJECT_SPHERES)
                 friction = self._friction[env, obj]  # robot links have 1.0; coefficients combine by product
                 slip = self._hand_slip[:, s, obj, env]
                 hand_force, sliding = sticky_forces(depth, normal, relative, friction, mass, engine.contact_frequency,
@@ -256,6 +265,10 @@ class NumpyObjects(Objects):
                 np.add.at(object_torque, (env, obj), _cross_last(arm, -hand_force.T))
                 np.add.at(self.contact_forces, (env, self._hand_of_sphere[s], obj), np.abs(_dot(hand_force, normal)))
                 bearing = _dot(hand_force, normal) > 0
+                links, hands = engine.model.num_links, len(engine.hand_names)
+                pair = (env * hands + self._hand_of_sphere[s]) * k + obj
+                touched = np.unique(pair * links + engine.spheres.body[sphere]) // links
+                self._touching_links += np.bincount(touched, minlength=n * hands * k).reshape(n, hands, k)
                 self._implicit = (sphere[bearing], env[bearing], normal[:, bearing], relative[:, bearing],
                                   mass[bearing], sliding[bearing])
         self._hand_slip = new_slip
@@ -274,7 +287,7 @@ class NumpyObjects(Objects):
         ``point_forces``: None, or the force and torque (N, K, 3) of the primitive hand contacts."""
         engine, k = self.engine, self.num_objects
         n = engine.num_envs
-        held = (self.held[:, :, None] == self._object_index).any(axis=1)  # (N, K): moved by the palm instead
+        held = (self._welds()[:, :, None] == self._object_index).any(axis=1)  # (N, K): moved by the palm instead
         saved_pose, saved_vel = self.pose[held], self.vel[held]
         force = sphere_force.T.reshape(n, k, OBJECT_SPHERES, 3)
         total = force.sum(axis=2) + self._mass[..., None] * np.array([0.0, 0.0, engine.config.gravity])
@@ -304,9 +317,14 @@ class NumpyObjects(Objects):
         engine = self.engine
         return engine.link_poses([engine.robot.hands[h].palm_link for h in engine.hand_names])
 
+    def _welds(self) -> np.ndarray:
+        """The object each hand has welded to its palm (N, H), or -1: what it holds under the assisted grasp; under
+        the physical grasp ``held`` says what contact holds, and nothing is welded."""
+        return self.held if self.engine.config.grasp == "assisted" else np.full_like(self.held, -1)
+
     def _follow_palms(self, elapsed: float) -> None:
         """Held objects take the palm pose composed with their grasp offset, and the palm's velocity."""
-        held = self.held >= 0
+        held = self._welds() >= 0
         if not held.any():
             return
         palms = self._palm_poses()
@@ -322,6 +340,9 @@ class NumpyObjects(Objects):
 
     def _update_grasps(self) -> None:
         engine = self.engine
+        if engine.config.grasp == "physical" and self._primitive and self.num_objects:
+            self.held[:] = grasp_rule.contact_holds(self._touching_links, self.contact_forces)
+            return
         if engine.config.grasp != "assisted" or not self.num_objects:
             return
         self.held[~engine.grasp_commands] = -1

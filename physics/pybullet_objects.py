@@ -43,18 +43,26 @@ class PybulletObjects(Objects):
         return self.held.copy()
 
     def hand_forces(self):
-        # The contact points between each hand's links and each object, their normal forces summed.
+        return self._hand_touches()[1]
+
+    def _hand_touches(self):
+        """From the contact points between each hand's links and each object: how many distinct links touch it,
+        and their normal forces summed (N, H, K) each."""
         engine = self.engine
-        forces = np.zeros((engine.num_envs, len(engine.hand_names), self.num_objects))
+        shape = (engine.num_envs, len(engine.hand_names), self.num_objects)
+        links, forces = np.zeros(shape, dtype=np.int64), np.zeros(shape)
         for env_id, (client, robot_id) in enumerate(zip(engine.clients, engine._robot_ids)):
             for k, body in enumerate(self._ids[env_id]):
                 if body < 0:
                     continue
+                touched = [set() for _ in engine._hand_links]
                 for contact in client.getContactPoints(robot_id, body):
-                    for h, links in enumerate(engine._hand_links):
-                        if contact[3] in links:
+                    for h, hand_links in enumerate(engine._hand_links):
+                        if contact[3] in hand_links:
                             forces[env_id, h, k] += contact[9]
-        return forces
+                            touched[h].add(contact[3])
+                links[env_id, :, k] = [len(hand) for hand in touched]
+        return links, forces
 
     # ------------------------------------------------------------------ hooks
     def _make(self, client, params: ObjectParams, pose: np.ndarray) -> int:
@@ -86,6 +94,8 @@ class PybulletObjects(Objects):
                 for h in range(len(engine.hand_names)):
                     if engine.grasp_commands[env_id, h] and self.held[env_id, h] < 0:
                         self._try_attach(env_id, h)
+        elif engine.config.grasp == "physical":
+            self.held[:] = grasp_rule.contact_holds(*self._hand_touches())
         speed = np.abs(self.velocities()).max(axis=(1, 2))
         engine.diverged |= ~np.isfinite(speed) | (speed > engine.config.divergence_speed)
 
