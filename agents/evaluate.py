@@ -15,8 +15,14 @@ trajectories with known answers), then averaged over episodes:
 - energy (J): sum over steps and joints of |torque x joint velocity| x dt (:func:`mechanical_energy`),
   with the torque the actuator law (``physics.engine.pd_torques``) gives at each control step's
   measured state and held targets, sampled at the control rate;
-- peak contact force (N) between a hand and an object;
+- peak contact force (N) between a hand and an object, and its mean over the steps in contact
+  (:func:`mean_contact_force`);
+- slip (m): how far the object moved in the frame of the palm holding it (:func:`slip_distance`);
 - object drops (:func:`count_drops`) and joint-limit hits (:func:`count_limit_hits`).
+
+Contact forces and what counts as held come from the engines' contacts (physics/grasp.py: under
+``grasp="physical"`` two links of a hand pressing 0.5 N), so under the physical grasp the force,
+slip and drop metrics measure the fingers' real hold.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy as np
 from ..envs import make_task_env, parse_overrides, task_spec, with_robot
 from ..envs.controllers import grasp_site_poses
 from ..physics.engine import pd_torques
+from ..physics.rotations import quat_to_matrix
 from ..errors import InputError
 from ..progress import progress_bar
 from .policies import load_policy
@@ -97,6 +104,28 @@ def count_limit_hits(joint_pos: np.ndarray, lower: np.ndarray, upper: np.ndarray
     return int((at_limit[1:] & ~at_limit[:-1]).sum())
 
 
+def mean_contact_force(contact_force: np.ndarray) -> float:
+    """Mean of a (T,) hand-object normal force over the steps it is not zero (N); 0 if it never touches."""
+    force = np.asarray(contact_force, float)
+    touching = force > 0
+    return float(force[touching].mean()) if touching.any() else 0.0
+
+
+def slip_distance(object_in_hand: np.ndarray, held_by: np.ndarray) -> float:
+    """How far (m) the object moved relative to the palm holding it: over every step at whose start and end the
+    same hand holds it, the change of its position in that palm's frame.
+
+    object_in_hand: (T+1, H, 3) the object's position in each palm's frame; held_by: (T+1,) the hand holding
+    it or -1. A weld (the assisted grasp) slips 0; fingers whose hold gives way slip by what they let go.
+    """
+    position, hand = np.asarray(object_in_hand, float), np.asarray(held_by)
+    steps = np.flatnonzero((hand[:-1] >= 0) & (hand[:-1] == hand[1:]))
+    if not steps.size:
+        return 0.0
+    moved = position[steps + 1, hand[steps]] - position[steps, hand[steps]]
+    return float(np.linalg.norm(moved, axis=-1).sum())
+
+
 def count_drops(held: np.ndarray, object_height: np.ndarray, success: bool, drop_height: float = 0.03) -> int:
     """Times a held object left the hand and fell more than ``drop_height`` (m) before being held again.
 
@@ -132,6 +161,8 @@ class EpisodeRecord:
     contact_force: np.ndarray  # (T,) largest hand-object normal force (N) at each step
     held: np.ndarray  # (T+1,) whether a hand holds object 0
     object_height: np.ndarray  # (T+1,) height of object 0 (m); zeros in scenes without objects
+    held_by: np.ndarray | None = None  # (T+1,) the hand holding object 0, or -1
+    object_in_hand: np.ndarray | None = None  # (T+1, H, 3) object 0's position in each palm's frame (m)
 
 
 @dataclass
@@ -144,6 +175,8 @@ class EpisodeMetrics:
     jerk: float
     energy: float
     peak_contact_force: float
+    mean_contact_force: float
+    slip: float
     drops: int
     limit_hits: int
 
@@ -158,6 +191,8 @@ def episode_metrics(record: EpisodeRecord, dt: float, lower: np.ndarray, upper: 
         path_length=path_length(record.hand_pos), jerk=mean_squared_jerk(record.hand_pos, dt),
         energy=mechanical_energy(record.torques, record.joint_vel, dt),
         peak_contact_force=float(np.max(record.contact_force, initial=0.0)),
+        mean_contact_force=mean_contact_force(record.contact_force),
+        slip=0.0 if record.held_by is None else slip_distance(record.object_in_hand, record.held_by),
         drops=count_drops(record.held, record.object_height, record.success),
         limit_hits=count_limit_hits(record.joint_pos[:, joints], lower[joints], upper[joints]))
 
@@ -169,12 +204,21 @@ def _engine_sample(task) -> dict[str, np.ndarray]:
     objects = engine.object_poses()
     num_objects = objects.shape[1]
     contact = engine.hand_contact_forces()
+    held_by = np.full(len(q), -1)
+    object_in_hand = np.zeros((len(q), len(engine.hand_names), 3))
+    if num_objects:
+        grasped = engine.grasped_objects() == 0  # (N, H)
+        held_by = np.where(grasped.any(axis=1), grasped.argmax(axis=1), -1)
+        palms = engine.link_poses([engine.robot.hands[h].palm_link for h in engine.hand_names])
+        offset = objects[:, None, 0, :3] - palms[..., :3]
+        object_in_hand = np.einsum("nhji,nhj->nhi", quat_to_matrix(palms[..., 3:]), offset)
     return {
         "hand_pos": hand_pos, "joint_pos": q, "joint_vel": qd,
         "torques": pd_torques(engine.robot, q, qd, engine.joint_targets),
         "contact_force": contact.reshape(len(q), -1).max(axis=1) if contact.size else np.zeros(len(q)),
         "held": (engine.grasped_objects() == 0).any(axis=1) if num_objects else np.zeros(len(q), bool),
         "object_height": objects[:, 0, 2] if num_objects else np.zeros(len(q)),
+        "held_by": held_by, "object_in_hand": object_in_hand,
     }
 
 
@@ -225,6 +269,8 @@ SUMMARY_METRICS = (  # (field, label, unit)
     ("jerk", "mean squared jerk", "m^2/s^6"),
     ("energy", "energy", "J"),
     ("peak_contact_force", "peak contact force", "N"),
+    ("mean_contact_force", "mean contact force", "N"),
+    ("slip", "slip in the hand", "m"),
     ("drops", "object drops", "per episode"),
     ("limit_hits", "joint-limit hits", "per episode"),
 )
@@ -266,12 +312,12 @@ def plot_comparison(summaries: list[dict], path, title: str) -> None:
     from matplotlib.figure import Figure
 
     panels = [("success_rate", "success rate (%)", "")] + list(SUMMARY_METRICS)
-    figure = Figure(figsize=(13, 6))
+    figure = Figure(figsize=(2.6 * ((len(panels) + 1) // 2), 6))
     FigureCanvasAgg(figure)
     names = [s["policy"] for s in summaries]
     colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
     for k, (key, label, unit) in enumerate(panels):
-        axes = figure.add_subplot(2, 5, k + 1)
+        axes = figure.add_subplot(2, (len(panels) + 1) // 2, k + 1)
         if key == "success_rate":
             values = [100 * s["success_rate"] for s in summaries]
             errors = np.array([[100 * (s["success_rate"] - s["success_ci95"][0]),

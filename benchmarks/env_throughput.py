@@ -31,7 +31,7 @@ import numpy as np
 
 from ..progress import progress_bar
 from .. import robots
-from ..envs import TASKS, load_entry_point, resolve_task_id, task_spec
+from ..envs import TASKS, load_entry_point, make_config, parse_overrides, resolve_task_id, task_spec
 
 from ..physics.engine import pd_torques
 from . import engine_throughput
@@ -54,14 +54,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--contact-num-envs", type=int, default=1024, metavar="N",
                         help="also run the engine benchmark's contact-on row (bread table, numpy vs MuJoCo) at this N; "
                              "0 skips it")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="task config override for every task, repeatable: --set grasp=physical")
     parser.add_argument("--json", default="bench_envs.json", help="write results here (default: bench_envs.json)")
     parser.add_argument("--png", default="bench_envs.png", help="write the plot here (default: bench_envs.png)")
 
 
-def task_worker(num_envs: int, task_id: str, backend: str, seconds: float, barrier) -> tuple[int, float]:
-    """Control steps of the task with its scripted expert on num_envs environments for ``seconds``."""
+def task_worker(num_envs: int, task_id: str, backend: str, seconds: float, barrier, overrides=None
+                ) -> tuple[int, float]:
+    """Control steps of the task with its scripted expert on num_envs environments for ``seconds``; ``overrides``:
+    task config values (--set)."""
     spec = task_spec(task_id)
-    task = spec.task_class(backend=backend, num_envs=num_envs)  # the task's default action mode: its expert's
+    config = make_config(spec.config_class, overrides or {})
+    task = spec.task_class(backend=backend, num_envs=num_envs, config=config)  # default action mode: its expert's
     try:
         expert = load_entry_point(spec.expert).for_task(task)
         rngs = [np.random.default_rng(seed) for seed in range(num_envs)]
@@ -185,12 +190,13 @@ def measure_task(task_id: str, args: argparse.Namespace, progress) -> list[dict]
     load on a shared machine: ``env_steps_per_s`` holds the median, ``runs`` every measurement.
     """
     rows, best_pybullet = [], 0.0
+    overrides = parse_overrides(getattr(args, "overrides", []))
     for n in args.num_envs:
         row = {"num_envs": n, "env_steps_per_s": {}, "runs": {}, "extrapolated": []}
         measured = [b for b in ("numpy", "pybullet") if b in args.backends and (b == "numpy" or n <= args.pybullet_max)]
         for _ in range(max(1, args.repeats)):
             for backend in measured:
-                rate = in_processes(task_worker, n, args.workers, task_id, backend, args.seconds)
+                rate = in_processes(task_worker, n, args.workers, task_id, backend, args.seconds, overrides=overrides)
                 row["runs"].setdefault(backend, []).append(rate)
         for backend, runs in row["runs"].items():
             row["env_steps_per_s"][backend] = float(np.median(runs))
@@ -199,7 +205,7 @@ def measure_task(task_id: str, args: argparse.Namespace, progress) -> list[dict]
         elif "pybullet" in args.backends:
             if not best_pybullet:
                 best_pybullet = in_processes(task_worker, args.pybullet_max, args.workers, task_id, "pybullet",
-                                             args.seconds)
+                                             args.seconds, overrides=overrides)
             row["env_steps_per_s"]["pybullet"] = best_pybullet
             row["extrapolated"].append("pybullet")
         if len(row["env_steps_per_s"]) == 2:
@@ -213,8 +219,12 @@ def measure_task(task_id: str, args: argparse.Namespace, progress) -> list[dict]
 
 def main(args: argparse.Namespace) -> int:
     task_ids = [resolve_task_id(name) for name in args.tasks] if args.tasks else list(TASKS)
+    for task_id in task_ids:  # bad overrides are refused before anything runs
+        spec = task_spec(task_id)
+        spec.task_class.check_grasp(make_config(spec.config_class, parse_overrides(args.overrides)))
     results = {"task_ids": task_ids, "machine": platform.platform(), "cpu_count": os.cpu_count(),
-               "workers": args.workers, "seconds_per_point": args.seconds, "repeats": args.repeats, "tasks": {},
+               "workers": args.workers, "seconds_per_point": args.seconds, "repeats": args.repeats,
+               "overrides": parse_overrides(args.overrides), "tasks": {},
                "layout": []}
     with progress_bar(len(task_ids) * len(args.num_envs), "task throughput", unit="point") as progress:
         for task_id in task_ids:

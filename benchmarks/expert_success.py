@@ -5,7 +5,8 @@ VectorEnv per engine (environment i gets seed i, so each engine sees the same ep
 prints the table with 95 % Wilson intervals, and writes JSON and a PNG. The acceptance
 rule of the scenes issue is checked per task: at least 80 % on each engine, and the
 engines within 10 points of each other. ``--robots humanoid43 compact43`` puts other robots'
-rows beside humanoid43's (keyed "task (robot)").
+rows beside humanoid43's (keyed "task (robot)"), and ``--grasp assisted physical`` rows of each grasp
+mode (keyed "task [physical]"; cloth, which only the assisted rule holds, is left out of the physical rows).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..agents.policies import load_policy
 from ..agents.runner import PolicyRunner
 from ..envs import TASKS, make_task_env, resolve_task_id
 from ..errors import UnknownNameError
+from ..physics.grasp import GRASP_MODES
 from ..progress import progress_bar
 
 MIN_SUCCESS = 0.8
@@ -36,13 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
     parser.add_argument("--robots", nargs="+", default=["humanoid43"], metavar="NAME_OR_SPEC",
                         help="robots, side by side in the table: registered names or spec files (default: humanoid43)")
+    parser.add_argument("--grasp", nargs="+", default=["assisted"], choices=list(GRASP_MODES),
+                        help="grasp modes, side by side in the table (default: assisted)")
     parser.add_argument("--json", default="bench_experts.json", help="write results here")
     parser.add_argument("--png", default="bench_experts.png", help="write the bar chart here")
 
 
-def run_expert_batch(task_id: str, backend: str, episodes: int, seed: int = 0, progress=None, robot: str = "humanoid43"):
+def run_expert_batch(task_id: str, backend: str, episodes: int, seed: int = 0, progress=None, robot: str = "humanoid43",
+                     grasp: str = "assisted"):
     """Seeds seed..seed+K-1, one per environment of a VectorEnv; returns success (K,) and lengths (K,)."""
-    env = make_task_env(task_id, episodes, backend=backend, robot=robot)
+    env = make_task_env(task_id, episodes, backend=backend, robot=robot, grasp=grasp)
     try:
         ends = PolicyRunner(env, range(seed, seed + episodes), load_policy("expert", env),
                             on_end=None if progress is None else lambda end: progress(1)).run()
@@ -85,15 +90,17 @@ def main(args: argparse.Namespace) -> int:
     if missing:
         raise UnknownNameError(f"no scripted expert for {missing}; experts exist for {sorted(with_expert)}")
     results = {"machine": platform.platform(), "episodes": args.episodes, "first_seed": args.seed,
-               "backends": args.backends, "robots": list(args.robots), "tasks": {}}
-    # One row per task and robot: humanoid43's rows keep the task id as their key.
-    rows = [(task_id, robot) for task_id in task_ids for robot in args.robots]
+               "backends": args.backends, "robots": list(args.robots), "grasp": list(args.grasp), "tasks": {}}
+    # One row per task, robot and grasp mode: humanoid43's assisted rows keep the task id as their key.
+    rows = [(task_id, robot, grasp) for task_id in task_ids for robot in args.robots for grasp in args.grasp
+            if grasp in TASKS[task_id].task_class.grasp_modes]
     with progress_bar(len(rows) * len(args.backends) * args.episodes, "expert episodes", unit="ep") as bar:
-        for task_id, robot in rows:
-            row = {"task": task_id, "robot": robot}
+        for task_id, robot, grasp in rows:
+            row = {"task": task_id, "robot": robot, "grasp": grasp}
             for backend in args.backends:
                 start = time.perf_counter()
-                success, lengths = run_expert_batch(task_id, backend, args.episodes, args.seed, bar.update, robot)
+                success, lengths = run_expert_batch(task_id, backend, args.episodes, args.seed, bar.update, robot,
+                                                    grasp)
                 row[backend] = {"successes": int(success.sum()), "success_rate": float(success.mean()),
                                 "ci95": wilson_interval(int(success.sum()), args.episodes),
                                 "mean_length": float(lengths.mean()), "wall_s": time.perf_counter() - start,
@@ -101,7 +108,8 @@ def main(args: argparse.Namespace) -> int:
             rates = [row[b]["success_rate"] for b in args.backends]
             row["gap_points"] = 100 * (max(rates) - min(rates))
             row["meets_bar"] = min(rates) >= MIN_SUCCESS and max(rates) - min(rates) <= MAX_GAP + 1e-12
-            results["tasks"][task_id if robot == "humanoid43" else f"{task_id} ({Path(robot).stem})"] = row
+            key = task_id if robot == "humanoid43" else f"{task_id} ({Path(robot).stem})"
+            results["tasks"][key if grasp == "assisted" else f"{key} [{grasp}]"] = row
     print(f"scripted experts, seeds {args.seed}..{args.seed + args.episodes - 1}")
     print(f"{'task':<48} " + " ".join(f"{b:>22}" for b in args.backends) + "   gap  >=80% & <=10 pts")
     for key, row in results["tasks"].items():

@@ -114,6 +114,13 @@ class BatchedTask(abc.ABC):
     grasp_modes: tuple[str, ...] = GRASP_MODES
     grasp_modes_why: str = ""
 
+    @classmethod
+    def check_grasp(cls, config: TaskConfig) -> None:
+        """Refuse a grasp mode the task's objects cannot be held by, saying why."""
+        if config.grasp not in cls.grasp_modes:
+            raise InputError(f"{cls.__name__.removesuffix('Task')} supports grasp={cls.grasp_modes}, not "
+                             f"{config.grasp!r}: " + cls.grasp_modes_why)
+
     def __init__(self, backend: str = "pybullet", num_envs: int = 1, action_mode: str | None = None,
                  reward_mode: str = "dense", config: TaskConfig | None = None, gui: bool = False):
         action_mode = action_mode or self.default_action_mode
@@ -124,9 +131,7 @@ class BatchedTask(abc.ABC):
         if reward_mode not in REWARD_MODES:
             raise InputError(f"unknown reward_mode {reward_mode!r}; choose one of {REWARD_MODES}")
         self.config = config or self.config_class()
-        if self.config.grasp not in self.grasp_modes:
-            raise InputError(f"{type(self).__name__.removesuffix('Task')} supports grasp={self.grasp_modes}, not "
-                             f"{self.config.grasp!r}: " + self.grasp_modes_why)
+        self.check_grasp(self.config)
         self.closed = False
         self._state_cache: dict = {}
         self.backend, self.action_mode, self.reward_mode = backend, action_mode, reward_mode

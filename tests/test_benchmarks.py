@@ -83,6 +83,24 @@ def test_envs_benchmark_compares_backends_for_each_task(tmp_path):
     assert data["layout"] and png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_envs_benchmark_takes_task_config_overrides(tmp_path):
+    out = tmp_path / "envs.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "training_ground.cli", "bench", "envs", "--tasks", "bread", "--num-envs", "2",
+         "--seconds", "0.2", "--workers", "1", "--repeats", "1", "--backends", "numpy", "--no-layout",
+         "--contact-num-envs", "0", "--set", "grasp=physical", "--json", str(out), "--png", str(tmp_path / "e.png")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["overrides"] == {"grasp": "physical"}
+    assert data["tasks"]["TrainingGround/BreadPickPlace-v0"][0]["env_steps_per_s"]["numpy"] > 0
+    bad = subprocess.run([sys.executable, "-m", "training_ground.cli", "bench", "envs", "--tasks", "wardrobe",
+                          "--num-envs", "1", "--seconds", "0.1", "--set", "grasp=physical", "--json",
+                          str(tmp_path / "bad.json"), "--png", str(tmp_path / "bad.png")],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert bad.returncode != 0 and "cloth is held by the pin rule" in bad.stderr
+
+
 def test_expert_success_table_runs_every_engine(tmp_path):
     out, png = tmp_path / "experts.json", tmp_path / "experts.png"
     result = subprocess.run(
@@ -101,14 +119,32 @@ def test_expert_success_table_records_the_seeds_that_failed(tmp_path, monkeypatc
 
     from training_ground.benchmarks import expert_success
 
-    monkeypatch.setattr(expert_success, "run_expert_batch", lambda task_id, backend, episodes, seed, progress, robot: (
-        np.array([True, False, True]), np.array([10, 300, 12], dtype=np.int64)))
+    monkeypatch.setattr(expert_success, "run_expert_batch", lambda task_id, backend, episodes, seed, progress, robot,
+                        grasp: (np.array([True, False, True]), np.array([10, 300, 12], dtype=np.int64)))
     out, png = tmp_path / "experts.json", tmp_path / "experts.png"
     args = argparse.Namespace(tasks=["stand"], backends=["numpy"], episodes=3, seed=5, robots=["humanoid43"],
-                              json=str(out), png=str(png))
+                              grasp=["assisted"], json=str(out), png=str(png))
     assert expert_success.main(args) == 1  # 2 of 3 is under the bar
     row = json.loads(out.read_text())["tasks"]["TrainingGround/Stand-v0"]
     assert row["numpy"]["failed_seeds"] == [6] and row["numpy"]["successes"] == 2
+
+
+def test_expert_success_table_has_a_row_per_grasp_mode_and_leaves_cloth_out_of_the_physical_rows(tmp_path, monkeypatch):
+    import argparse
+
+    from training_ground.benchmarks import expert_success
+
+    calls = []
+    monkeypatch.setattr(expert_success, "run_expert_batch", lambda task_id, backend, episodes, seed, progress, robot,
+                        grasp: calls.append((task_id, grasp)) or (np.ones(2, bool), np.full(2, 50)))
+    out = tmp_path / "experts.json"
+    args = argparse.Namespace(tasks=["bread", "wardrobe"], backends=["numpy"], episodes=2, seed=0, robots=["humanoid43"],
+                              grasp=["assisted", "physical"], json=str(out), png=str(tmp_path / "experts.png"))
+    expert_success.main(args)
+    assert sorted(json.loads(out.read_text())["tasks"]) == [
+        "TrainingGround/BreadPickPlace-v0", "TrainingGround/BreadPickPlace-v0 [physical]",
+        "TrainingGround/WardrobeFold-v0"]
+    assert ("TrainingGround/WardrobeFold-v0", "physical") not in calls
 
 
 def test_step_size_study_measures_every_engine_at_every_rate(tmp_path):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from training_ground.agents.evaluate import (EpisodeRecord, count_drops, count_limit_hits, episode_metrics,
+                                             mean_contact_force, slip_distance,
                                              mean_squared_jerk, mechanical_energy, path_length, summarize,
                                              wilson_interval)
 
@@ -119,6 +120,24 @@ def test_a_slip_and_regrasp_counts_but_a_gentle_release_does_not():
     assert count_drops(held, height, success=False, drop_height=0.005) == 2
 
 
+# ---------------------------------------------------------------------------------------------- contact and slip
+def test_mean_contact_force_averages_the_steps_in_contact_only():
+    assert mean_contact_force(np.array([0.0, 2.0, 4.0, 0.0, 6.0])) == pytest.approx(4.0)
+    assert mean_contact_force(np.zeros(5)) == 0.0
+
+
+def test_slip_counts_motion_in_the_holding_palms_frame_only_while_the_same_hand_holds():
+    position = np.zeros((6, 2, 3))
+    position[:, 1, 0] = [0.0, 0.0, 0.001, 0.003, 0.010, 0.050]  # in the right palm's frame
+    position[:, 0, 2] = np.arange(6.0)  # the left palm sees it move a lot: it does not hold it
+    held_by = np.array([-1, 1, 1, 1, -1, -1])  # held from step 1 to 3, then let go
+    # Steps 1->2 and 2->3: 1 mm + 2 mm; the 7 mm after the release and the left palm's view do not count.
+    assert slip_distance(position, held_by) == pytest.approx(0.003)
+    assert slip_distance(position, np.full(6, -1)) == 0.0
+    # Handed over to the other hand: the step of the handover is no slip of either.
+    assert slip_distance(position, np.array([1, 1, 0, 0, 0, 0])) == pytest.approx(3.0)
+
+
 # ---------------------------------------------------------------------------------------------- per episode and summary
 def _record(success: bool, steps: int = 10) -> EpisodeRecord:
     dt = 0.02
@@ -138,6 +157,8 @@ def test_episode_metrics_combine_the_definitions():
     assert metrics.jerk == pytest.approx(0.0, abs=1e-6)
     assert metrics.energy == pytest.approx(2 * 2.0 * 1.0 * 10 * 0.02)
     assert metrics.peak_contact_force == pytest.approx(7.5)
+    assert metrics.mean_contact_force == pytest.approx(np.linspace(0, 7.5, 10)[1:].mean())
+    assert metrics.slip == 0.0  # the record says nothing of a holding hand
     assert (metrics.drops, metrics.limit_hits) == (0, 0)
     assert math.isnan(episode_metrics(_record(False), 0.02, -np.ones(2), np.ones(2)).time_to_success)
 

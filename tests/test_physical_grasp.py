@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gymnasium
 import numpy as np
+import pybullet
 import pytest
 
 import training_ground  # noqa: F401  (registers the tasks)
@@ -84,8 +85,61 @@ def test_two_fingers_squeezing_half_as_hard_let_it_slide_as_coulomb_says():
     assert drop < 0.6 * 0.5 * 9.81 * (t * t + t * dt)
 
 
-def test_cover_contacts_let_even_a_hard_squeeze_creep():
-    """What datasets recorded before the primitive contacts ran: friction without stiction creeps."""
+def _pybullet_squeeze(roll, finger_radii, force: float, seconds: float) -> float:
+    """The same rig in pybullet, the reference: the roll (its radius, length, mass and friction) between two
+    spheres of the hand spheres' radii (friction 1.0, as robot links have), each on a horizontal rail and pushed
+    into it with ``force`` newtons. Returns the roll's drop (m)."""
+    client = pybullet.connect(pybullet.DIRECT)
+    try:
+        pybullet.setGravity(0, 0, -9.81, physicsClientId=client)
+        pybullet.setTimeStep(1 / 500, physicsClientId=client)
+        radius, length = roll.size
+        shape = pybullet.createCollisionShape(pybullet.GEOM_CAPSULE, radius=radius, height=length, physicsClientId=client)
+        body = pybullet.createMultiBody(roll.mass, shape, -1, [0, 0, 1.0], physicsClientId=client)
+        pybullet.changeDynamics(body, -1, lateralFriction=roll.friction, rollingFriction=0.0, spinningFriction=0.0,
+                                linearDamping=0.0, angularDamping=0.0, physicsClientId=client)
+        fingers = []
+        for finger_radius, side in zip(finger_radii, (1.0, -1.0)):
+            at = [side * (radius + finger_radius), 0.0, 1.0]
+            sphere = pybullet.createCollisionShape(pybullet.GEOM_SPHERE, radius=finger_radius, physicsClientId=client)
+            finger = pybullet.createMultiBody(1.0, sphere, -1, at, physicsClientId=client)
+            pybullet.changeDynamics(finger, -1, lateralFriction=1.0, linearDamping=0.0, angularDamping=0.0,
+                                    physicsClientId=client)
+            rail = pybullet.createConstraint(finger, -1, -1, -1, pybullet.JOINT_PRISMATIC, [1, 0, 0], [0, 0, 0], at,
+                                             physicsClientId=client)
+            pybullet.changeConstraint(rail, maxForce=1e4, physicsClientId=client)
+            fingers.append((finger, side))
+        for _ in range(round(seconds * 500)):
+            for finger, side in fingers:
+                position = pybullet.getBasePositionAndOrientation(finger, physicsClientId=client)[0]
+                pybullet.applyExternalForce(finger, -1, [-side * force, 0.0, 0.0], position, pybullet.WORLD_FRAME,
+                                            physicsClientId=client)
+            pybullet.stepSimulation(physicsClientId=client)
+        return 1.0 - pybullet.getBasePositionAndOrientation(body, physicsClientId=client)[0][2]
+    finally:
+        pybullet.disconnect(client)
+
+
+@pytest.mark.parametrize("fraction, seconds", [(2.0, 1.0), (0.5, 0.05)])
+def test_pybullet_holds_and_lets_slide_the_same_roll_as_the_numpy_engine(fraction, seconds):
+    """The reference on the same rig, squeezed with the normal force the numpy contacts press with (k depth).
+    Seen: twice the holding force, pybullet 0.04 mm in 1 s against numpy's 0.7 mm (its springs' stretch);
+    half of it, 6.5 mm against numpy's 7.1 mm and Coulomb's 6.4 mm in 0.05 s."""
+    drop, holding_depth, roll, _, objects = _squeeze(fraction, substeps=round(seconds * 500))
+    engine = objects.engine
+    k = roll.mass / OBJECT_SPHERES * engine.contact_frequency ** 2
+    *_, fingers = _rig()
+    reference = _pybullet_squeeze(roll, engine.spheres.radius[fingers], k * fraction * holding_depth, seconds)
+    if fraction > 1:
+        assert reference < 1e-3 and drop < 2e-3, (reference, drop)
+    else:
+        coulomb = 0.5 * 9.81 * (1 - fraction) * (seconds ** 2 + seconds / 500)
+        assert reference == pytest.approx(coulomb, rel=0.05), (reference, coulomb)
+        assert drop == pytest.approx(reference, rel=0.15), (drop, reference)
+
+
+def test_cover_contacts_add_nothing_to_the_robots_implicit_contacts():
+    """What datasets recorded before the primitive contacts ran, unchanged: explicit hand contacts."""
     env = gymnasium.make("TrainingGround/BreadPickPlace-v0", backend="numpy", grasp="physical",
                          hand_contact="cover", contact_matrix="per_contact")
     env.reset(seed=0)
