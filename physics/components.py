@@ -75,7 +75,7 @@ class Component:
 
 
 class Objects(Component, abc.ABC):
-    """The scene's free rigid objects (possibly none), with the assisted grasp's holds (physics/grasp.py)."""
+    """The scene's free rigid objects (possibly none), with what the hands hold (physics/grasp.py)."""
 
     name = "objects"
 
@@ -89,7 +89,14 @@ class Objects(Component, abc.ABC):
 
     @abc.abstractmethod
     def grasped(self) -> np.ndarray:
-        """Index of the object each hand holds by the assisted grasp, or -1; (num_envs, num_hands) int."""
+        """Index of the object each hand holds, or -1; (num_envs, num_hands) int: welded by the assisted grasp, or
+        held by contact under the physical one (grasp.contact_holds)."""
+
+    def welded(self) -> np.ndarray:
+        """Index of the object each hand has welded to its palm, or -1: what it holds under the assisted grasp, and
+        nothing under the physical one."""
+        held = self.grasped()
+        return held if self.engine.config.grasp == "assisted" else np.full_like(held, -1)
 
     @abc.abstractmethod
     def hand_forces(self) -> np.ndarray:

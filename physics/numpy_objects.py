@@ -318,8 +318,7 @@ class NumpyObjects(Objects):
         return engine.link_poses([engine.robot.hands[h].palm_link for h in engine.hand_names])
 
     def _welds(self) -> np.ndarray:
-        """The object each hand has welded to its palm (N, H), or -1: what it holds under the assisted grasp; under
-        the physical grasp ``held`` says what contact holds, and nothing is welded."""
+        """:meth:`welded`, without a copy."""
         return self.held if self.engine.config.grasp == "assisted" else np.full_like(self.held, -1)
 
     def _follow_palms(self, elapsed: float) -> None:

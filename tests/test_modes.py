@@ -31,7 +31,7 @@ def test_grasp_mode_decides_whether_the_roll_is_welded(make_bread_env, grasp, ex
     welded = False
     for _ in range(120):
         observation, _, terminated, truncated, _ = env.step(expert(observation))
-        welded |= bool((env.unwrapped.task.engine.grasped_objects() >= 0).any())
+        welded |= bool((env.unwrapped.task.engine.objects.welded() >= 0).any())
         if terminated or truncated:
             break
     assert welded == expect_weld
