@@ -54,7 +54,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .. import __version__
+from .. import __version__, robots
 from ..envs.config import config_to_dict, make_config, with_stored_defaults
 from ..envs.registry import task_spec
 from ..physics.engine import StateLayout
@@ -98,6 +98,8 @@ def out_of_space(error_number: int | None) -> bool:
 
 # ---------------------------------------------------------------------------------------------- config
 def make_env_args(task_id: str, backend: str, action_mode: str, reward_mode: str, config) -> dict:
+    if getattr(config, "robot_revision", 0) is None:  # "the default" is recorded as the number it is now
+        config = dataclasses.replace(config, robot_revision=robots.default_revision(config.robot))
     return {
         "env_name": task_id,
         "type": GYM_TYPE,

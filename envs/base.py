@@ -33,7 +33,9 @@ OBS_LIMIT = 1e4
 class TaskConfig:
     """Options every task has. Subclasses add their own fields.
 
-    robot: a registered robot's name or a spec file's path (robots/spec.py). max_steps: control steps before truncation.
+    robot: a registered robot's name or a spec file's path (robots/spec.py). robot_revision: which of its revisions
+    (robots.load; None: the robot's default, which a dataset records by number, so that it replays with the
+    revision it ran). max_steps: control steps before truncation.
     physics_dt, control_dt (s), grasp ("assisted" | "physical"), drive (physics DRIVES: how the PD
     drives are integrated; "implicit" holds stiff gains, numpy only), contact_matrix (physics
     CONTACT_MATRICES: how the numpy engine adds its implicit contact term), hand_contact (physics
@@ -43,6 +45,7 @@ class TaskConfig:
     """
 
     robot: str = "humanoid43"
+    robot_revision: int | None = None
     max_steps: int = 300
     physics_dt: float = 1.0 / 500.0
     control_dt: float = 1.0 / 50.0
@@ -135,7 +138,7 @@ class BatchedTask(abc.ABC):
         self.closed = False
         self._state_cache: dict = {}
         self.backend, self.action_mode, self.reward_mode = backend, action_mode, reward_mode
-        self.robot = robots.load(self.config.robot)
+        self.robot = robots.load(self.config.robot, revision=self.config.robot_revision)
         check_robot_needs(type(self).__name__.removesuffix("Task"), self.robot, self.robot_needs)
         if self.robot.standing_base_height is None:  # a spec that leaves it to the feet
             self.robot = dataclasses.replace(self.robot, standing_base_height=standing_height(

@@ -47,7 +47,8 @@ DOMAINS = {
 #: Config fields added after datasets were first recorded, with what the files written before each one
 #: ran: a stored config that lacks a field is read with this value, not today's default, so that the
 #: dataset still replays bit for bit however the default changes (:func:`with_stored_defaults`).
-PREDATING_VALUES = {"drive": "damping_implicit", "contact_matrix": "per_contact", "hand_contact": "cover"}
+PREDATING_VALUES = {"drive": "damping_implicit", "contact_matrix": "per_contact", "hand_contact": "cover",
+                    "robot_revision": 1}
 
 
 def with_stored_defaults(config: dict) -> dict:
@@ -58,6 +59,9 @@ def with_stored_defaults(config: dict) -> dict:
 #: Field name -> how a Python object given for it becomes the JSON value a dataset records: a
 #: RobotDescription becomes the name it is registered under (robots.register).
 CONVERTERS = {"robot": robots.robot_name}
+
+#: Optional fields (default None) that take whole numbers, not floats.
+OPTIONAL_WHOLE = {"robot_revision"}
 
 #: String field name -> the values it may take.
 CHOICES = {"drive": DRIVES, "grasp": GRASP_MODES, "contact_matrix": CONTACT_MATRICES, "hand_contact": HAND_CONTACTS}
@@ -86,7 +90,7 @@ def config_to_dict(config) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def _coerce(name: str, default, value):
+def _coerce(name: str, default, value, whole: bool = False):
     if dataclasses.is_dataclass(default):
         if isinstance(value, type(default)):
             return value
@@ -97,7 +101,7 @@ def _coerce(name: str, default, value):
         if unknown:
             raise ConfigError(f"unknown config key(s) {unknown} in {name}; valid keys: {sorted(fields)}")
         coerced = {key: _coerce(f"{name}.{key}", getattr(default, key),
-                                CONVERTERS[key](item) if key in CONVERTERS else item)
+                                CONVERTERS[key](item) if key in CONVERTERS else item, whole=key in OPTIONAL_WHOLE)
                    for key, item in value.items()}
         for key, item in coerced.items():
             _check_domain(f"{name}.{key}", key, item)
@@ -108,6 +112,10 @@ def _coerce(name: str, default, value):
     if default is None:  # an optional number (``float | None``), None meaning the field's documented rule
         if value is None:
             return None
+        if whole:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ConfigError(f"{name} must be a whole number or null, got {value!r}")
+            return int(value)
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise ConfigError(f"{name} must be a finite number or null, got {value!r}")
         return float(value)

@@ -23,6 +23,9 @@ from .spec import load_spec
 
 #: Registered robots: name -> a function that loads its description.
 _REGISTRY = {"humanoid43": humanoid43.load, "compact43": compact43.load}
+#: Robots with several revisions: name -> the revisions its loader takes (``loader(revision=...)``) and the one a
+#: name alone loads. Any other robot has revision 1 only.
+_REVISIONS = {"humanoid43": (humanoid43.REVISIONS, humanoid43.DEFAULT_REVISION)}
 
 
 def register(name: str, spec) -> None:
@@ -62,6 +65,14 @@ def robot_name(robot):
     return robot
 
 
+def default_revision(name) -> int:
+    """The revision ``load(name)`` gives: a robot with several names its default, any other has 1 (a spec file, a
+    description its own)."""
+    if isinstance(name, RobotDescription):
+        return name.revision
+    return _REVISIONS[name][1] if name in _REVISIONS else 1
+
+
 def registered() -> list[str]:
     """Names that :func:`load` knows."""
     return sorted(_REGISTRY)
@@ -80,8 +91,10 @@ def _equal(a, b) -> bool:
     return a == b
 
 
-def load(name: str = "humanoid43", **overrides) -> RobotDescription:
-    """Load a robot by registered name, spec file or URDF path.
+def load(name: str = "humanoid43", revision: int | None = None, **overrides) -> RobotDescription:
+    """Load a robot by registered name, spec file or URDF path; ``revision``: which of its revisions (default: the
+    robot's default, :func:`default_revision`; a dataset names the one it ran, so that it replays however the robot
+    changed).
 
     ``load("humanoid43")`` returns the project's robot; ``load("name")`` one that :func:`register`
     made known. ``load("path/to/robot.toml")`` reads a spec file (robots/spec.py): a published
@@ -100,6 +113,11 @@ def load(name: str = "humanoid43", **overrides) -> RobotDescription:
         return describe(name=path.stem, urdf_path=path, **overrides)
     if isinstance(name, RobotDescription):
         robot = name
+    elif name in _REVISIONS:
+        revisions, default = _REVISIONS[name]
+        if revision is not None and revision not in revisions:
+            raise UnknownNameError(f"robot {name!r} has revisions {list(revisions)}, not {revision!r}")
+        robot = _REGISTRY[name](revision=default if revision is None else revision)
     elif name in _REGISTRY:
         robot = _REGISTRY[name]()
     elif str(name).endswith(".toml"):
@@ -107,6 +125,8 @@ def load(name: str = "humanoid43", **overrides) -> RobotDescription:
     else:
         raise UnknownNameError(f"unknown robot {name!r}; registered robots: {registered()}. Pass a spec file "
                                f"(path/to/robot.toml), or register one with training_ground.robots.register(name, spec)")
+    if revision is not None and robot.revision != revision:
+        raise UnknownNameError(f"robot {robot.name!r} has revision {robot.revision} only, not {revision!r}")
     return _with_gains(robot, **overrides) if overrides else robot
 
 
@@ -131,5 +151,6 @@ def _with_gains(robot: RobotDescription, kp: dict | None = None, kd: dict | None
 
 __all__ = [
     "GROUP_SIZES", "NUM_ACTUATED", "HandSpec", "RobotContractError", "RobotDescription",
-    "check_contract", "check_hands", "describe", "load", "load_spec", "register", "registered", "robot_name",
+    "check_contract", "check_hands", "default_revision", "describe", "load", "load_spec", "register", "registered",
+    "robot_name",
 ]

@@ -81,6 +81,9 @@ class RobotDescription:
     home_keyframe: str = "standing"
     #: The link that balance tasks push (empty: the robot names none).
     torso_link: str = ""
+    #: Which revision of the named robot this is (robots.load(name, revision=...)): a robot that changes keeps
+    #: its earlier revisions, so that a dataset recorded with one replays with it.
+    revision: int = 1
 
     @property
     def num_joints(self) -> int:
@@ -245,6 +248,7 @@ def describe(
     budget: int | None = None,
     torso_link: str = "",
     home_keyframe: str = "standing",
+    revision: int = 1,
 ) -> RobotDescription:
     """Build a RobotDescription from a URDF and a group mapping, checking the contract.
 
@@ -298,4 +302,5 @@ def describe(
         sole_center=tuple(float(x) for x in sole_center),
         torso_link=torso_link,
         home_keyframe=home_keyframe,
+        revision=revision,
     )

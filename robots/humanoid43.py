@@ -17,7 +17,18 @@ from __future__ import annotations
 from importlib import resources
 
 from .description import HandSpec, RobotDescription, describe
-from .humanoid43_urdf import ANKLE_HEIGHT, FOOT_CENTER_X
+from . import humanoid43_urdf
+from .humanoid43_urdf import ANKLE_HEIGHT, FOOT_CENTER_X, URDF_PATHS
+
+#: The robot's revisions (humanoid43_urdf.py URDF_PATHS says how their hands differ).
+REVISIONS = tuple(sorted(URDF_PATHS))
+#: The revision a name alone loads. Revision 2's thumb grasps physically, but with it the assisted experts lose
+#: seeds (Assembly3C on pybullet, WardrobeFold on numpy: 13 of 16 each, where revision 1 has 16), so it is asked
+#: for by number (``robot_revision=2``) until they hold on it.
+DEFAULT_REVISION = humanoid43_urdf.DEFAULT_REVISION
+#: Each revision's curled finger targets (thumb_rotation, thumb_flexion, index, middle, ring, little): revision
+#: 2's thumb swings 2.3 rad from along the wrist to under the palm.
+FINGER_CLOSED = {1: (1.0, 0.9, 1.2, 1.2, 1.2, 1.2), 2: (2.3, 0.8, 1.2, 1.2, 1.2, 1.2)}
 
 SIDES = ("left", "right")
 #: Pelvis above the floor at the standing keyframe, feet flat (m).
@@ -78,7 +89,7 @@ _ARMS_READY = {
 KEYFRAMES = {"standing": _STANDING, "arms_ready": _ARMS_READY}
 
 
-def _hand(side: str) -> HandSpec:
+def _hand(side: str, revision: int) -> HandSpec:
     sign = 1.0 if side == "left" else -1.0
     return HandSpec(
         palm_link=f"{side}_palm",
@@ -86,12 +97,14 @@ def _hand(side: str) -> HandSpec:
         arm_joints=tuple(f"{side}_{j}" for j in ARM),
         finger_joints=tuple(f"{side}_{j}" for j in HAND),
         finger_open=(0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
-        finger_closed=(1.0, 0.9, 1.2, 1.2, 1.2, 1.2),
+        finger_closed=FINGER_CLOSED[revision],
     )
 
 
-def load() -> RobotDescription:
-    urdf = resources.files("training_ground.robots").joinpath("assets", "humanoid43.urdf")
+def load(revision: int = DEFAULT_REVISION) -> RobotDescription:
+    if revision not in REVISIONS:
+        raise ValueError(f"humanoid43 has revisions {REVISIONS}, not {revision!r}")
+    urdf = resources.files("training_ground.robots").joinpath("assets", URDF_PATHS[revision].name)
     return describe(
         name="humanoid43",
         urdf_path=str(urdf),
@@ -99,7 +112,7 @@ def load() -> RobotDescription:
         kp=KP,
         kd=KD,
         keyframes=KEYFRAMES,
-        hands={side: _hand(side) for side in SIDES},
+        hands={side: _hand(side, revision) for side in SIDES},
         base_link="pelvis",
         standing_base_height=STANDING_BASE_HEIGHT,
         # Hands against objects and tables, forearms against table edges, feet against the floor.
@@ -108,4 +121,5 @@ def load() -> RobotDescription:
         feet=tuple(f"{side}_foot" for side in SIDES),
         sole_center=(FOOT_CENTER_X, 0.0, -ANKLE_HEIGHT),
         torso_link="torso",
+        revision=revision,
     )

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 URDF_PATH = Path(__file__).resolve().parent / "assets" / "humanoid43.urdf"
+#: Each revision's URDF (robots/humanoid43.py REVISIONS): revision 1, the first, whose thumb sits at the palm's side
+#: and folds towards the palm; revision 2, whose thumb sits at the palm's heel and swings under it against the fingers.
+URDF_PATHS = {1: URDF_PATH, 2: URDF_PATH.with_name("humanoid43_r2.urdf")}
+DEFAULT_REVISION = 1
 
 
 @dataclass(frozen=True)
@@ -241,37 +245,58 @@ def _arm(side: str, sign: float) -> tuple[list[Link], list[Joint]]:
     return links, joints
 
 
-def _hand(side: str, sign: float) -> tuple[list[Link], list[Joint]]:
-    """Four single-link fingers along the palm's lower edge and a two-joint opposing thumb.
+def _hand(side: str, sign: float, revision: int = DEFAULT_REVISION) -> tuple[list[Link], list[Joint]]:
+    """Four single-link fingers along the palm's lower edge and a two-joint thumb.
 
     The palm faces the body's midline (-y on the left hand, +y on the right), so fingers
-    flex about the x axis towards the palm side. Finger reach and the thumb's opposition
-    close a 2 cm gap between thumb tip and index tip.
+    flex about the x axis towards the palm side.
+
+    Revision 1: the thumb hangs in front of the palm face at its side edge and folds back towards
+    the palm. It cannot oppose the fingers around an object: a grasp from above only hooks it
+    (README, *Physics*).
+    Revision 2: the thumb sits at the palm's heel, lying back along the wrist when open, and
+    swings out of the palm face and forward under it (both joints about the x axis, like the
+    fingers'): an object under the palm is held between the thumb on its near side and the curled
+    fingers on its far side.
     """
     p = f"{side}_"
     palm_bottom = -0.02 - PALM_LENGTH
     finger_shape = Shape("cylinder", (FINGER_RADIUS, FINGER_LENGTH - 2 * FINGER_RADIUS), (0, 0, -FINGER_LENGTH / 2))
-    # Fingers curl from the palm's lower edge towards the palm side (-sign * y); the thumb
-    # hangs in front of the palm face and curls back under it (+sign * y), so the two meet
-    # below the palm: an opposing grasp.
     finger_axis = (-sign, 0, 0)
-    thumb_axis = (sign, 0, 0)
-    links = [
-        Link(p + "thumb_metacarpal", 0.04, Shape("cylinder", (0.011, 0.02), (0, -sign * 0.015, 0), (math.pi / 2, 0, 0), collide=False), "dark", 1e-4),
-        Link(p + "thumb", 0.03, Shape("cylinder", (FINGER_RADIUS, 0.06 - 2 * FINGER_RADIUS), (0, 0, -0.03)), "grey"),
-    ]
-    joints = [
-        Joint(p + "thumb_rotation", p + "palm", p + "thumb_metacarpal", (0.035, -sign * 0.015, -0.06), (0, 0, 1), 0.0, 1.5, 3, 20),
-        Joint(p + "thumb_flexion", p + "thumb_metacarpal", p + "thumb", (0, -sign * 0.03, 0), thumb_axis, 0.0, 1.2, 2, 20),
-    ]
+    if revision == 1:
+        # Fingers curl from the palm's lower edge towards the palm side (-sign * y); the thumb
+        # hangs in front of the palm face and curls back towards it (+sign * y).
+        thumb_axis = (sign, 0, 0)
+        links = [
+            Link(p + "thumb_metacarpal", 0.04, Shape("cylinder", (0.011, 0.02), (0, -sign * 0.015, 0), (math.pi / 2, 0, 0), collide=False), "dark", 1e-4),
+            Link(p + "thumb", 0.03, Shape("cylinder", (FINGER_RADIUS, 0.06 - 2 * FINGER_RADIUS), (0, 0, -0.03)), "grey"),
+        ]
+        joints = [
+            Joint(p + "thumb_rotation", p + "palm", p + "thumb_metacarpal", (0.035, -sign * 0.015, -0.06), (0, 0, 1), 0.0, 1.5, 3, 20),
+            Joint(p + "thumb_flexion", p + "thumb_metacarpal", p + "thumb", (0, -sign * 0.03, 0), thumb_axis, 0.0, 1.2, 2, 20),
+        ]
+    elif revision == 2:
+        # At 0 both thumb links point back along the wrist (+z); a positive angle turns them out of the palm face
+        # (-sign * y) and on, forward (-z): about (sign, 0, 0), as the fingers turn about (-sign, 0, 0) from -z.
+        thumb_axis = (sign, 0, 0)
+        links = [
+            Link(p + "thumb_metacarpal", 0.04, Shape("cylinder", (0.011, 0.025), (0, 0, 0.0125), collide=False), "dark", 1e-4),
+            Link(p + "thumb", 0.03, Shape("cylinder", (FINGER_RADIUS, 0.045 - 2 * FINGER_RADIUS), (0, 0, 0.0225)), "grey"),
+        ]
+        joints = [
+            Joint(p + "thumb_rotation", p + "palm", p + "thumb_metacarpal", (0.0, -sign * 0.015, -0.025), thumb_axis, 0.0, 2.4, 3, 20),
+            Joint(p + "thumb_flexion", p + "thumb_metacarpal", p + "thumb", (0, 0, 0.025), thumb_axis, 0.0, 1.2, 2, 20),
+        ]
+    else:
+        raise ValueError(f"humanoid43 has revisions {sorted(URDF_PATHS)}, not {revision!r}")
     for finger, x in (("index", 0.03), ("middle", 0.01), ("ring", -0.01), ("little", -0.03)):
         links.append(Link(p + finger, 0.03, finger_shape, "grey"))
         joints.append(Joint(p + finger, p + "palm", p + finger, (x, 0, palm_bottom), finger_axis, 0.0, 1.6, 2, 20))
     return links, joints
 
 
-def robot_tree() -> tuple[list[Link], list[Joint]]:
-    """All links (root first) and joints of humanoid43."""
+def robot_tree(revision: int = DEFAULT_REVISION) -> tuple[list[Link], list[Joint]]:
+    """All links (root first) and joints of humanoid43 at ``revision``."""
     links = [Link("pelvis", 10.0, Shape("box", (0.18, 0.30, 0.14)), "dark")]
     joints: list[Joint] = []
     for side, sign in (("left", 1.0), ("right", -1.0)):
@@ -294,14 +319,14 @@ def robot_tree() -> tuple[list[Link], list[Joint]]:
     ]
     for side, sign in (("left", 1.0), ("right", -1.0)):
         arm_links, arm_joints = _arm(side, sign)
-        hand_links, hand_joints = _hand(side, sign)
+        hand_links, hand_joints = _hand(side, sign, revision)
         links += arm_links + hand_links
         joints += arm_joints + hand_joints
     return links, joints
 
 
-def build_urdf() -> str:
-    links, joints = robot_tree()
+def build_urdf(revision: int = DEFAULT_REVISION) -> str:
+    links, joints = robot_tree(revision)
     parts = ['<?xml version="1.0"?>', "<!-- Generated by training_ground/robots/humanoid43_urdf.py: do not edit by hand. -->",
              '<robot name="humanoid43">']
     parts += [f'  <material name="{name}"><color rgba="{rgba}"/></material>' for name, rgba in COLORS.items()]
@@ -313,8 +338,9 @@ def build_urdf() -> str:
 
 def main() -> None:
     URDF_PATH.parent.mkdir(parents=True, exist_ok=True)
-    URDF_PATH.write_text(build_urdf())
-    print(f"wrote {URDF_PATH}")
+    for revision, path in URDF_PATHS.items():
+        path.write_text(build_urdf(revision))
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

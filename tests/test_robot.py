@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+import gymnasium
 import numpy as np
 import pybullet
 import pytest
@@ -94,6 +95,26 @@ def test_unknown_robot_name():
 def test_checked_in_urdf_matches_generator(robot):
     assert robot.urdf_path.read_text() == humanoid43_urdf.build_urdf()
     assert humanoid43_urdf.URDF_PATH.read_text() == humanoid43_urdf.build_urdf()
+    for revision, path in humanoid43_urdf.URDF_PATHS.items():
+        assert path.read_text() == humanoid43_urdf.build_urdf(revision), revision
+        assert robots.load("humanoid43", revision=revision).urdf_path.name == path.name
+
+
+def test_each_revision_is_kept_and_a_name_alone_loads_the_default():
+    """Revision 1 is the URDF every dataset before revision 2 ran (humanoid43.urdf, unchanged since e743e11);
+    the revisions differ in the thumb only. The default stays 1 until the assisted experts hold on revision 2."""
+    latest, first = robots.load("humanoid43", revision=2), robots.load("humanoid43", revision=1)
+    assert robots.load("humanoid43").revision == robots.default_revision("humanoid43") == humanoid43.DEFAULT_REVISION
+    assert latest.revision == humanoid43.REVISIONS[-1] == 2 and first.revision == 1
+    assert latest.joint_names == first.joint_names and latest.groups == first.groups
+    differs = [j for j in latest.joint_names if "thumb" in j]
+    assert latest.hands["right"].finger_closed != first.hands["right"].finger_closed
+    limits = np.flatnonzero(latest.joint_upper != first.joint_upper)
+    assert {latest.joint_names[i] for i in limits} <= set(differs)
+    with pytest.raises(KeyError, match="revisions \\[1, 2\\], not 3"):
+        robots.load("humanoid43", revision=3)
+    with pytest.raises(KeyError, match="revision 1 only"):
+        robots.load("compact43", revision=2)
 
 
 def test_urdf_actuated_joints_match_description(robot, urdf_root):
@@ -337,3 +358,21 @@ def test_missing_file_is_refused(tmp_path):
 def test_contract_error_is_a_value_error():
     assert issubclass(RobotContractError, ValueError)
     assert re.search("43", robots.description.check_contract.__doc__)
+
+
+def test_a_dataset_records_the_robot_revision_it_ran_and_old_ones_read_as_revision_1():
+    from training_ground.data.dataset import make_env_args
+    from training_ground.envs import make_config, task_spec
+    from training_ground.envs.config import with_stored_defaults
+
+    config_class = task_spec("bread").config_class
+    recorded = lambda **kw: make_env_args("x", "numpy", "ee_delta", "dense",  # noqa: E731
+                                          make_config(config_class, **kw))["env_kwargs"]["config"]["robot_revision"]
+    assert recorded() == robots.default_revision("humanoid43") == 1
+    assert recorded(robot_revision=2) == 2 and recorded(robot="compact43") == 1
+    assert with_stored_defaults({"robot": "humanoid43"})["robot_revision"] == 1
+    env = gymnasium.make("TrainingGround/BreadPickPlace-v0", backend="numpy", robot_revision=2)
+    try:
+        assert env.unwrapped.task.robot.urdf_path.name == "humanoid43_r2.urdf"
+    finally:
+        env.close()
