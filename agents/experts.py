@@ -57,6 +57,10 @@ class TopDownPickPlaceExpert(HandExpert):
     carry_height = 0.17  # above the surface
     retreat_height = 0.05  # above the carry point
     grasp_wait = 12
+    #: Control steps the hand keeps closing on a held object before it lifts: a weld holds at once, fingers
+    #: need the thumb's sweep and the grip force to build up (``physical_close_steps`` under grasp="physical").
+    close_steps = 3
+    physical_close_steps = 12
     #: Grasp actions (> 0 closes; -1 opens fully, 1 curls the fingers fully): while closing on the
     #: object, while holding it (the weld holds at any positive value) and while letting go.
     grip = 1.0
@@ -164,8 +168,9 @@ class TopDownPickPlaceExpert(HandExpert):
         new = phase.copy()
         new[(phase == self.APPROACH) & (distance < 0.015) & aligned] = self.DESCEND
         new[(phase == self.DESCEND) & ((distance < self.descend_tolerance) | (timer > self.descend_timeout))] = self.CLOSE
-        new[(phase == self.CLOSE) & grasped & (timer > 3)] = self.LIFT
-        new[(phase == self.CLOSE) & ~grasped & (timer > self.grasp_wait)] = self.APPROACH
+        close_steps = self.physical_close_steps if self.physical else self.close_steps
+        new[(phase == self.CLOSE) & grasped & (timer > close_steps)] = self.LIFT
+        new[(phase == self.CLOSE) & ~grasped & (timer > max(self.grasp_wait, close_steps))] = self.APPROACH
         new[(phase == self.LIFT) & (distance < 0.02)] = self.CARRY
         new[(phase == self.CARRY) & (distance < 0.02) & (rotation_distance < self.carry_alignment)] = self.LOWER
         if self.insert_height > 0:
@@ -201,7 +206,13 @@ class BreadPickPlaceExpert(TopDownPickPlaceExpert):
     target_key = "basket"
     surface_height = bread_scene.TABLE_HEIGHT
     place_height = 0.085  # above the table
-    palm_clearance = 0.004  # physical grasp: the palm's face above the roll's top as the fingers close (m)
+    palm_clearance = 0.008  # physical grasp: the palm's face above the roll's top as the fingers close (m)
+    physical_descend_speed = 0.005  # physical grasp: m per control step onto the roll, so the palm does not strike it
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.physical:
+            self.descend_speed = self.physical_descend_speed
 
     def grasp_yaw(self, obs):
         # Fingers wrap across the roll: turn the hand so they point perpendicular to its axis.
@@ -219,14 +230,13 @@ class BreadPickPlaceExpert(TopDownPickPlaceExpert):
             # Stop with the palm just on top of it; the weld holds it.
             return bread + np.stack([np.zeros_like(radius), np.zeros_like(radius),
                                      np.maximum(radius - hand.palm_to_site, 0.0) - 0.004], -1)
-        # A hook grasp: the palm's face just above the roll, set back so that the curling fingertips come down
-        # around its far side, below its axis, and squeeze it against the palm.
+        # A wrap from above: the palm's face just above the roll, set forward so that the fingers join the palm
+        # right over its far side and curl down past it, below its axis, while the thumb (humanoid43 revision 2)
+        # swings under the palm against its near side.
         site_height = radius + self.palm_clearance - hand.palm_to_site  # above the roll's axis
-        tip_height = site_height - hand.fingertip_depth + hand.fingertip_radius  # the curled tips' centres
-        around = np.sqrt(np.maximum((radius + hand.fingertip_radius) ** 2 - tip_height ** 2, 0.0))
-        back = hand.fingertip_reach - around
+        ahead = radius + hand.fingertip_radius - hand.finger_base
         forward = yaw_matrix(yaw)[..., :, 0]  # where the fingers point
-        return bread - back[:, None] * forward + site_height[:, None] * [0.0, 0.0, 1.0]
+        return bread + ahead[:, None] * forward + site_height[:, None] * [0.0, 0.0, 1.0]
 
     def place_point(self, obs, hand_pos, target):
         return target * [1, 1, 0] + [0, 0, self.surface_height - self.base_position[2] + self.place_height]

@@ -40,7 +40,8 @@ class HandGeometry:
     along the normal. fingertip_reach: the closed fingertips' centres ahead of the site along the finger axis;
     fingertip_depth: how far beyond the site, along the normal, the closed fingertips' surfaces reach (mean over
     the fingers, thumb left out). fingertip_radius: their spheres' mean radius. open_reach: the open fingertips'
-    centres ahead of the site."""
+    centres ahead of the site. finger_base: where the fingers join the palm (their first joints), ahead of the
+    site."""
 
     palm_normal: np.ndarray
     finger_axis: np.ndarray
@@ -50,6 +51,7 @@ class HandGeometry:
     fingertip_depth: float
     fingertip_radius: float
     open_reach: float
+    finger_base: float
 
 
 def _snap(direction: np.ndarray) -> np.ndarray:
@@ -63,9 +65,10 @@ def _snap(direction: np.ndarray) -> np.ndarray:
 
 
 def _tips(model, spheres, poses, palm, leaves):
-    """Each leaf link's fingertip sphere (centre in the palm frame, radius)."""
+    """Each leaf link's fingertip sphere (centre in the palm frame, radius), and where its finger joins the palm
+    (the origin of the chain's first link below the palm, in the palm frame)."""
     rotation, origin = quat_to_matrix(poses[palm, 3:]), poses[palm, :3]
-    centres, radii = [], []
+    centres, radii, bases = [], [], []
     for leaf in leaves:
         mine = spheres.body == leaf
         if not mine.any():
@@ -75,7 +78,11 @@ def _tips(model, spheres, poses, palm, leaves):
         tip = int(np.argmax(np.linalg.norm(local, axis=1)))
         centres.append(local[tip])
         radii.append(spheres.radius[mine][tip])
-    return np.array(centres), np.array(radii)
+        base = leaf
+        while model.parent[base] != palm:
+            base = model.parent[base]
+        bases.append((poses[base, :3] - origin) @ rotation)
+    return np.array(centres), np.array(radii), np.array(bases)
 
 
 _CACHE: dict = {}
@@ -123,12 +130,12 @@ def _measure(robot: RobotDescription, hand) -> HandGeometry:
     def across_normal(vectors):
         return vectors - np.outer(vectors @ normal, normal)
 
-    open_centres, _ = tips["open"]
+    open_centres, _, bases = tips["open"]
     axis = _snap(across_normal(open_centres - site).mean(axis=0))
     reach = (open_centres - site) @ axis
     is_finger = reach >= 0.5 * reach.max()  # the thumb reaches less far
     axis = _snap(across_normal(open_centres[is_finger] - site).mean(axis=0))
-    closed_centres, closed_radii = tips["closed"]
+    closed_centres, closed_radii, _ = tips["closed"]
     closed_centres, closed_radii = closed_centres[is_finger], closed_radii[is_finger]
 
     # Palm frame -> world for palm down (normal -> -z), fingers forward (axis -> +x): side = axis x normal -> +y.
@@ -141,4 +148,5 @@ def _measure(robot: RobotDescription, hand) -> HandGeometry:
         fingertip_depth=float(((closed_centres - site) @ normal + closed_radii).mean()),
         fingertip_radius=float(closed_radii.mean()),
         open_reach=float(((open_centres[is_finger] - site) @ axis).mean()),
+        finger_base=float(((bases[is_finger] - site) @ axis).mean()),
     )
