@@ -251,19 +251,19 @@ def test_cloth_refuses_the_physical_grasp_it_cannot_have(backend):
 
 @pytest.mark.parametrize("backend", ["numpy", "pybullet"])
 def test_both_engines_report_what_contact_holds_by_the_one_rule(backend):
-    """The bread expert's physical descent and close, seed 0: ``grasped`` is 1 exactly while two links of the
+    """The bread expert's physical descent and close, seed 0, 100 control steps, humanoid43 revision 2: ``grasped`` is 1 exactly while two links of the
     right hand press on the roll with 0.5 N or more (physics/grasp.py contact_holds), on both engines. Before
     this change it stayed 0 under grasp="physical" whatever touched."""
     from training_ground.agents.policies import make_expert
 
-    env = gymnasium.make("TrainingGround/BreadPickPlace-v0", backend=backend, grasp="physical")
+    env = gymnasium.make("TrainingGround/BreadPickPlace-v0", backend=backend, grasp="physical", robot_revision=2)
     try:
         engine, expert = env.unwrapped.task.engine, None
         expert = make_expert(env)
         observation, _ = env.reset(seed=0)
         expert.reset()
         held_steps = 0
-        for _ in range(40):
+        for _ in range(100):
             observation, *_ = env.step(expert(observation))
             if backend == "numpy":
                 links, force = engine.objects._touching_links, engine.objects.contact_forces
