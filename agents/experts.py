@@ -61,6 +61,10 @@ class TopDownPickPlaceExpert(HandExpert):
     #: need the thumb's sweep and the grip force to build up (``physical_close_steps`` under grasp="physical").
     close_steps = 3
     physical_close_steps = 12
+    close_ramp = 8  # under grasp="physical", control steps from open to the grip
+    #: Under grasp="physical" a held object counts as dropped once its centre is this far from the grasp site
+    #: (m): the contact-hold flag flickers while fingers settle, the distance does not.
+    drop_distance = 0.07
     #: Grasp actions (> 0 closes; -1 opens fully, 1 curls the fingers fully): while closing on the
     #: object, while holding it (the weld holds at any positive value) and while letting go.
     grip = 1.0
@@ -155,7 +159,10 @@ class TopDownPickPlaceExpert(HandExpert):
         error = goal - hand_pos
         distance = np.linalg.norm(error, axis=-1)
         holding = (phase == self.LIFT) | (phase == self.CARRY) | (phase == self.LOWER) | (phase == self.INSERT)
-        grip = np.where(phase == self.CLOSE, self.grip, -1.0)
+        closing = self.grip
+        if self.physical:  # close over ``close_ramp`` steps: fingers that snap shut knock the object away
+            closing = np.minimum(self.grip, -1.0 + 2.0 * (timer + 1) / self.close_ramp)
+        grip = np.where(phase == self.CLOSE, closing, -1.0)
         grip = np.where(holding, self.hold_grip, grip)
         grip = np.where(phase == self.RELEASE, self.release_grip, grip)
 
@@ -180,7 +187,11 @@ class TopDownPickPlaceExpert(HandExpert):
         else:
             new[(phase == self.LOWER) & ((distance < self.lower_tolerance) | (timer > self.lower_timeout))] = self.RELEASE
         new[(phase == self.RELEASE) & (timer > 8)] = self.RETREAT
-        dropped = ((phase == self.LIFT) | (phase == self.CARRY)) & ~grasped
+        if self.physical:
+            lost = np.linalg.norm(item - hand_pos, axis=-1) > self.drop_distance
+        else:
+            lost = ~grasped
+        dropped = ((phase == self.LIFT) | (phase == self.CARRY)) & lost
         new[dropped] = self.APPROACH
         timer[new != phase] = 0
         self.phase = new
@@ -239,7 +250,11 @@ class BreadPickPlaceExpert(TopDownPickPlaceExpert):
         return bread + ahead[:, None] * forward + site_height[:, None] * [0.0, 0.0, 1.0]
 
     def place_point(self, obs, hand_pos, target):
-        return target * [1, 1, 0] + [0, 0, self.surface_height - self.base_position[2] + self.place_height]
+        point = target * [1, 1, 0] + [0, 0, self.surface_height - self.base_position[2] + self.place_height]
+        if self.physical:
+            # Fingers hold the roll ahead of the grasp site: bring the roll, not the site, over the basket.
+            point = point + (hand_pos - obs["bread_pos"]) * [1, 1, 0]
+        return point
 
 
 class Assembly3CExpert(TopDownPickPlaceExpert):

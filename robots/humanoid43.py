@@ -68,6 +68,18 @@ def _kind(joint: str) -> str:
 ALL_JOINTS = tuple(j for group in GROUPS.values() for j in group)
 KP = {j: float(_GAINS[_kind(j)][0]) for j in ALL_JOINTS}
 KD = {j: float(_GAINS[_kind(j)][1]) for j in ALL_JOINTS}
+#: Revision 2's fingers and thumb are four times as stiff, so that a hand squeezes what it holds with newtons, not
+#: tenths (still inside the explicit law's bound of pybullet at 500 Hz: physics/drives.py).
+FINGER_GAINS = {2: (2.0, 0.006)}
+
+
+def _gains(revision: int) -> tuple[dict, dict]:
+    if revision not in FINGER_GAINS:
+        return KP, KD
+    kp, kd = FINGER_GAINS[revision]
+    fingers = {j for j in ALL_JOINTS if _kind(j) in HAND}
+    return ({j: kp if j in fingers else value for j, value in KP.items()},
+            {j: kd if j in fingers else value for j, value in KD.items()})
 
 # A slight knee bend keeps the standing robot off its knee limits.
 _STANDING = {f"{s}_{j}": v for s in SIDES for j, v in (("hip_pitch", -0.15), ("knee", 0.3), ("ankle_pitch", -0.15))}
@@ -109,8 +121,8 @@ def load(revision: int = DEFAULT_REVISION) -> RobotDescription:
         name="humanoid43",
         urdf_path=str(urdf),
         groups=GROUPS,
-        kp=KP,
-        kd=KD,
+        kp=_gains(revision)[0],
+        kd=_gains(revision)[1],
         keyframes=KEYFRAMES,
         hands={side: _hand(side, revision) for side in SIDES},
         base_link="pelvis",
