@@ -22,7 +22,7 @@ import numpy as np
 from ..agents.evaluate import wilson_interval
 from ..agents.policies import load_policy
 from ..agents.runner import PolicyRunner
-from ..envs import TASKS, make_task_env, resolve_task_id
+from ..envs import TASKS, make_task_env, parse_overrides, resolve_task_id
 from ..errors import UnknownNameError
 from ..physics.grasp import GRASP_MODES
 from ..progress import progress_bar
@@ -40,14 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="robots, side by side in the table: registered names or spec files (default: humanoid43)")
     parser.add_argument("--grasp", nargs="+", default=["assisted"], choices=list(GRASP_MODES),
                         help="grasp modes, side by side in the table (default: assisted)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="task config override for every row, repeatable: --set robot_revision=2")
     parser.add_argument("--json", default="bench_experts.json", help="write results here")
     parser.add_argument("--png", default="bench_experts.png", help="write the bar chart here")
 
 
 def run_expert_batch(task_id: str, backend: str, episodes: int, seed: int = 0, progress=None, robot: str = "humanoid43",
-                     grasp: str = "assisted"):
+                     grasp: str = "assisted", overrides=None):
     """Seeds seed..seed+K-1, one per environment of a VectorEnv; returns success (K,) and lengths (K,)."""
-    env = make_task_env(task_id, episodes, backend=backend, robot=robot, grasp=grasp)
+    env = make_task_env(task_id, episodes, backend=backend, config=overrides or {}, robot=robot, grasp=grasp)
     try:
         ends = PolicyRunner(env, range(seed, seed + episodes), load_policy("expert", env),
                             on_end=None if progress is None else lambda end: progress(1)).run()
@@ -89,7 +91,8 @@ def main(args: argparse.Namespace) -> int:
     missing = [t for t in task_ids if t not in with_expert]
     if missing:
         raise UnknownNameError(f"no scripted expert for {missing}; experts exist for {sorted(with_expert)}")
-    results = {"machine": platform.platform(), "episodes": args.episodes, "first_seed": args.seed,
+    overrides = parse_overrides(getattr(args, "overrides", []))
+    results = {"machine": platform.platform(), "episodes": args.episodes, "first_seed": args.seed, "overrides": overrides,
                "backends": args.backends, "robots": list(args.robots), "grasp": list(args.grasp), "tasks": {}}
     # One row per task, robot and grasp mode: humanoid43's assisted rows keep the task id as their key.
     rows = [(task_id, robot, grasp) for task_id in task_ids for robot in args.robots for grasp in args.grasp
@@ -100,7 +103,7 @@ def main(args: argparse.Namespace) -> int:
             for backend in args.backends:
                 start = time.perf_counter()
                 success, lengths = run_expert_batch(task_id, backend, args.episodes, args.seed, bar.update, robot,
-                                                    grasp)
+                                                    grasp, overrides)
                 row[backend] = {"successes": int(success.sum()), "success_rate": float(success.mean()),
                                 "ci95": wilson_interval(int(success.sum()), args.episodes),
                                 "mean_length": float(lengths.mean()), "wall_s": time.perf_counter() - start,

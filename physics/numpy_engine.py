@@ -475,8 +475,7 @@ class NumpyEngine(Engine):
         """The implicit treatment of contacts against moving bodies (the free objects' hand contacts), joined to
         the static contacts' terms: as :meth:`_sticking_contacts` and ``sliding_terms`` do, with the contact's
         velocity relative to the body's surface in place of the sphere's own."""
-        sphere, env, normal, velocity, mass, sliding = contacts
-        stiffness, damping = mass * self.contact_frequency ** 2, 2.0 * mass * self.contact_frequency
+        sphere, env, normal, velocity, stiffness, damping, sliding = contacts
         stick = ~sliding
         s, e = sphere[stick], env[stick]
         # A sphere may touch two bodies at once: add.at sums both.

@@ -120,7 +120,7 @@ def test_expert_success_table_records_the_seeds_that_failed(tmp_path, monkeypatc
     from training_ground.benchmarks import expert_success
 
     monkeypatch.setattr(expert_success, "run_expert_batch", lambda task_id, backend, episodes, seed, progress, robot,
-                        grasp: (np.array([True, False, True]), np.array([10, 300, 12], dtype=np.int64)))
+                        grasp, overrides: (np.array([True, False, True]), np.array([10, 300, 12], dtype=np.int64)))
     out, png = tmp_path / "experts.json", tmp_path / "experts.png"
     args = argparse.Namespace(tasks=["stand"], backends=["numpy"], episodes=3, seed=5, robots=["humanoid43"],
                               grasp=["assisted"], json=str(out), png=str(png))
@@ -136,7 +136,7 @@ def test_expert_success_table_has_a_row_per_grasp_mode_and_leaves_cloth_out_of_t
 
     calls = []
     monkeypatch.setattr(expert_success, "run_expert_batch", lambda task_id, backend, episodes, seed, progress, robot,
-                        grasp: calls.append((task_id, grasp)) or (np.ones(2, bool), np.full(2, 50)))
+                        grasp, overrides: calls.append((task_id, grasp)) or (np.ones(2, bool), np.full(2, 50)))
     out = tmp_path / "experts.json"
     args = argparse.Namespace(tasks=["bread", "wardrobe"], backends=["numpy"], episodes=2, seed=0, robots=["humanoid43"],
                               grasp=["assisted", "physical"], json=str(out), png=str(tmp_path / "experts.png"))
