@@ -62,6 +62,7 @@ class TopDownPickPlaceExpert(HandExpert):
     close_steps = 3
     physical_close_steps = 12
     close_ramp = 8  # under grasp="physical", control steps from open to the grip
+    physical_lift_speed = 0.004  # under grasp="physical", m per control step while lifting
     #: Under grasp="physical" a held object counts as dropped once its centre is this far from the grasp site
     #: (m): the contact-hold flag flickers while fingers settle, the distance does not.
     drop_distance = 0.07
@@ -199,6 +200,8 @@ class TopDownPickPlaceExpert(HandExpert):
         # Bounded speeds near the object and while inserting, so that a small part is met gently.
         speed = np.full(n, self.max_speed)
         speed = np.where((phase == self.DESCEND) | (phase == self.CLOSE), np.minimum(speed, self.descend_speed), speed)
+        if self.physical:  # a grip starts the lift gently: fingers hold what they are not jerked out of
+            speed = np.where(phase == self.LIFT, np.minimum(speed, self.physical_lift_speed), speed)
         speed = np.where(phase == self.INSERT, np.minimum(speed, self.insert_speed), speed)
         limit = np.minimum(speed / self.ik.translation_scale, 1.0)[:, None]
         translation = np.clip(self.gain * error / self.ik.translation_scale, -limit, limit)
