@@ -43,7 +43,7 @@ DRIVES = ("explicit", "damping_implicit", "implicit")
 #: rounding, 1e-16 relative, so a replay needs the one its dataset was recorded with).
 CONTACT_MATRICES = ("composite", "per_contact")
 #: How the numpy engine's hands touch free objects: "primitive", every hand sphere against the object's
-#: exact shape (sphere, capsule or box) with static friction, its stiffness implicit on the robot's side
+#: exact shape (sphere, capsule or box) with static friction, its stiffness implicit on both sides
 #: (the default; what physical grasping needs, physics/numpy_objects.py); "cover", hand spheres against
 #: the object's five cover spheres with creeping friction, what every dataset recorded before it ran.
 HAND_CONTACTS = ("primitive", "cover")

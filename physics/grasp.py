@@ -11,7 +11,7 @@ the relative pose it has at that instant, when all of these hold:
 The weld is released as soon as the hand's grasp command is no longer positive (it opens).
 With ``grasp="physical"`` no weld is made: contact and friction alone hold objects, on pybullet with
 its own contacts and on the numpy engine with its "primitive" hand contacts (physics/numpy_objects.py:
-hand spheres against the object's exact shape, with static friction, stiff on the robot's side).
+hand spheres against the object's exact shape, with static friction, implicit on both sides).
 
 What counts as *held* under ``grasp="physical"`` (the ``grasped`` observation, the tasks' success tests)
 is one rule for both engines, :func:`contact_holds`: at least ``HOLD_LINKS`` distinct links of the hand

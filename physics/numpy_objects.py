@@ -2,7 +2,7 @@
 
 Each object is integrated with semi-implicit Euler beside the robot, inside every physics
 substep: contacts with the static world (physics/contacts.py, through the object's cover
-spheres) and with the hands' spheres, whose reactions load the arm.
+spheres, explicit) and with the hands' spheres, whose reactions load the arm.
 
 Hand contacts (``EngineConfig.hand_contact``):
 
@@ -10,16 +10,14 @@ Hand contacts (``EngineConfig.hand_contact``):
   (physics/contacts.py ``rounded_box_distance``: sphere, capsule or box), with Coulomb friction
   and static friction (a tangential spring per hand sphere and object, kept in the state while
   they touch, as the static contacts keep theirs). The contact's stiffness is k = m w^2 with m a
-  fifth of the object's mass and w = HAND_CONTACT_FREQUENCY, implicit on both sides. On the
-  robot's side a finger is far lighter than that, so the contact joins the robot's implicit
-  contact treatment (physics/numpy_engine.py): as a point mass while it sticks, a rank-one term
-  while it slides, with the object's surface velocity as the counterpart's. Objects are squeezed,
-  lifted and carried by these forces alone when ``grasp="physical"``.
+  fifth of the object's mass and w = HAND_CONTACT_FREQUENCY, implicit on both sides: a finger is
+  far lighter than that, so on the robot's side the contact joins the robot's implicit contact
+  treatment (physics/numpy_engine.py: a point mass while it sticks, a rank-one term while it
+  slides, with the object's surface velocity as the counterpart's), and on the object's side
+  :meth:`NumpyObjects._implicit_step` solves each touched object's 6 x 6 system with it. Objects
+  are squeezed, lifted and carried by these forces alone when ``grasp="physical"``.
 - "cover": hand spheres against the object's cover spheres, friction without stiction and the
   stiffness of the lighter side, explicit: what datasets recorded before "primitive" ran.
-
-On the robot's side a primitive hand contact joins the robot's implicit contact treatment; on the
-object's, :meth:`NumpyObjects._implicit_step` solves each touched object's 6 x 6 system with it.
 
 The assisted grasp (physics/grasp.py) welds an object to the palm kinematically: while held,
 the object follows the palm and its weight is not fed back into the arm.
