@@ -220,6 +220,9 @@ class BreadPickPlaceExpert(TopDownPickPlaceExpert):
     target_key = "basket"
     surface_height = bread_scene.TABLE_HEIGHT
     place_height = 0.085  # above the table
+    palm_press = 0.004  # assisted grasp: how far below the roll's top the palm's face is sent (m)
+    # Onto the roll at no more than 1 cm per step (0.5 m/s): a hand that strikes a light roll throws it.
+    descend_speed = 0.01
     palm_clearance = 0.008  # physical grasp: the palm's face above the roll's top as the fingers close (m)
     physical_descend_speed = 0.005  # physical grasp: m per control step onto the roll, so the palm does not strike it
 
@@ -243,7 +246,7 @@ class BreadPickPlaceExpert(TopDownPickPlaceExpert):
         if not self.physical:
             # Stop with the palm just on top of it; the weld holds it.
             return bread + np.stack([np.zeros_like(radius), np.zeros_like(radius),
-                                     np.maximum(radius - hand.palm_to_site, 0.0) - 0.004], -1)
+                                     np.maximum(radius - hand.palm_to_site, 0.0) - self.palm_press], -1)
         # A wrap from above: the palm's face just above the roll, set forward so that the fingers join the palm
         # right over its far side and curl down past it, below its axis, while the thumb (humanoid43 revision 2)
         # swings under the palm against its near side.

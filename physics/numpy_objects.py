@@ -9,8 +9,9 @@ Hand contacts (``EngineConfig.hand_contact``):
 - "primitive": every palm and finger sphere against the object's exact shape, a rounded box
   (physics/contacts.py ``rounded_box_distance``: sphere, capsule or box), with Coulomb friction
   and static friction (a tangential spring per hand sphere and object, kept in the state while
-  they touch, as the static contacts keep theirs). The contact's stiffness is k = m w^2 with m a
-  fifth of the object's mass and w = HAND_CONTACT_FREQUENCY, implicit on both sides: a finger is
+  they touch, as the static contacts keep theirs). The contact's stiffness is k = m w^2 with m the
+  object's mass shared among its hand contacts (fifths at least) and w = HAND_CONTACT_FREQUENCY,
+  implicit on both sides: a finger is
   far lighter than that, so on the robot's side the contact joins the robot's implicit contact
   treatment (physics/numpy_engine.py: a point mass while it sticks, a rank-one term while it
   slides, with the object's surface velocity as the counterpart's), and on the object's side
@@ -36,7 +37,7 @@ from .scene import COVER_SPHERES, ObjectParams
 
 #: Spheres in each free object's cover.
 OBJECT_SPHERES = COVER_SPHERES
-#: Natural frequency (rad/s) of a primitive hand contact on a fifth of its object's mass: stiffer than the
+#: Natural frequency (rad/s) of a primitive hand contact on its share of its object's mass: stiffer than the
 #: static contacts' (physics/numpy_engine.py contact_frequency, 150), which their explicit step bounds, since
 #: both sides of a hand contact are implicit. A 0.1 kg roll's contact is 3,200 N/m: a finger's 5 N sinks 1.6 mm.
 HAND_CONTACT_FREQUENCY = 400.0
@@ -254,10 +255,15 @@ class NumpyObjects(Objects):
                 point_velocity = self.vel[env, obj, :3] + _cross_last(self.vel[env, obj, 3:], arm)
                 sphere = ids[s]
                 relative = robot_velocity[:, sphere, env] - point_velocity.T  # the hand sphere against the object
-                # Each contact as stiff as a fifth of the object at HAND_CONTACT_FREQUENCY: implicit on both sides
-                # (the robot's contact treatment, the object's _implicit_step), so a grip's many contacts stay
-                # stable and a squeeze of newtons sinks millimetres, not centimetres.
-                mass = self._mass[env, obj] / OBJECT_SPHERES
+                # Each contact as stiff as its share of the object at HAND_CONTACT_FREQUENCY, implicit on both
+                # sides (the robot's contact treatment, the object's _implicit_step): a squeeze of newtons sinks
+                # millimetres, not centimetres.
+                # The object's mass shared among its hand contacts, at least as finely as among its cover spheres:
+                # the two sides are solved one after the other, each taking the other's velocity as given, which
+                # holds while the contacts' summed weight stays below the object's own (a mesh-covered hand can
+                # press with twenty spheres at once).
+                contacts = np.bincount(env * k + obj, minlength=n * k)[env * k + obj]
+                mass = self._mass[env, obj] / np.maximum(contacts, OBJECT_SPHERES)
                 friction = self._friction[env, obj]  # robot links have 1.0; coefficients combine by product
                 slip = self._hand_slip[:, s, obj, env]
                 hand_force, sliding = sticky_forces(depth, normal, relative, friction, mass, HAND_CONTACT_FREQUENCY,
