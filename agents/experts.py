@@ -223,7 +223,7 @@ class BreadPickPlaceExpert(TopDownPickPlaceExpert):
     palm_press = 0.004  # assisted grasp: how far below the roll's top the palm's face is sent (m)
     # Onto the roll at no more than 1 cm per step (0.5 m/s): a hand that strikes a light roll throws it.
     descend_speed = 0.01
-    palm_clearance = 0.008  # physical grasp: the palm's face above the roll's top as the fingers close (m)
+    palm_clearance = 0.004  # physical grasp: the palm's face above the roll's top as the fingers close (m)
     physical_descend_speed = 0.005  # physical grasp: m per control step onto the roll, so the palm does not strike it
 
     def __init__(self, *args, **kwargs):
