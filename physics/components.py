@@ -44,6 +44,13 @@ class Component:
         """The numpy engine's hook, in every physics substep before the robot's: contacts with the robot's
         spheres (world positions and velocities (3, S, N)), adding their reactions to robot_force (3, S, N)."""
 
+    def implicit_contacts(self):
+        """The numpy engine's hook, right after :meth:`substep_forces`: this substep's contacts of robot spheres
+        against this component's moving bodies that the robot's implicit contact treatment should take
+        (physics/numpy_objects.py HandContacts: sphere, env, normal, relative, stiffness, damping, sliding),
+        or None."""
+        return None
+
     def substep_integrate(self, dt: float) -> None:
         """The numpy engine's hook, in every physics substep after the robot's."""
 

@@ -461,33 +461,37 @@ class NumpyEngine(Engine):
 
     def _sticking_contacts(self, relative, velocity, bearing, sliding, robot_force, dt: float):
         """The implicit treatment (:class:`ImplicitContacts`) of the bearing static contacts that stick, the
-        "composite" way: their matrix term as point masses for the CRBA (:func:`contact_point_masses`),
-        their force term -dt k v_p, a force at the contact point, added to robot_force."""
+        "composite" way (:meth:`_sticking_terms`)."""
         sphere, env = np.nonzero(bearing & ~sliding)
         stiffness, damping = self._sphere_gains
-        k, c = stiffness[sphere, 0], damping[sphere, 0]
-        robot_force[:, sphere, env] -= (dt * k) * velocity[:, sphere, env]
+        return self._sticking_terms(sphere, env, relative, velocity[:, sphere, env], stiffness[sphere, 0],
+                                    damping[sphere, 0], robot_force, dt)
+
+    def _sticking_terms(self, sphere, env, relative, velocity, stiffness, damping, robot_force, dt: float):
+        """Sticking contacts of robot spheres ``sphere`` in environments ``env`` (C,), each moving at ``velocity``
+        (3, C) against what it touches: their matrix term as point masses for the CRBA
+        (:func:`contact_point_masses`), their force term -dt k v, a force at the contact point, added to
+        robot_force (a sphere touching two bodies gets both)."""
+        np.add.at(robot_force, (slice(None), sphere, env), -(dt * stiffness) * velocity)
         return contact_point_masses(self.num_envs, self.spheres.body[sphere], env, relative[:, sphere, env],
-                                    dt * c + dt * dt * k)
+                                    dt * damping + dt * dt * stiffness)
 
     def _moving_contacts(self, kin, relative, contacts, robot_force, dt: float, point_masses, contact_matrix,
                          contact_force):
-        """The implicit treatment of contacts against moving bodies (the free objects' hand contacts), joined to
-        the static contacts' terms: as :meth:`_sticking_contacts` and ``sliding_terms`` do, with the contact's
-        velocity relative to the body's surface in place of the sphere's own."""
-        sphere, env, normal, velocity, stiffness, damping, sliding = contacts
-        stick = ~sliding
-        s, e = sphere[stick], env[stick]
-        # A sphere may touch two bodies at once: add.at sums both.
-        np.add.at(robot_force, (slice(None), s, e), -(dt * stiffness[stick]) * velocity[:, stick])
-        slots, values = contact_point_masses(self.num_envs, self.spheres.body[s], e, relative[:, s, e],
-                                             dt * damping[stick] + dt * dt * stiffness[stick])
+        """The implicit treatment of contacts against moving bodies (a component's ``implicit_contacts``: the free
+        objects' hand contacts), joined to the static contacts' terms: :meth:`_sticking_terms` and
+        ``sliding_terms`` with the contact's velocity relative to the body's surface in place of the sphere's
+        own."""
+        stick, sliding = ~contacts.sliding, contacts.sliding
+        slots, values = self._sticking_terms(contacts.sphere[stick], contacts.env[stick], relative,
+                                             contacts.relative[:, stick], contacts.stiffness[stick],
+                                             contacts.damping[stick], robot_force, dt)
         if point_masses is not None:
             slots, values = np.concatenate([point_masses[0], slots]), np.concatenate([point_masses[1], values], axis=1)
-        s, e = sphere[sliding], env[sliding]
-        matrix, force = self._implicit.sliding_terms(kin, s, e, relative[:, s, e], velocity[:, sliding],
-                                                     normal[:, sliding], stiffness[sliding], damping[sliding], dt,
-                                                     self.num_envs)
+        s, e = contacts.sphere[sliding], contacts.env[sliding]
+        matrix, force = self._implicit.sliding_terms(kin, s, e, relative[:, s, e], contacts.relative[:, sliding],
+                                                     contacts.normal[:, sliding], contacts.stiffness[sliding],
+                                                     contacts.damping[sliding], dt, self.num_envs)
         matrix = tuple(np.concatenate([old, new]) for old, new in zip(contact_matrix, matrix))
         return (slots, values), matrix, contact_force + force
 
@@ -516,7 +520,7 @@ class NumpyEngine(Engine):
                 np.broadcast_to(damping, depth.shape), dt)
         for component in self.components.values():  # the objects' contacts add their reactions to robot_force
             component.substep_forces(world, velocity, robot_force, dt)
-            hand_contacts = getattr(component, "implicit_contacts", lambda: None)()
+            hand_contacts = component.implicit_contacts()
             if hand_contacts is not None:
                 point_masses, contact_matrix, contact_force = self._moving_contacts(
                     kin, relative, hand_contacts, robot_force, dt, point_masses, contact_matrix, contact_force)

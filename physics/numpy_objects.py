@@ -26,6 +26,8 @@ the object follows the palm and its weight is not fed back into the arm.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import grasp as grasp_rule
@@ -41,6 +43,27 @@ OBJECT_SPHERES = COVER_SPHERES
 #: static contacts' (physics/numpy_engine.py contact_frequency, 150), which their explicit step bounds, since
 #: both sides of a hand contact are implicit. A 0.1 kg roll's contact is 3,200 N/m: a finger's 5 N sinks 1.6 mm.
 HAND_CONTACT_FREQUENCY = 400.0
+
+
+class HandContacts(NamedTuple):
+    """One substep's bearing primitive hand contacts, C of them, ordered env by env as :func:`np.nonzero` over
+    (hand sphere, env, object) gives them (per env the same alone or in a batch). Both sides' implicit treatment
+    reads them: the robot's (:meth:`NumpyObjects.implicit_contacts`) and the object's (``_implicit_step``).
+
+    sphere, env, obj: (C,) the robot sphere, its environment and the object it touches. arm: (C, 3) the contact
+    point from the object's centre. normal: (3, C) from the object towards the sphere. relative: (3, C) the
+    sphere's velocity against the object's surface there. stiffness, damping: (C,). sliding: (C,) bool.
+    """
+
+    sphere: np.ndarray
+    env: np.ndarray
+    obj: np.ndarray
+    arm: np.ndarray
+    normal: np.ndarray
+    relative: np.ndarray
+    stiffness: np.ndarray
+    damping: np.ndarray
+    sliding: np.ndarray
 
 
 class NumpyObjects(Objects):
@@ -87,8 +110,8 @@ class NumpyObjects(Objects):
                                               ) if h else np.zeros(0, np.int64)
         #: Tangential springs of the primitive hand contacts, (3, hand spheres, K, N).
         self._hand_slip = np.zeros((3, len(self._hand_sphere_ids), k, n))
-        #: This substep's primitive hand contacts for the robot's implicit treatment (see implicit_contacts).
-        self._implicit = None
+        #: This substep's primitive hand contacts (HandContacts), or None.
+        self._hand_contacts = None
         #: How many distinct links of each hand touch each object (N, H, K), in the last substep.
         self._touching_links = np.zeros((n, h, k), dtype=np.int64)
 
@@ -187,7 +210,8 @@ class NumpyObjects(Objects):
                                  frequency, self._slip, dt)
         self.contact_forces[:] = 0.0
         if self._primitive:
-            return self._primitive_hand_contacts(force, offset, rotation, robot_world, robot_velocity, robot_force, dt)
+            return force, offset, rotation, self._primitive_hand_contacts(rotation, robot_world, robot_velocity,
+                                                                          robot_force, dt)
         owner = self._owner
         for h, hand in enumerate(engine._hand_spheres):
             # Broad phase: only environments where some object sphere is within reach of the hand.
@@ -219,11 +243,10 @@ class NumpyObjects(Objects):
             np.add.at(self.contact_forces, (env, h, owner[a]), np.abs(_dot(pair_force, normal)))
         return force, offset, rotation, None
 
-    def _primitive_hand_contacts(self, sphere_force, offset, rotation, robot_world, robot_velocity, robot_force,
-                                 dt: float):
-        """The "primitive" hand contacts (module docstring): forces on the objects at their contact points, the
-        reactions added to robot_force, and the contacts kept for :meth:`implicit_contacts`. Returns what
-        :meth:`_integrate` takes."""
+    def _primitive_hand_contacts(self, rotation, robot_world, robot_velocity, robot_force, dt: float):
+        """The "primitive" hand contacts (module docstring), the objects' rotations (N, K, 3, 3) given: adds the
+        reactions to robot_force and keeps the contacts (HandContacts) for both sides' implicit treatment. Returns
+        the force and torque on each object (N, K, 3) and the contacts (None when there are none)."""
         engine, n, k = self.engine, self.engine.num_envs, self.num_objects
         ids = self._hand_sphere_ids
         centers = np.moveaxis(robot_world[:, ids], 0, -1)  # (S, N, 3): S hand spheres
@@ -236,16 +259,15 @@ class NumpyObjects(Objects):
         new_slip = np.zeros_like(self._hand_slip)
         object_force = np.zeros((n, k, 3))
         object_torque = np.zeros((n, k, 3))
-        self._implicit = None
+        self._hand_contacts = None
         self._touching_links[:] = 0
-        terms = None
         if len(s):
             frame = rotation[env, obj]  # (C, 3, 3)
             local = np.einsum("cji,cj->ci", frame, gap[s, env, obj])
             distance, normal_local, surface_local = rounded_box_distance(local, self._core[env, obj],
                                                                          self._rounding[env, obj])
             depth = engine.spheres.radius[ids][s] - distance
-            held = self._welds()[env, self._hand_of_sphere[s]] == obj  # a welded object does not collide with its hand
+            held = self.welded()[env, self._hand_of_sphere[s]] == obj  # a welded object does not collide with its hand
             touching = (depth > 0) & ~held
             s, env, obj = s[touching], env[touching], obj[touching]
             if len(s):
@@ -256,12 +278,10 @@ class NumpyObjects(Objects):
                 sphere = ids[s]
                 relative = robot_velocity[:, sphere, env] - point_velocity.T  # the hand sphere against the object
                 # Each contact as stiff as its share of the object at HAND_CONTACT_FREQUENCY, implicit on both
-                # sides (the robot's contact treatment, the object's _implicit_step): a squeeze of newtons sinks
-                # millimetres, not centimetres.
-                # The object's mass shared among its hand contacts, at least as finely as among its cover spheres:
-                # the two sides are solved one after the other, each taking the other's velocity as given, which
-                # holds while the contacts' summed weight stays below the object's own (a mesh-covered hand can
-                # press with twenty spheres at once).
+                # sides, so that a squeeze of newtons sinks millimetres. The object's mass is shared among its hand
+                # contacts, at least as finely as among its cover spheres: the two sides are solved one after the
+                # other, each taking the other's velocity as given, which holds while the contacts' summed weight
+                # stays below the object's own (a mesh-covered hand can press with twenty spheres at once).
                 contacts = np.bincount(env * k + obj, minlength=n * k)[env * k + obj]
                 mass = self._mass[env, obj] / np.maximum(contacts, OBJECT_SPHERES)
                 friction = self._friction[env, obj]  # robot links have 1.0; coefficients combine by product
@@ -279,29 +299,24 @@ class NumpyObjects(Objects):
                 pair = (env * hands + self._hand_of_sphere[s]) * k + obj
                 touched = np.unique(pair * links + engine.spheres.body[sphere]) // links
                 self._touching_links += np.bincount(touched, minlength=n * hands * k).reshape(n, hands, k)
-                stiffness, damping = mass * HAND_CONTACT_FREQUENCY ** 2, 2.0 * mass * HAND_CONTACT_FREQUENCY
-                self._implicit = (sphere[bearing], env[bearing], normal[:, bearing], relative[:, bearing],
-                                  stiffness[bearing], damping[bearing], sliding[bearing])
-                terms = (env[bearing], obj[bearing], arm[bearing], normal[:, bearing].T, stiffness[bearing],
-                         damping[bearing], sliding[bearing], -relative[:, bearing].T)
+                self._hand_contacts = HandContacts(
+                    sphere[bearing], env[bearing], obj[bearing], arm[bearing], normal[:, bearing], relative[:, bearing],
+                    (mass * HAND_CONTACT_FREQUENCY ** 2)[bearing], (2.0 * mass * HAND_CONTACT_FREQUENCY)[bearing],
+                    sliding[bearing])
         self._hand_slip = new_slip
-        return sphere_force, offset, rotation, (object_force, object_torque, terms)
+        return object_force, object_torque, self._hand_contacts
 
     def implicit_contacts(self):
-        """This substep's bearing primitive hand contacts, for the robot's implicit contact treatment: robot
-        sphere (C,), env (C,), normal (3, C), the sphere's velocity relative to the object's surface (3, C),
-        the contact's stiffness and damping (C,) and whether it slides (C,); None when there are none.
-        Ordered env by env as :func:`np.nonzero` over (sphere, env, object) gives them, per env the same alone
-        or in a batch."""
-        return self._implicit
+        """This substep's bearing primitive hand contacts (HandContacts), or None."""
+        return self._hand_contacts
 
     def _integrate(self, sphere_force, offset, rotation, point_forces, dt: float) -> None:
         """``rotation``: the objects' rotations, as :meth:`_contacts` found them (the poses have not moved since);
-        ``point_forces``: None, or the force and torque (N, K, 3) of the primitive hand contacts and their implicit
-        terms (:meth:`_implicit_step`)."""
+        ``point_forces``: None, or the force and torque (N, K, 3) of the primitive hand contacts and the contacts
+        themselves (HandContacts or None; :meth:`_implicit_step`)."""
         engine, k = self.engine, self.num_objects
         n = engine.num_envs
-        held = (self._welds()[:, :, None] == self._object_index).any(axis=1)  # (N, K): moved by the palm instead
+        held = (self.welded()[:, :, None] == self._object_index).any(axis=1)  # (N, K): moved by the palm instead
         saved_pose, saved_vel = self.pose[held], self.vel[held]
         force = sphere_force.T.reshape(n, k, OBJECT_SPHERES, 3)
         total = force.sum(axis=2) + self._mass[..., None] * np.array([0.0, 0.0, engine.config.gravity])
@@ -312,11 +327,11 @@ class NumpyObjects(Objects):
         inertia = ((rotation * self._inertia[..., None, :])[..., :, None, :] * rotation[..., None, :, :]).sum(-1)
         omega = self.vel[..., 3:]
         angular_rhs = torque - _cross_last(omega, (inertia * omega[..., None, :]).sum(-1))
-        if point_forces is None or point_forces[2] is None:
-            self.vel[..., :3] += dt * total / self._mass[..., None]
-            self.vel[..., 3:] += dt * np.linalg.solve(inertia, angular_rhs[..., None])[..., 0]
-        else:
-            self.vel += self._implicit_step(inertia, total, angular_rhs, point_forces[2], dt)
+        change = np.concatenate([dt * total / self._mass[..., None],
+                                 dt * np.linalg.solve(inertia, angular_rhs[..., None])[..., 0]], axis=-1)
+        if point_forces is not None and point_forces[2] is not None:
+            self._implicit_step(change, inertia, total, angular_rhs, point_forces[2], dt)
+        self.vel += change
         self.pose[..., :3] += dt * self.vel[..., :3]
         turn = axis_angle_to_quat(dt * self.vel[..., 3:])
         quat = quat_multiply(turn, self.pose[..., 3:])
@@ -329,23 +344,21 @@ class NumpyObjects(Objects):
             self.vel[bad] = 0.0
             self.pose[bad] = np.nan_to_num(self.pose[bad])
 
-    def _implicit_step(self, inertia, force, torque, terms, dt: float) -> np.ndarray:
-        """The objects' velocity change (N, K, 6), with their hand contacts integrated implicitly, as the robot's
-        side of them is: for an object a hand touches, (M + sum w G^T A G) dv = dt (f - dt sum k G^T A v_c), where
-        a contact at arm r from the object's centre has G = [I, -[r]x] (its point's velocity from the object's
+    def _implicit_step(self, change, inertia, force, torque, contacts: HandContacts, dt: float) -> None:
+        """Replace the explicit velocity change (N, K, 6) of every object a hand touches by the implicit one, as the
+        robot's side of the contacts is integrated: (M + sum w G^T A G) dv = dt (f - dt sum k G^T A v_c), where a
+        contact at arm r from the object's centre has G = [I, -[r]x] (its point's velocity from the object's
         twist), A = I while it sticks and n n^T while it slides, w = dt c + dt^2 k and v_c its velocity relative to
-        the hand. Objects no hand touches take the explicit step."""
-        mass = self._mass
-        change = np.concatenate([dt * force / mass[..., None],
-                                 dt * np.linalg.solve(inertia, torque[..., None])[..., 0]], axis=-1)
-        env, obj, arm, normal, stiffness, damping, sliding, velocity = terms
+        the hand."""
+        env, obj, arm, stiffness, sliding = contacts.env, contacts.obj, contacts.arm, contacts.stiffness, contacts.sliding
         if not len(env):
-            return change
+            return
+        normal, velocity = contacts.normal.T, -contacts.relative.T  # (C, 3); the object's point against the hand
         # One system per touched object: ``slot`` numbers the (env, object) pairs in order of first appearance.
         pairs, slot = np.unique(env * self.num_objects + obj, return_inverse=True)
         pair_env, pair_obj = pairs // self.num_objects, pairs % self.num_objects
         matrix = np.zeros((len(pairs), 6, 6))
-        matrix[:, [0, 1, 2], [0, 1, 2]] = mass[pair_env, pair_obj][:, None]
+        matrix[:, [0, 1, 2], [0, 1, 2]] = self._mass[pair_env, pair_obj][:, None]
         matrix[:, 3:, 3:] = inertia[pair_env, pair_obj]
         rhs = dt * np.concatenate([force[pair_env, pair_obj], torque[pair_env, pair_obj]], axis=-1)
         g = np.zeros((len(env), 3, 6))
@@ -355,24 +368,19 @@ class NumpyObjects(Objects):
         g[:, 0, 4], g[:, 0, 5], g[:, 1, 3], g[:, 1, 5], g[:, 2, 3], g[:, 2, 4] = z, -y, -z, x, y, -x
         a = np.where(sliding[:, None, None], normal[:, :, None] * normal[:, None, :], np.eye(3))
         ag = a @ g
-        weight = dt * damping + dt * dt * stiffness
+        weight = dt * contacts.damping + dt * dt * stiffness
         np.add.at(matrix, slot, weight[:, None, None] * (g.transpose(0, 2, 1) @ ag))
         np.add.at(rhs, slot, -(dt * dt * stiffness)[:, None] * np.einsum("cji,cj->ci", ag, velocity))
         change[pair_env, pair_obj] = np.linalg.solve(matrix, rhs[..., None])[..., 0]
-        return change
 
     # ------------------------------------------------------------------ assisted grasp
     def _palm_poses(self) -> np.ndarray:
         engine = self.engine
         return engine.link_poses([engine.robot.hands[h].palm_link for h in engine.hand_names])
 
-    def _welds(self) -> np.ndarray:
-        """:meth:`welded`, without a copy."""
-        return self.held if self.engine.config.grasp == "assisted" else np.full_like(self.held, -1)
-
     def _follow_palms(self, elapsed: float) -> None:
         """Held objects take the palm pose composed with their grasp offset, and the palm's velocity."""
-        held = self._welds() >= 0
+        held = self.welded() >= 0
         if not held.any():
             return
         palms = self._palm_poses()

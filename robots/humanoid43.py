@@ -22,9 +22,9 @@ from .humanoid43_urdf import ANKLE_HEIGHT, FOOT_CENTER_X, URDF_PATHS
 
 #: The robot's revisions (humanoid43_urdf.py URDF_PATHS says how their hands differ).
 REVISIONS = tuple(sorted(URDF_PATHS))
-#: The revision a name alone loads. Revision 2's thumb grasps physically, but with it the assisted experts lose
-#: seeds (Assembly3C on pybullet, WardrobeFold on numpy: 13 of 16 each, where revision 1 has 16), so it is asked
-#: for by number (``robot_revision=2``) until they hold on it.
+#: The revision a name alone loads. Revision 2's thumb grasps physically, but with it the wardrobe expert loses
+#: seeds (21 and 15 of 30 on numpy and pybullet, where revision 1 has 30: benchmarks/results/experts_r2_ws.json),
+#: so it is asked for by number (``robot_revision=2``) until that expert holds on it.
 DEFAULT_REVISION = humanoid43_urdf.DEFAULT_REVISION
 #: Each revision's curled finger targets (thumb_rotation, thumb_flexion, index, middle, ring, little): revision
 #: 2's thumb swings 2.3 rad from along the wrist to under the palm.
@@ -117,12 +117,13 @@ def load(revision: int = DEFAULT_REVISION) -> RobotDescription:
     if revision not in REVISIONS:
         raise ValueError(f"humanoid43 has revisions {REVISIONS}, not {revision!r}")
     urdf = resources.files("training_ground.robots").joinpath("assets", URDF_PATHS[revision].name)
+    kp, kd = _gains(revision)
     return describe(
         name="humanoid43",
         urdf_path=str(urdf),
         groups=GROUPS,
-        kp=_gains(revision)[0],
-        kd=_gains(revision)[1],
+        kp=kp,
+        kd=kd,
         keyframes=KEYFRAMES,
         hands={side: _hand(side, revision) for side in SIDES},
         base_link="pelvis",

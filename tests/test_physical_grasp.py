@@ -24,6 +24,13 @@ from training_ground.physics.rotations import quat_to_matrix
 SUBSTEPS = 500  # 1 s at 500 Hz
 
 
+def _fingers(engine) -> np.ndarray:
+    """Two spheres of the right hand on different links: the palm's first and the first finger's."""
+    hand = engine._hand_spheres[1]
+    links = engine.spheres.body[hand]
+    return np.array([hand[0], hand[np.flatnonzero(links != links[0])[0]]])
+
+
 def _rig(grasp="physical"):
     env = gymnasium.make("TrainingGround/BreadPickPlace-v0", backend="numpy", grasp=grasp)
     env.reset(seed=0)
@@ -33,10 +40,7 @@ def _rig(grasp="physical"):
     radius = roll.size[0]
     objects.pose[0, 0] = [0.4, 0.0, 1.3, 0.0, 0.0, 0.0, 1.0]  # axis vertical, 0.3 m and more above the table
     objects.vel[0, 0] = 0.0
-    hand = engine._hand_spheres[1]
-    links = engine.spheres.body[hand]
-    fingers = np.array([hand[0], hand[np.flatnonzero(links != links[0])[0]]])  # the palm's and a finger's
-    return env, engine, objects, roll, radius, fingers
+    return env, engine, objects, roll, radius, _fingers(engine)
 
 
 def _squeeze(depth_fraction: float, grasp="physical", substeps: int = SUBSTEPS, lift_speed: float = 0.0,
@@ -87,7 +91,7 @@ def test_a_roll_lifted_and_held_for_5_s_slips_under_1_cm():
     drop, holding_depth, roll, _, objects = _squeeze(2.0, substeps=5 * 500, lift_speed=0.2, lift_substeps=250)
     assert 0.0 < drop < 0.01, drop
     k = roll.mass / OBJECT_SPHERES * HAND_CONTACT_FREQUENCY ** 2
-    *_, fingers = _rig()
+    fingers = _fingers(objects.engine)
     reference = _pybullet_squeeze(roll, objects.engine.spheres.radius[fingers], k * 2.0 * holding_depth, 5.0,
                                   lift_speed=0.2, lift_seconds=0.5)
     assert abs(reference) < 0.01, reference
@@ -156,8 +160,8 @@ def test_pybullet_holds_and_lets_slide_the_same_roll_as_the_numpy_engine(fractio
     drop, holding_depth, roll, _, objects = _squeeze(fraction, substeps=round(seconds * 500))
     engine = objects.engine
     k = roll.mass / OBJECT_SPHERES * HAND_CONTACT_FREQUENCY ** 2
-    *_, fingers = _rig()
-    reference = _pybullet_squeeze(roll, engine.spheres.radius[fingers], k * fraction * holding_depth, seconds)
+    reference = _pybullet_squeeze(roll, engine.spheres.radius[_fingers(engine)], k * fraction * holding_depth,
+                                  seconds)
     if fraction > 1:
         assert reference < 1e-3 and drop < 2e-3, (reference, drop)
     else:
@@ -288,8 +292,7 @@ def _numpy_push(seed: int, speed: float, push_seconds: float, rest_seconds: floa
         kin = engine._current_kinematics()
         world, _, _ = engine._robot_spheres_world(kin, np.zeros((engine.model.nv, 1)))
         world[:, objects._hand_sphere_ids] += 10.0
-        hand = engine._hand_spheres[1]
-        finger = hand[np.flatnonzero(engine.spheres.body[hand] != engine.spheres.body[hand][0])[0]]
+        finger = _fingers(engine)[1]
         finger_radius = engine.spheres.radius[finger]
         start = before[:3] - axis * (length / 2 + radius + finger_radius + 0.005)
         world[:, finger, 0] = start
