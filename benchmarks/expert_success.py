@@ -22,7 +22,7 @@ import numpy as np
 from ..agents.evaluate import wilson_interval
 from ..agents.policies import load_policy
 from ..agents.runner import PolicyRunner
-from ..envs import TASKS, make_task_env, parse_overrides, resolve_task_id
+from ..envs import TASKS, make_config, make_task_env, parse_overrides, resolve_task_id
 from ..errors import UnknownNameError
 from ..physics.grasp import GRASP_MODES
 from ..progress import progress_bar
@@ -92,6 +92,8 @@ def main(args: argparse.Namespace) -> int:
     if missing:
         raise UnknownNameError(f"no scripted expert for {missing}; experts exist for {sorted(with_expert)}")
     overrides = parse_overrides(getattr(args, "overrides", []))
+    for task_id in task_ids:  # bad overrides are refused before anything runs
+        make_config(TASKS[task_id].config_class, overrides)
     results = {"machine": platform.platform(), "episodes": args.episodes, "first_seed": args.seed, "overrides": overrides,
                "backends": args.backends, "robots": list(args.robots), "grasp": list(args.grasp), "tasks": {}}
     # One row per task, robot and grasp mode: humanoid43's assisted rows keep the task id as their key.

@@ -129,6 +129,24 @@ def test_expert_success_table_records_the_seeds_that_failed(tmp_path, monkeypatc
     assert row["numpy"]["failed_seeds"] == [6] and row["numpy"]["successes"] == 2
 
 
+def test_expert_success_table_refuses_a_bad_override_before_it_runs(tmp_path, monkeypatch):
+    import argparse
+
+    from training_ground.benchmarks import expert_success
+    from training_ground.envs.config import ConfigError
+
+    ran = []
+    monkeypatch.setattr(expert_success, "run_expert_batch", lambda *a, **k: ran.append(a) or (np.ones(1, bool),
+                                                                                           np.ones(1)))
+    out = tmp_path / "experts.json"
+    for bad, message in ((["max_stepz=3"], "unknown config key"), (["robot_revision=1.5"], "whole number")):
+        args = argparse.Namespace(tasks=["bread"], backends=["numpy"], episodes=1, seed=0, robots=["humanoid43"],
+                                  grasp=["assisted"], overrides=bad, json=str(out), png=str(tmp_path / "e.png"))
+        with pytest.raises(ConfigError, match=message):
+            expert_success.main(args)
+    assert not ran and not out.exists()
+
+
 def test_expert_success_table_has_a_row_per_grasp_mode_and_leaves_cloth_out_of_the_physical_rows(tmp_path, monkeypatch):
     import argparse
 
