@@ -133,9 +133,7 @@ class EndEffectorDeltaController:
             command = self.joint_command[:, arm] + step
             self.joint_command[:, arm] = np.clip(command, joint_pos[:, arm] - s.max_joint_lead,
                                                  joint_pos[:, arm] + s.max_joint_lead)
-            grasp = (action[:, h, 6:7] + 1) / 2
-            self.joint_command[:, self._fingers[h]] = (
-                np.array(hand.finger_open) + grasp * (np.array(hand.finger_closed) - np.array(hand.finger_open)))
+            self.joint_command[:, self._fingers[h]] = hand.finger_targets(action[:, h, 6:7])
         robot = self.engine.robot
         self.joint_command = np.clip(self.joint_command, robot.joint_lower, robot.joint_upper)
         self.engine.set_joint_targets(self.joint_command)

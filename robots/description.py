@@ -35,6 +35,10 @@ class HandSpec:
     arm_joints: the 7 joints the end-effector IK moves, shoulder to wrist.
     finger_joints: the joints the grasp scalar closes.
     finger_open / finger_closed: finger targets (rad) at grasp = -1 and +1.
+    finger_close_from: per finger, the fraction of the grasp command's range (0 at -1, 1 at +1) at which it
+    leaves ``finger_open``; it reaches ``finger_closed`` at +1. Empty: every finger moves over the whole range.
+    A thumb that swings a long way under the palm waits this way while the fingers pre-shape, so that a half-closed
+    hand (a cloth pinch) does not drive it into the table.
     """
 
     palm_link: str
@@ -43,6 +47,15 @@ class HandSpec:
     finger_joints: tuple[str, ...]
     finger_open: tuple[float, ...]
     finger_closed: tuple[float, ...]
+    finger_close_from: tuple[float, ...] = ()
+
+    def finger_targets(self, grasp: np.ndarray) -> np.ndarray:
+        """Finger targets (..., F) for grasp commands (..., 1) in [-1, 1]."""
+        fraction = (np.asarray(grasp, dtype=np.float64) + 1.0) / 2.0
+        start = np.array(self.finger_close_from or (0.0,) * len(self.finger_joints))
+        fraction = np.clip((fraction - start) / (1.0 - start), 0.0, 1.0)
+        opened, closed = np.array(self.finger_open), np.array(self.finger_closed)
+        return opened + fraction * (closed - opened)
 
 
 @dataclass(frozen=True)
@@ -221,6 +234,10 @@ def check_hands(name: str, hands: dict[str, HandSpec], joint_names) -> None:
             problems.append(f"hand {side!r}: {len(hand.finger_joints)} finger joints but {len(hand.finger_open)} "
                             f"open and {len(hand.finger_closed)} closed positions")
             continue
+        if hand.finger_close_from and (len(hand.finger_close_from) != len(hand.finger_joints)
+                                       or not all(0.0 <= x < 1.0 for x in hand.finger_close_from)):
+            problems.append(f"hand {side!r}: finger_close_from {hand.finger_close_from} must give each of its "
+                            f"{len(hand.finger_joints)} fingers a fraction in [0, 1) of the grasp command's range")
         still = [j for j, a, b in zip(hand.finger_joints, hand.finger_open, hand.finger_closed) if a == b]
         if still:
             problems.append(f"hand {side!r}: finger_open equals finger_closed for {still}, so the grasp command "

@@ -35,6 +35,7 @@ A vendor's URDF says how the robot is built; the spec says how the training grou
     finger_joints = [...]
     finger_open = [...]
     finger_closed = [...]
+    finger_close_from = [...]        # optional: where each finger starts closing (HandSpec)
 
 Unknown keys are refused by name, as the task configs' are.
 """
@@ -52,6 +53,7 @@ SPEC_KEYS = {"name": False, "urdf": True, "budget": False, "groups": True, "kp":
              "hands": False, "base_link": False, "torso_link": False, "standing_base_height": False, "feet": False,
              "sole_center": False, "contact_links": False, "home_keyframe": False}
 HAND_KEYS = ("palm_link", "grasp_site", "arm_joints", "finger_joints", "finger_open", "finger_closed")
+OPTIONAL_HAND_KEYS = ("finger_close_from",)
 
 
 def _gains(path: Path, label: str, patterns: dict, joints: list[str]) -> dict[str, float]:
@@ -101,13 +103,14 @@ def load_spec(path: str | Path) -> RobotDescription:
     hands = {}
     for side, hand in data.get("hands", {}).items():
         missing = [key for key in HAND_KEYS if key not in hand]
-        unknown = sorted(set(hand) - set(HAND_KEYS))
+        unknown = sorted(set(hand) - set(HAND_KEYS) - set(OPTIONAL_HAND_KEYS))
         if missing or unknown:
             raise RobotContractError(f"robot spec {path}: [hands.{side}] lacks {missing}, has unknown keys {unknown}")
         hands[side] = HandSpec(palm_link=hand["palm_link"], grasp_site=tuple(float(x) for x in hand["grasp_site"]),
                                arm_joints=tuple(hand["arm_joints"]), finger_joints=tuple(hand["finger_joints"]),
                                finger_open=tuple(float(x) for x in hand["finger_open"]),
-                               finger_closed=tuple(float(x) for x in hand["finger_closed"]))
+                               finger_closed=tuple(float(x) for x in hand["finger_closed"]),
+                               finger_close_from=tuple(float(x) for x in hand.get("finger_close_from", ())))
     options = {key: data[key] for key in ("base_link", "torso_link", "standing_base_height", "home_keyframe")
                if key in data}
     options.setdefault("standing_base_height", None)  # from the feet, when a task builds its scene
