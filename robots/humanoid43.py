@@ -24,7 +24,7 @@ from .humanoid43_urdf import ANKLE_HEIGHT, FOOT_CENTER_X, URDF_PATHS
 REVISIONS = tuple(sorted(URDF_PATHS))
 #: The revision a name alone loads. Revision 2's thumb grasps physically. Its wardrobe losses (21 and 15 of 30 on
 #: numpy and pybullet: benchmarks/results/experts_r2_ws.json) were its thumb driven into the table by the half-closed
-#: cloth pinch; with FINGER_CLOSE_FROM the wardrobe expert holds 30/30 on both engines (one-off run, 30 seeds), but
+#: cloth pinch; with FINGER_CLOSE_FROM the wardrobe expert holds 30/30 on both engines (experts_r2_staged.json), but
 #: the default stays 1 until every expert is re-measured on revision 2 at the issue's 100 seeds.
 DEFAULT_REVISION = humanoid43_urdf.DEFAULT_REVISION
 #: Each revision's curled finger targets (thumb_rotation, thumb_flexion, index, middle, ring, little): revision
