@@ -88,9 +88,24 @@ class TopDownPickPlaceExpert(HandExpert):
     #: overshoots: fine for a roll dropped into a basket, not for a chip placed to a millimetre.
     gain = 0.3
 
+    #: Under grasp="physical", whether a hand with a pinch (physics/hand_geometry.py Pinch) comes down on the object
+    #: pre-shaped, its tips at their deepest, and follows them down as it closes: how a small part is picked off a
+    #: surface, the tips sliding along it onto the part's edges.
+    pinch_preshape = False
+    #: Pinch pre-shape: the tips' centres this far above the surface the object lies on (m): their radius and a gap.
+    tip_clearance = 0.0005
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.target_yaw = np.zeros(self.num_envs)
+        hand = self.hands[self.hand]
+        #: The grasping hand's pinch, if it has one and grasps physically (None: the task's own grasp).
+        self.pinch = hand.pinch if self.physical else None
+        #: The grasp command the hand holds while approaching and descending (-1: open).
+        self.preshape = (self.pinch.deepest_command(hand.palm_normal)
+                         if self.pinch is not None and self.pinch_preshape else -1.0)
+        #: The grasp command sent this control step, per env (what grasp_point may follow).
+        self.command = np.full(self.num_envs, self.preshape)
 
     def __call__(self, observation: dict) -> np.ndarray:
         single = observation[f"{self.object_key}_pos"].ndim == 1
@@ -119,6 +134,20 @@ class TopDownPickPlaceExpert(HandExpert):
         """Whether a hand held ``insert_height`` above the place point may start inserting (n,) bool."""
         return distance < self.lower_tolerance
 
+    def release_command(self, obs: dict):
+        """The grasp command (scalar or (n,)) that lets go of a placed object."""
+        return self.release_grip
+
+    def pinch_point(self, obs: dict, yaw: np.ndarray, centre: np.ndarray, tip_height: np.ndarray,
+                    gap: np.ndarray) -> np.ndarray:
+        """Grasp-site position (n, 3) that puts the pinch's tips, at this step's grasp command, around ``centre``
+        (n, 3) horizontally with their centres at world height ``tip_height`` (n,) (base frame); past the command
+        at which they are ``gap`` (n,) apart, the object stops them there, so the site stays where they touched."""
+        hand = self.hands[self.hand]
+        command = np.minimum(self.command, self.pinch.at_gap(gap)[0])
+        offset = (yaw_matrix(yaw) @ hand.top_down @ self.pinch.midpoint_at(command)[..., None])[..., 0]
+        return np.concatenate([centre[:, :2], tip_height[:, None]], -1) - offset
+
     # ------------------------------------------------------------------ the state machine
     def act(self, obs: dict) -> np.ndarray:
         # float64 whatever the caller passes (the envs give float32): a batch and a single env,
@@ -135,6 +164,18 @@ class TopDownPickPlaceExpert(HandExpert):
 
         phase, timer = self.phase, self.timer
         timer += 1
+        # This step's grasp command, known before the goals: a pinch grasp point follows the closing tips.
+        closing = self.grip
+        if self.physical:  # close over ``close_ramp`` steps: fingers that snap shut knock the object away
+            closing = np.minimum(self.grip, self.preshape + 2.0 * (timer + 1) / self.close_ramp)
+        holding = (phase == self.LIFT) | (phase == self.CARRY) | (phase == self.LOWER) | (phase == self.INSERT)
+        grip = np.where(phase == self.CLOSE, closing, self.preshape)
+        grip = np.where(holding, self.hold_grip, grip)
+        release = self.release_command(obs)
+        grip = np.where(phase == self.RELEASE, release, grip)
+        # A pre-shaped hand keeps its release grip while it rises: opening fully swings the tips down past the part.
+        grip = np.where((phase == self.RETREAT) & (self.preshape > -1.0), release, grip)
+        self.command = np.broadcast_to(grip, (n,)).astype(float)
         self.target_yaw = np.where(phase == self.APPROACH, self.grasp_yaw(obs), self.target_yaw)
         placing = ((phase == self.CARRY) | (phase == self.LOWER) | (phase == self.INSERT)) & grasped
         self.target_yaw = np.where(placing, self.place_yaw(obs, hand_quat), self.target_yaw)
@@ -159,13 +200,6 @@ class TopDownPickPlaceExpert(HandExpert):
 
         error = goal - hand_pos
         distance = np.linalg.norm(error, axis=-1)
-        holding = (phase == self.LIFT) | (phase == self.CARRY) | (phase == self.LOWER) | (phase == self.INSERT)
-        closing = self.grip
-        if self.physical:  # close over ``close_ramp`` steps: fingers that snap shut knock the object away
-            closing = np.minimum(self.grip, -1.0 + 2.0 * (timer + 1) / self.close_ramp)
-        grip = np.where(phase == self.CLOSE, closing, -1.0)
-        grip = np.where(holding, self.hold_grip, grip)
-        grip = np.where(phase == self.RELEASE, self.release_grip, grip)
 
         desired = matrix_to_quat(yaw_matrix(yaw) @ self.hands[h].top_down)
         rotation_error = quat_to_axis_angle(quat_multiply(desired, quat_conjugate(hand_quat)))
@@ -247,10 +281,16 @@ class BreadPickPlaceExpert(TopDownPickPlaceExpert):
             # Stop with the palm just on top of it; the weld holds it.
             return bread + np.stack([np.zeros_like(radius), np.zeros_like(radius),
                                      np.maximum(radius - hand.palm_to_site, 0.0) - self.palm_press], -1)
+        site_height = radius + self.palm_clearance - hand.palm_to_site  # above the roll's axis
+        if self.pinch is not None:
+            # Thumb and fingers close on the roll from both sides (humanoid43 revision 3): the palm's face just above
+            # it, the roll's axis where the tips meet on something as wide as the roll.
+            _, midpoint = self.pinch.at_gap(2.0 * (radius + hand.fingertip_radius))
+            offset = (yaw_matrix(yaw) @ hand.top_down @ midpoint[..., None])[..., 0]
+            return bread - offset * [1.0, 1.0, 0.0] + site_height[:, None] * [0.0, 0.0, 1.0]
         # A wrap from above: the palm's face just above the roll, set forward so that the fingers join the palm
         # right over its far side and curl down past it, below its axis, while the thumb (humanoid43 revision 2)
         # swings under the palm against its near side.
-        site_height = radius + self.palm_clearance - hand.palm_to_site  # above the roll's axis
         ahead = radius + hand.fingertip_radius - hand.finger_base
         forward = yaw_matrix(yaw)[..., :, 0]  # where the fingers point
         return bread + ahead[:, None] * forward + site_height[:, None] * [0.0, 0.0, 1.0]
@@ -298,13 +338,42 @@ class Assembly3CExpert(TopDownPickPlaceExpert):
     seat_alignment = 0.0008  # m, horizontal
     yaw_alignment = np.deg2rad(1.5)
 
+    # Under grasp="physical" with a pinch (humanoid43 revision 3): the hand comes down pre-shaped, tips at their
+    # deepest and just over the tray floor, and pinches the chip by two opposite edges, following the tips down as
+    # they rise; it lets go with the chip's underside over the socket walls' tops (the tips rest on them), opening
+    # the tips ``pinch_release_opening`` apart.
+    pinch_preshape = True
+    physical_close_ramp = 120  # slow enough for the hand to follow the tips down as they rise
+    pinch_release_gap = assembly_scene.SOCKET_WALL_HEIGHT + 0.0005
+    pinch_release_opening = 0.008
+    # The tips slide on the tray floor, pressing it lightly: the arm follows them down a millimetre or two late,
+    # and tips that ride up meet the chip's top edge, squeezing it down and out instead of holding it.
+    tip_clearance = -0.0015
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.release_point = np.zeros((self.num_envs, 3))
+        if self.pinch is not None:
+            self.close_ramp, self.hold_grip, self.release_gap = (self.physical_close_ramp, self.grip,
+                                                                 self.pinch_release_gap)
+            # Lift once the command has reached the full grip, and the squeeze with it.
+            self.physical_close_steps = int(np.ceil((self.grip - self.preshape) * self.close_ramp / 2)) + 4
+            self.grasp_wait = max(self.grasp_wait, self.physical_close_steps + 8)
 
     def grasp_yaw(self, obs):
+        if self.pinch is not None:  # square to the chip, so that the tips close on two opposite edges
+            return -self._yaw_to_socket(obs)
         # Split the turn the chip needs between the pick and the carry, so neither goes far.
         return -0.5 * self._yaw_to_socket(obs)
+
+    def _pinch_gap(self, obs):
+        """The tips' centres' distance on the chip's edges (n,)."""
+        return 2.0 * (obs["chip_size"][:, 0] + self.hands[self.hand].fingertip_radius)
+
+    def release_command(self, obs):
+        if self.pinch is None:
+            return self.release_grip
+        return self.pinch.at_gap(self._pinch_gap(obs) + self.pinch_release_opening)[0]
 
     def _yaw_to_socket(self, obs):
         # The socket's yaw relative to the chip: the turn that seats it, folded to the nearest quarter turn.
@@ -313,6 +382,10 @@ class Assembly3CExpert(TopDownPickPlaceExpert):
     def grasp_point(self, obs, yaw):
         chip, half_height = obs["chip_pos"], obs["chip_size"][:, 2]
         fingers = self.hands[self.hand]
+        if self.pinch is not None:
+            tray = chip[:, 2] - half_height
+            return self.pinch_point(obs, yaw, chip, tray + fingers.fingertip_radius + self.tip_clearance,
+                                    self._pinch_gap(obs))
         behind = yaw_matrix(yaw) @ np.array([fingers.fingertip_reach, 0.0, 0.0])
         above = half_height + fingers.fingertip_depth - self.fingertip_press
         return chip - behind + above[:, None] * [0.0, 0.0, 1.0]

@@ -10,7 +10,9 @@ forward kinematics at the spec's open and closed finger positions, all in the pa
   a plate), turned towards the grasp site (the site sits off the palm's inner face, in the grasp volume);
 - the finger axis points from the palm to the open fingertips, across the normal; the thumb is the
   tip that reaches less than half as far along it as the longest finger, and is left out;
-- a fingertip is the sphere of a finger's last link farthest from the palm frame's origin.
+- a fingertip is the sphere of a finger's last link farthest from that link's joint;
+- a pinch (:class:`Pinch`) is where the thumb tip and the fingertips meet as the grasp command closes the hand,
+  if they do at one depth: a hand whose thumb ends above its curled fingers (humanoid43 revision 2) has none.
 
 Axes within :data:`SNAP_ANGLE` of a palm-frame axis are snapped to it: URDF palm frames are
 drawn along the palm, so sphere-cover noise does not tilt an expert's hand.
@@ -31,6 +33,49 @@ from .rotations import quat_to_matrix
 SNAP_ANGLE = np.deg2rad(15.0)
 
 
+#: Grasp commands at which a hand's closing path is sampled for its pinch.
+PINCH_SAMPLES = 201
+#: A pinch is a stretch of the closing path along which thumb tip and fingertips stay within this many of their
+#: radii of one depth below the palm, and close on each other along the finger axis.
+PINCH_DEPTH_TOLERANCE = 0.5
+#: ... over at least this range of gaps (m): a path whose tips only cross at one depth in passing pinches nothing.
+PINCH_MIN_SPAN = 0.01
+
+
+@dataclass(frozen=True)
+class Pinch:
+    """Thumb tip against fingertips, measured along the hand's closing path, in the palm frame (m).
+
+    commands: grasp commands (K,), increasing, over the stretch where the tips close on each other at one depth;
+    gaps: the distance between the thumb tip's centre and the fingertips' (their mean) along the finger axis (K,),
+    decreasing; midpoints: the point half-way between them, relative to the grasp site (K, 3)."""
+
+    commands: np.ndarray
+    gaps: np.ndarray
+    midpoints: np.ndarray
+
+    def at_gap(self, gap) -> tuple[np.ndarray, np.ndarray]:
+        """The grasp command (...) at which the tips' centres are ``gap`` (...) apart, and their midpoint relative to
+        the site there (..., 3). A gap outside the pinch's range is clipped to it: a part too wide or too narrow to
+        pinch is met at the range's end."""
+        gap = np.asarray(gap, float)
+        order = np.argsort(self.gaps)  # np.interp wants increasing abscissae
+        gaps, commands, midpoints = self.gaps[order], self.commands[order], self.midpoints[order]
+        command = np.interp(gap, gaps, commands)
+        midpoint = np.stack([np.interp(gap, gaps, midpoints[:, axis]) for axis in range(3)], -1)
+        return command, midpoint
+
+    def midpoint_at(self, command) -> np.ndarray:
+        """The tips' midpoint relative to the site (..., 3) at grasp ``command`` (...), clipped to the pinch's range."""
+        command = np.asarray(command, float)
+        return np.stack([np.interp(command, self.commands, self.midpoints[:, axis]) for axis in range(3)], -1)
+
+    def deepest_command(self, normal: np.ndarray) -> float:
+        """The command at which the tips reach deepest along the palm ``normal``: a hand pre-shaped there, set down
+        with its tips just over a surface, closes them along it only by coming down as they rise."""
+        return float(self.commands[np.argmax(self.midpoints @ normal)])
+
+
 @dataclass(frozen=True)
 class HandGeometry:
     """One hand, in its palm frame (m). ``top_down``: the palm frame's axes as columns in the world for a grasp
@@ -41,7 +86,7 @@ class HandGeometry:
     fingertip_depth: how far beyond the site, along the normal, the closed fingertips' surfaces reach (mean over
     the fingers, thumb left out). fingertip_radius: their spheres' mean radius. open_reach: the open fingertips'
     centres ahead of the site. finger_base: where the fingers join the palm (their first joints), ahead of the
-    site."""
+    site. pinch: where thumb and fingertips meet (None: they do not)."""
 
     palm_normal: np.ndarray
     finger_axis: np.ndarray
@@ -52,6 +97,7 @@ class HandGeometry:
     fingertip_radius: float
     open_reach: float
     finger_base: float
+    pinch: Pinch | None = None
 
 
 def _snap(direction: np.ndarray) -> np.ndarray:
@@ -75,7 +121,7 @@ def _tips(model, spheres, poses, palm, leaves):
             continue
         world = poses[leaf, :3] + spheres.center[mine] @ quat_to_matrix(poses[leaf, 3:]).T
         local = (world - origin) @ rotation
-        tip = int(np.argmax(np.linalg.norm(local, axis=1)))
+        tip = int(np.argmax(np.linalg.norm(spheres.center[mine], axis=1)))
         centres.append(local[tip])
         radii.append(spheres.radius[mine][tip])
         base = leaf
@@ -138,6 +184,7 @@ def _measure(robot: RobotDescription, hand) -> HandGeometry:
     closed_centres, closed_radii, _ = tips["closed"]
     closed_centres, closed_radii = closed_centres[is_finger], closed_radii[is_finger]
 
+    pinch = _pinch(model, spheres, robot, hand, palm, leaves, site, axis, normal, is_finger)
     # Palm frame -> world for palm down (normal -> -z), fingers forward (axis -> +x): side = axis x normal -> +y.
     palm_basis = np.stack([axis, np.cross(axis, normal), normal], axis=1)
     world_basis = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]]).T
@@ -149,4 +196,33 @@ def _measure(robot: RobotDescription, hand) -> HandGeometry:
         fingertip_radius=float(closed_radii.mean()),
         open_reach=float(((open_centres[is_finger] - site) @ axis).mean()),
         finger_base=float(((bases[is_finger] - site) @ axis).mean()),
+        pinch=pinch,
     )
+
+
+def _pinch(model, spheres, robot, hand, palm, leaves, site, axis, normal, is_finger) -> Pinch | None:
+    """The hand's :class:`Pinch`, from its tips posed along the whole closing path (None without a thumb, or where
+    thumb tip and fingertips never close on each other at one depth)."""
+    if is_finger.all():
+        return None
+    commands = np.linspace(-1.0, 1.0, PINCH_SAMPLES)
+    q = np.repeat(robot.home_posture[None], PINCH_SAMPLES, axis=0)
+    q[:, robot.joint_indices(hand.finger_joints)] = np.stack([hand.finger_targets(c) for c in commands])
+    poses = forward_kinematics(model, q)
+    tips = [_tips(model, spheres, pose, palm, leaves) for pose in poses]
+    centres = np.stack([centre for centre, _, _ in tips])  # (K, leaves, 3)
+    radius = tips[0][1].mean()
+    thumb = centres[:, ~is_finger].mean(axis=1)
+    fingers = centres[:, is_finger].mean(axis=1)
+    gaps = (fingers - thumb) @ axis
+    level = np.abs((fingers - thumb) @ normal) <= PINCH_DEPTH_TOLERANCE * radius
+    closing = np.diff(gaps, prepend=np.inf) < 0
+    usable = level & closing & (gaps > 0)
+    if usable.sum() < 2:
+        return None
+    # The longest run of usable samples: one stretch of the path, its gaps decreasing.
+    runs = np.split(np.arange(PINCH_SAMPLES), np.flatnonzero(np.diff(usable.astype(int))) + 1)
+    run = max((r for r in runs if usable[r[0]]), key=len)
+    if gaps[run[0]] - gaps[run[-1]] < PINCH_MIN_SPAN:
+        return None
+    return Pinch(commands=commands[run], gaps=gaps[run], midpoints=(fingers[run] + thumb[run]) / 2 - site)

@@ -29,11 +29,14 @@ REVISIONS = tuple(sorted(URDF_PATHS))
 DEFAULT_REVISION = humanoid43_urdf.DEFAULT_REVISION
 #: Each revision's curled finger targets (thumb_rotation, thumb_flexion, index, middle, ring, little): revision
 #: 2's thumb swings 2.3 rad from along the wrist to under the palm.
-FINGER_CLOSED = {1: (1.0, 0.9, 1.2, 1.2, 1.2, 1.2), 2: (2.3, 0.8, 1.2, 1.2, 1.2, 1.2)}
+FINGER_CLOSED = {1: (1.0, 0.9, 1.2, 1.2, 1.2, 1.2), 2: (2.3, 0.8, 1.2, 1.2, 1.2, 1.2), 3: (2.2, 0.2, 2.2, 2.2, 2.2, 2.2)}
 #: Where each finger starts closing, as a fraction of the grasp command's range (HandSpec.finger_close_from).
 #: Revision 2's thumb waits for the second half: half-way through its swing it points straight down out of the
 #: palm, 8 cm below it, so a half-closed hand pinching cloth 1.5 cm over the table would drive it into the table.
-FINGER_CLOSE_FROM = {1: (), 2: (0.5, 0.5, 0.0, 0.0, 0.0, 0.0)}
+FINGER_CLOSE_FROM = {1: (), 2: (0.5, 0.5, 0.0, 0.0, 0.0, 0.0), 3: ()}
+
+#: Revisions whose thumb's first link collides (the whole thumb closes on a roll, not only its tip).
+COLLIDING_METACARPAL = (3,)
 
 SIDES = ("left", "right")
 #: Pelvis above the floor at the standing keyframe, feet flat (m).
@@ -75,16 +78,21 @@ KP = {j: float(_GAINS[_kind(j)][0]) for j in ALL_JOINTS}
 KD = {j: float(_GAINS[_kind(j)][1]) for j in ALL_JOINTS}
 #: Revision 2's fingers and thumb are four times as stiff, so that a hand squeezes what it holds with newtons, not
 #: tenths (still inside the explicit law's bound of pybullet at 500 Hz: physics/drives.py).
-FINGER_GAINS = {2: (2.0, 0.006)}
+FINGER_GAINS = {2: (2.0, 0.006), 3: (2.0, 0.006)}
+#: Revision 3's thumb rotation is twice as stiff again: in a pinch the thumb alone opposes two or more fingers, and
+#: a weaker thumb is pushed back (inside the explicit bound: the joint carries 1e-4 kg m^2 of rotor; the flexion,
+#: which drives the light distal link alone, keeps the fingers' gains).
+THUMB_GAINS = {3: (4.0, 0.012)}
 
 
 def _gains(revision: int) -> tuple[dict, dict]:
-    if revision not in FINGER_GAINS:
-        return KP, KD
-    kp, kd = FINGER_GAINS[revision]
-    fingers = {j for j in ALL_JOINTS if _kind(j) in HAND}
-    return ({j: kp if j in fingers else value for j, value in KP.items()},
-            {j: kd if j in fingers else value for j, value in KD.items()})
+    kp, kd = dict(KP), dict(KD)
+    for gains, kinds in ((FINGER_GAINS, HAND), (THUMB_GAINS, HAND[:1])):
+        if revision in gains:
+            for joint in ALL_JOINTS:
+                if _kind(joint) in kinds:
+                    kp[joint], kd[joint] = gains[revision]
+    return kp, kd
 
 # A slight knee bend keeps the standing robot off its knee limits.
 _STANDING = {f"{s}_{j}": v for s in SIDES for j, v in (("hip_pitch", -0.15), ("knee", 0.3), ("ankle_pitch", -0.15))}
@@ -136,7 +144,8 @@ def load(revision: int = DEFAULT_REVISION) -> RobotDescription:
         standing_base_height=STANDING_BASE_HEIGHT,
         # Hands against objects and tables, forearms against table edges, feet against the floor.
         contact_links=tuple(f"{side}_{link}" for side in SIDES for link in (
-            "palm", "thumb", "index", "middle", "ring", "little", "forearm", "foot")),
+            "palm", *(("thumb_metacarpal",) if revision in COLLIDING_METACARPAL else ()), "thumb", "index", "middle",
+            "ring", "little", "forearm", "foot")),
         feet=tuple(f"{side}_foot" for side in SIDES),
         sole_center=(FOOT_CENTER_X, 0.0, -ANKLE_HEIGHT),
         torso_link="torso",

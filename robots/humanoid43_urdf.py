@@ -18,8 +18,10 @@ from pathlib import Path
 
 URDF_PATH = Path(__file__).resolve().parent / "assets" / "humanoid43.urdf"
 #: Each revision's URDF (robots/humanoid43.py REVISIONS): revision 1, the first, whose thumb sits at the palm's side
-#: and folds towards the palm; revision 2, whose thumb sits at the palm's heel and swings under it against the fingers.
-URDF_PATHS = {1: URDF_PATH, 2: URDF_PATH.with_name("humanoid43_r2.urdf")}
+#: and folds towards the palm; revision 2, whose thumb sits at the palm's heel and swings under it against the fingers;
+#: revision 3, revision 2's layout with a shorter thumb and slimmer fingers that curl further, so that thumb tip and
+#: fingertips meet at one depth (a precision pinch, for parts a few centimetres wide).
+URDF_PATHS = {1: URDF_PATH, 2: URDF_PATH.with_name("humanoid43_r2.urdf"), 3: URDF_PATH.with_name("humanoid43_r3.urdf")}
 DEFAULT_REVISION = 1
 
 
@@ -198,6 +200,13 @@ FOOT_CENTER_X = 0.04  # the sole's centre is ahead of the ankle
 WAIST_HEIGHT, NECK_HEIGHT, SHOULDER_HEIGHT, SHOULDER_WIDTH = 0.08, 0.48, 0.40, 0.22
 UPPER_ARM, FOREARM = 0.32, 0.28
 PALM_LENGTH, FINGER_LENGTH, FINGER_RADIUS = 0.09, 0.07, 0.009
+#: Revision 3's finger and thumb radius: a tip resting on the tray floor has its centre this high, below the top of
+#: a 6 mm chip even when the arm follows it down 2 mm late, so it pushes on the chip's side; a 6 mm tip met the top
+#: edge and rode up over it (pybullet, seed 0), a 9 mm one pushes the chip down rather than across.
+PINCH_FINGER_RADIUS = 0.004
+#: Revision 3's thumb length, from its first joint to its tip (m): long enough to reach the fingertips' depth as
+#: both close on a part, short enough to stay clear of the fingers' far side on a roll.
+PINCH_THUMB_LENGTH = 0.056
 
 
 def _leg(side: str, sign: float) -> tuple[list[Link], list[Joint]]:
@@ -258,6 +267,9 @@ def _hand(side: str, sign: float, revision: int = DEFAULT_REVISION) -> tuple[lis
     swings out of the palm face and forward under it (both joints about the x axis, like the
     fingers'): an object under the palm is held between the thumb on its near side and the curled
     fingers on its far side.
+    Revision 3: revision 2's thumb joints with a shorter, slimmer thumb and slimmer fingers that curl past pointing
+    down, so that thumb tip and fingertips close on each other at one depth like two jaws (a precision pinch of a
+    part 1-3 cm wide), and on a roll meet it below its middle from both sides.
     """
     p = f"{side}_"
     palm_bottom = -0.02 - PALM_LENGTH
@@ -287,11 +299,30 @@ def _hand(side: str, sign: float, revision: int = DEFAULT_REVISION) -> tuple[lis
             Joint(p + "thumb_rotation", p + "palm", p + "thumb_metacarpal", (0.0, -sign * 0.015, -0.025), thumb_axis, 0.0, 2.4, 3, 20),
             Joint(p + "thumb_flexion", p + "thumb_metacarpal", p + "thumb", (0, 0, 0.025), thumb_axis, 0.0, 1.2, 2, 20),
         ]
+    elif revision == 3:
+        # Revision 2's joints, a shorter, slimmer thumb whose both links collide, and slimmer fingers that swing past
+        # pointing down: thumb tip and fingertips then close on each other at one depth (measured by
+        # physics/hand_geometry.py's Pinch), while a roll between them is met below its middle by both.
+        thumb_axis = (sign, 0, 0)
+        radius, metacarpal = PINCH_FINGER_RADIUS, 0.025
+        distal = PINCH_THUMB_LENGTH - metacarpal
+        finger_shape = Shape("cylinder", (radius, FINGER_LENGTH - 2 * radius), (0, 0, -FINGER_LENGTH / 2))
+        links = [
+            Link(p + "thumb_metacarpal", 0.04, Shape("cylinder", (0.007, metacarpal - 0.014), (0, 0, metacarpal / 2)), "dark", 1e-4),
+            # Its flexion motor's rotor (4e-5 kg m^2 reflected) keeps the short distal link inside the explicit law's
+            # bound at the fingers' gains (tests/test_robot.py).
+            Link(p + "thumb", 0.025, Shape("cylinder", (radius, distal - 2 * radius), (0, 0, distal / 2)), "grey", 4e-5),
+        ]
+        joints = [
+            Joint(p + "thumb_rotation", p + "palm", p + "thumb_metacarpal", (0.0, -sign * 0.015, -0.025), thumb_axis, 0.0, 2.4, 3, 20),
+            Joint(p + "thumb_flexion", p + "thumb_metacarpal", p + "thumb", (0, 0, metacarpal), thumb_axis, 0.0, 1.2, 2, 20),
+        ]
     else:
         raise ValueError(f"humanoid43 has revisions {sorted(URDF_PATHS)}, not {revision!r}")
+    finger_upper = 2.3 if revision == 3 else 1.6  # revision 3's fingers swing past pointing down, to meet the thumb
     for finger, x in (("index", 0.03), ("middle", 0.01), ("ring", -0.01), ("little", -0.03)):
         links.append(Link(p + finger, 0.03, finger_shape, "grey"))
-        joints.append(Joint(p + finger, p + "palm", p + finger, (x, 0, palm_bottom), finger_axis, 0.0, 1.6, 2, 20))
+        joints.append(Joint(p + finger, p + "palm", p + finger, (x, 0, palm_bottom), finger_axis, 0.0, finger_upper, 2, 20))
     return links, joints
 
 

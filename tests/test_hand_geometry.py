@@ -94,3 +94,52 @@ def test_a_turned_palm_frame_turns_the_experts_hand_orientation_and_nothing_else
 def test_an_unknown_hand_is_a_clear_error():
     with pytest.raises(KeyError, match="no 'middle' hand"):
         measure_hand(robots.load("humanoid43"), "middle")
+
+
+def _tip_centres(robot, command):
+    """Thumb tip and mean fingertip centres (3,) each, in the right palm frame, at grasp ``command``: posed here by
+    forward kinematics, independently of hand_geometry's sampling."""
+    from training_ground.physics.contacts import robot_spheres
+    from training_ground.physics.model import forward_kinematics, load_model
+    from training_ground.physics.rotations import quat_to_matrix
+
+    hand = robot.hands["right"]
+    model = load_model(robot, fixed_base=True)
+    q = robot.home_posture.copy()
+    q[robot.joint_indices(hand.finger_joints)] = hand.finger_targets(command)
+    poses = forward_kinematics(model, q[None])[0]
+    palm = model.link_index(hand.palm_link)
+    tips = {}
+    for name in ("thumb", "index", "middle", "ring", "little"):
+        link = model.link_index(f"right_{name}")
+        spheres = robot_spheres(robot.urdf_path, model.link_names, links=[f"right_{name}"])
+        tip = spheres.center[np.argmax(np.linalg.norm(spheres.center, axis=1))]  # farthest from the link's joint
+        world = poses[link, :3] + quat_to_matrix(poses[link, 3:]) @ tip
+        tips[name] = (world - poses[palm, :3]) @ quat_to_matrix(poses[palm, 3:])
+    return tips["thumb"], np.mean([tips[f] for f in ("index", "middle", "ring", "little")], axis=0)
+
+
+def test_only_a_hand_whose_thumb_tip_meets_its_fingertips_has_a_pinch():
+    """humanoid43 revision 3's thumb tip and fingertips close on each other at one depth over gaps from over 10 cm
+    down to under 2 cm; revision 1's thumb hooks and revision 2's ends 3 cm above its curled fingers, so they have
+    none, nor has compact43 (whose tips meet in passing only)."""
+    for name, revision in (("humanoid43", 1), ("humanoid43", 2), ("compact43", None)):
+        assert measure_hand(robots.load(name, revision=revision), "right").pinch is None, (name, revision)
+    robot = robots.load("humanoid43", revision=3)
+    hand = measure_hand(robot, "right")
+    pinch = hand.pinch
+    assert pinch is not None and np.all(np.diff(pinch.gaps) < 0) and np.all(np.diff(pinch.commands) > 0)
+    assert pinch.gaps[0] > 0.10 and pinch.gaps[-1] < 0.02
+    for gap in (0.08, 0.038, 0.028):  # a roll, a 3 cm chip, a 2 cm part, each between 4 mm tips
+        command, midpoint = pinch.at_gap(gap)
+        thumb, fingers = _tip_centres(robot, float(command))
+        assert (fingers - thumb) @ hand.finger_axis == pytest.approx(gap, abs=1e-3)
+        assert abs((fingers - thumb) @ hand.palm_normal) <= 0.006  # one depth, within a tip radius
+        np.testing.assert_allclose((thumb + fingers) / 2 - np.asarray(robot.hands["right"].grasp_site), midpoint,
+                                   atol=1e-3)
+        np.testing.assert_allclose(pinch.midpoint_at(command), midpoint, atol=1e-9)
+    # Pre-shaped at its deepest, the tips only rise as the hand closes further.
+    deepest = pinch.deepest_command(hand.palm_normal)
+    later = pinch.commands >= deepest
+    assert np.all(np.diff(pinch.midpoints[later] @ hand.palm_normal) <= 1e-12)
+    assert pinch.at_gap(1.0)[0] == pinch.commands[0] and pinch.at_gap(0.0)[0] == pinch.commands[-1]  # clipped

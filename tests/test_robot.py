@@ -102,17 +102,21 @@ def test_checked_in_urdf_matches_generator(robot):
 
 def test_each_revision_is_kept_and_a_name_alone_loads_the_default():
     """Revision 1 is the URDF every dataset before revision 2 ran (humanoid43.urdf, unchanged since e743e11);
-    the revisions differ in the thumb only. The default stays 1 until the assisted experts hold on revision 2."""
-    latest, first = robots.load("humanoid43", revision=2), robots.load("humanoid43", revision=1)
+    the revisions differ in the hands only (revision 2 the thumb, revision 3 the thumb and the fingers' reach), with
+    the same joints. The default stays 1 until the experts hold on a later revision."""
+    first = robots.load("humanoid43", revision=1)
     assert robots.load("humanoid43").revision == robots.default_revision("humanoid43") == humanoid43.DEFAULT_REVISION
-    assert latest.revision == humanoid43.REVISIONS[-1] == 2 and first.revision == 1
-    assert latest.joint_names == first.joint_names and latest.groups == first.groups
-    differs = [j for j in latest.joint_names if "thumb" in j]
-    assert latest.hands["right"].finger_closed != first.hands["right"].finger_closed
-    limits = np.flatnonzero(latest.joint_upper != first.joint_upper)
-    assert {latest.joint_names[i] for i in limits} <= set(differs)
-    with pytest.raises(KeyError, match="revisions \\[1, 2\\], not 3"):
-        robots.load("humanoid43", revision=3)
+    assert humanoid43.REVISIONS == (1, 2, 3) and first.revision == 1
+    hand_joints = set(first.groups["hands"])
+    for revision, changed in ((2, {j for j in hand_joints if "thumb" in j}), (3, hand_joints)):
+        later = robots.load("humanoid43", revision=revision)
+        assert later.revision == revision
+        assert later.joint_names == first.joint_names and later.groups == first.groups
+        assert later.hands["right"].finger_closed != first.hands["right"].finger_closed
+        limits = np.flatnonzero(later.joint_upper != first.joint_upper)
+        assert {later.joint_names[i] for i in limits} <= changed
+    with pytest.raises(KeyError, match="revisions \\[1, 2, 3\\], not 4"):
+        robots.load("humanoid43", revision=4)
     with pytest.raises(KeyError, match="revision 1 only"):
         robots.load("compact43", revision=2)
 
