@@ -134,19 +134,25 @@ class TopDownPickPlaceExpert(HandExpert):
         """Whether a hand held ``insert_height`` above the place point may start inserting (n,) bool."""
         return distance < self.lower_tolerance
 
-    def release_command(self, obs: dict):
-        """The grasp command (scalar or (n,)) that lets go of a placed object."""
-        return self.release_grip
+    def grip_commands(self, obs: dict) -> tuple:
+        """Grasp commands (each a scalar or (n,)): held while approaching and descending, closed to, held while
+        carrying, and letting go of a placed object."""
+        return self.preshape, self.grip, self.hold_grip, self.release_grip
 
     def pinch_point(self, obs: dict, yaw: np.ndarray, centre: np.ndarray, tip_height: np.ndarray,
                     gap: np.ndarray) -> np.ndarray:
-        """Grasp-site position (n, 3) that puts the pinch's tips, at this step's grasp command, around ``centre``
-        (n, 3) horizontally with their centres at world height ``tip_height`` (n,) (base frame); past the command
-        at which they are ``gap`` (n,) apart, the object stops them there, so the site stays where they touched."""
-        hand = self.hands[self.hand]
-        command = np.minimum(self.command, self.pinch.at_gap(gap)[0])
-        offset = (yaw_matrix(yaw) @ hand.top_down @ self.pinch.midpoint_at(command)[..., None])[..., 0]
-        return np.concatenate([centre[:, :2], tip_height[:, None]], -1) - offset
+        """Grasp-site position (n, 3) that puts the pinch's tips, where the fingers stand now (``joint_pos``), around
+        ``centre`` (n, 3) horizontally with the lower tip's centre at world height ``tip_height`` (n,) (base frame);
+        past the command at which they are ``gap`` (n,) apart, the object stops them there, so the site stays where
+        they touched."""
+        hand, spec = self.hands[self.hand], self.hand_specs[self.hand]
+        reached = spec.grasp_reached(obs["joint_pos"][:, self.finger_indices[self.hand]])
+        command = np.minimum(reached, self.pinch.at_gap(gap)[0])
+        to_world = yaw_matrix(yaw) @ hand.top_down
+        thumb, fingers = (np.einsum("nij,nj->ni", to_world, tip) for tip in self.pinch.tips_at(command))
+        lower = np.minimum(thumb[:, 2], fingers[:, 2])
+        site = np.concatenate([centre[:, :2] - (thumb[:, :2] + fingers[:, :2]) / 2, (tip_height - lower)[:, None]], -1)
+        return site
 
     # ------------------------------------------------------------------ the state machine
     def act(self, obs: dict) -> np.ndarray:
@@ -165,16 +171,16 @@ class TopDownPickPlaceExpert(HandExpert):
         phase, timer = self.phase, self.timer
         timer += 1
         # This step's grasp command, known before the goals: a pinch grasp point follows the closing tips.
-        closing = self.grip
+        preshape, closed, hold, release = self.grip_commands(obs)
+        closing = closed
         if self.physical:  # close over ``close_ramp`` steps: fingers that snap shut knock the object away
-            closing = np.minimum(self.grip, self.preshape + 2.0 * (timer + 1) / self.close_ramp)
+            closing = np.minimum(closed, preshape + 2.0 * (timer + 1) / self.close_ramp)
         holding = (phase == self.LIFT) | (phase == self.CARRY) | (phase == self.LOWER) | (phase == self.INSERT)
-        grip = np.where(phase == self.CLOSE, closing, self.preshape)
-        grip = np.where(holding, self.hold_grip, grip)
-        release = self.release_command(obs)
+        grip = np.where(phase == self.CLOSE, closing, preshape)
+        grip = np.where(holding, hold, grip)
         grip = np.where(phase == self.RELEASE, release, grip)
         # A pre-shaped hand keeps its release grip while it rises: opening fully swings the tips down past the part.
-        grip = np.where((phase == self.RETREAT) & (self.preshape > -1.0), release, grip)
+        grip = np.where((phase == self.RETREAT) & (preshape > -1.0), release, grip)
         self.command = np.broadcast_to(grip, (n,)).astype(float)
         self.target_yaw = np.where(phase == self.APPROACH, self.grasp_yaw(obs), self.target_yaw)
         placing = ((phase == self.CARRY) | (phase == self.LOWER) | (phase == self.INSERT)) & grasped
@@ -338,14 +344,21 @@ class Assembly3CExpert(TopDownPickPlaceExpert):
     seat_alignment = 0.0008  # m, horizontal
     yaw_alignment = np.deg2rad(1.5)
 
-    # Under grasp="physical" with a pinch (humanoid43 revision 3): the hand comes down pre-shaped, tips at their
-    # deepest and just over the tray floor, and pinches the chip by two opposite edges, following the tips down as
+    # Under grasp="physical" with a pinch (humanoid43 revision 3): the hand comes down pre-shaped, tips just wider
+    # than the chip and on the tray floor, and pinches the chip by two opposite edges, following the tips down as
     # they rise; it lets go with the chip's underside over the socket walls' tops (the tips rest on them), opening
     # the tips ``pinch_release_opening`` apart.
     pinch_preshape = True
     physical_close_ramp = 120  # slow enough for the hand to follow the tips down as they rise
     pinch_release_gap = assembly_scene.SOCKET_WALL_HEIGHT + 0.0005
     pinch_release_opening = 0.008
+    # Pre-shaped this much wider than the chip (m): the tips rise as they close, so they are set down close to its
+    # edges, with room for the arm's error, and rise only a millimetre or two before they meet them.
+    pinch_preshape_margin = 0.012
+    # Closed to tips this much closer than the chip is wide (m), not to a full fist: a gentle squeeze. A 10 g chip
+    # needs a tenth of a newton; a full fist presses newtons, which the numpy engine's contacts on so light a part
+    # (as stiff as its mass allows) let a tip sink through until it rides over the edge.
+    pinch_squeeze = 0.004
     # The tips slide on the tray floor, pressing it lightly: the arm follows them down a millimetre or two late,
     # and tips that ride up meet the chip's top edge, squeezing it down and out instead of holding it.
     tip_clearance = -0.0015
@@ -354,8 +367,7 @@ class Assembly3CExpert(TopDownPickPlaceExpert):
         super().__init__(*args, **kwargs)
         self.release_point = np.zeros((self.num_envs, 3))
         if self.pinch is not None:
-            self.close_ramp, self.hold_grip, self.release_gap = (self.physical_close_ramp, self.grip,
-                                                                 self.pinch_release_gap)
+            self.close_ramp, self.release_gap = self.physical_close_ramp, self.pinch_release_gap
             # Lift once the command has reached the full grip, and the squeeze with it.
             self.physical_close_steps = int(np.ceil((self.grip - self.preshape) * self.close_ramp / 2)) + 4
             self.grasp_wait = max(self.grasp_wait, self.physical_close_steps + 8)
@@ -370,10 +382,13 @@ class Assembly3CExpert(TopDownPickPlaceExpert):
         """The tips' centres' distance on the chip's edges (n,)."""
         return 2.0 * (obs["chip_size"][:, 0] + self.hands[self.hand].fingertip_radius)
 
-    def release_command(self, obs):
+    def grip_commands(self, obs):
         if self.pinch is None:
-            return self.release_grip
-        return self.pinch.at_gap(self._pinch_gap(obs) + self.pinch_release_opening)[0]
+            return super().grip_commands(obs)
+        gap = self._pinch_gap(obs)
+        squeeze = self.pinch.at_gap(gap - self.pinch_squeeze)[0]
+        return (self.pinch.at_gap(gap + self.pinch_preshape_margin)[0], squeeze, squeeze,
+                self.pinch.at_gap(gap + self.pinch_release_opening)[0])
 
     def _yaw_to_socket(self, obs):
         # The socket's yaw relative to the chip: the turn that seats it, folded to the nearest quarter turn.

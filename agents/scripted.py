@@ -27,6 +27,9 @@ class HandExpert:
         self.physical = grasp == "physical"
         #: Each hand's measured shape, in the engine's hand order (the robot's hands as declared).
         self.hands: tuple[HandGeometry, ...] = tuple(measure_hand(robot, side) for side in robot.hands)
+        #: Each hand's spec and where its finger joints sit in the ``joint_pos`` observation.
+        self.hand_specs = tuple(robot.hands.values())
+        self.finger_indices = tuple(robot.joint_indices(spec.finger_joints) for spec in self.hand_specs)
         self.ik = ik or IKSettings()
         self.num_envs = num_envs
         self.base_position = np.asarray(base_position, float)

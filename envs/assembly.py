@@ -63,7 +63,8 @@ class Assembly3CTask(BatchedTask):
     reward_names = ("reach", "grasp", "transport", "insert", "seat")
 
     def build_scene(self) -> Scene:
-        return assembly_scene.assembly_scene(*table_mount(self.robot, WORK_POINT))
+        return assembly_scene.assembly_scene(*table_mount(self.robot, WORK_POINT),
+                                             socket_inner_half=self.config.randomization.socket_inner_half)
 
     def sample_episode(self, rng):
         q = self.arms_ready_posture(rng)
@@ -150,3 +151,21 @@ class Assembly3CTask(BatchedTask):
             "insert": insert,
             "seat": evaluation["success"].astype(float),
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class Assembly3CSmallConfig(Assembly3CConfig):
+    """Assembly3C with the small part (scenes/assembly.py SMALL_PART) and sockets to fit it."""
+
+    randomization: assembly_scene.ChipRandomization = assembly_scene.SMALL_PART
+
+
+@register_task("TrainingGround/Assembly3CSmall-v0", alias="assembly_small",
+               expert="training_ground.agents.experts:Assembly3CExpert")
+class Assembly3CSmallTask(Assembly3CTask):
+    """The small-part variant: a 2 cm part instead of a 3 cm chip, the same bench, tray and board.
+
+    Version history: v0, first release.
+    """
+
+    config_class = Assembly3CSmallConfig

@@ -15,7 +15,8 @@ hand spheres against the object's exact shape, with static friction, implicit on
 
 What counts as *held* under ``grasp="physical"`` (the ``grasped`` observation, the tasks' success tests)
 is one rule for both engines, :func:`contact_holds`: at least ``HOLD_LINKS`` distinct links of the hand
-(palm or phalanges) touch the object, pressing on it with at least ``HOLD_FORCE`` newtons in all.
+(palm or phalanges) touch the object, pressing on it with at least ``HOLD_FORCE`` newtons in all, or twice its
+weight where that is less (``HOLD_WEIGHTS``).
 
 Cloth follows the same close-to-hold, open-to-let-go rule with particles in place of objects:
 see :func:`update_cloth_pins` (the numpy engine pins particles to the palm, pybullet anchors them).
@@ -34,14 +35,18 @@ GRASP_MODES = ("assisted", "physical")
 
 #: A physically held object touches at least this many distinct links of the hand ...
 HOLD_LINKS = 2
-#: ... whose normal forces on it sum to at least this (N): a tenth of a 0.5 kg object's weight.
+#: ... whose normal forces on it sum to at least this (N): a tenth of a 0.5 kg object's weight ...
 HOLD_FORCE = 0.5
+#: ... or to this many times the object's weight, if that is less: a 2 g part is held by a tenth of a newton.
+HOLD_WEIGHTS = 2.0
 
 
-def contact_holds(touching_links: np.ndarray, normal_force: np.ndarray) -> np.ndarray:
+def contact_holds(touching_links: np.ndarray, normal_force: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """The object each hand physically holds, or -1 (N, H), from the number of the hand's links touching each
-    object and their summed normal force (N, H, K); a hand holding two objects is given the first."""
-    holds = (touching_links >= HOLD_LINKS) & (normal_force >= HOLD_FORCE)
+    object and their summed normal force (N, H, K), and the objects' weights (N, K) (N); a hand holding two
+    objects is given the first."""
+    threshold = np.minimum(HOLD_FORCE, HOLD_WEIGHTS * np.asarray(weight, float))[:, None, :]
+    holds = (touching_links >= HOLD_LINKS) & (normal_force >= threshold)
     return np.where(holds.any(axis=-1), holds.argmax(axis=-1), -1)
 
 

@@ -48,11 +48,13 @@ class Pinch:
 
     commands: grasp commands (K,), increasing, over the stretch where the tips close on each other at one depth;
     gaps: the distance between the thumb tip's centre and the fingertips' (their mean) along the finger axis (K,),
-    decreasing; midpoints: the point half-way between them, relative to the grasp site (K, 3)."""
+    decreasing; midpoints: the point half-way between them, relative to the grasp site (K, 3); spans: from the
+    thumb tip's centre to the fingertips' (K, 3)."""
 
     commands: np.ndarray
     gaps: np.ndarray
     midpoints: np.ndarray
+    spans: np.ndarray
 
     def at_gap(self, gap) -> tuple[np.ndarray, np.ndarray]:
         """The grasp command (...) at which the tips' centres are ``gap`` (...) apart, and their midpoint relative to
@@ -67,8 +69,16 @@ class Pinch:
 
     def midpoint_at(self, command) -> np.ndarray:
         """The tips' midpoint relative to the site (..., 3) at grasp ``command`` (...), clipped to the pinch's range."""
+        return self._at(command, self.midpoints)
+
+    def tips_at(self, command) -> tuple[np.ndarray, np.ndarray]:
+        """The thumb tip's and the fingertips' centres relative to the site (..., 3) each, at grasp ``command``."""
+        midpoint, span = self._at(command, self.midpoints), self._at(command, self.spans)
+        return midpoint - span / 2, midpoint + span / 2
+
+    def _at(self, command, values: np.ndarray) -> np.ndarray:
         command = np.asarray(command, float)
-        return np.stack([np.interp(command, self.commands, self.midpoints[:, axis]) for axis in range(3)], -1)
+        return np.stack([np.interp(command, self.commands, values[:, axis]) for axis in range(3)], -1)
 
     def deepest_command(self, normal: np.ndarray) -> float:
         """The command at which the tips reach deepest along the palm ``normal``: a hand pre-shaped there, set down
@@ -225,4 +235,5 @@ def _pinch(model, spheres, robot, hand, palm, leaves, site, axis, normal, is_fin
     run = max((r for r in runs if usable[r[0]]), key=len)
     if gaps[run[0]] - gaps[run[-1]] < PINCH_MIN_SPAN:
         return None
-    return Pinch(commands=commands[run], gaps=gaps[run], midpoints=(fingers[run] + thumb[run]) / 2 - site)
+    return Pinch(commands=commands[run], gaps=gaps[run], midpoints=(fingers[run] + thumb[run]) / 2 - site,
+                 spans=fingers[run] - thumb[run])

@@ -397,7 +397,8 @@ class NumpyObjects(Objects):
     def _update_grasps(self) -> None:
         engine = self.engine
         if engine.config.grasp == "physical" and self._primitive and self.num_objects:
-            self.held[:] = grasp_rule.contact_holds(self._touching_links, self.contact_forces)
+            self.held[:] = grasp_rule.contact_holds(self._touching_links, self.contact_forces,
+                                                    self._mass * abs(engine.config.gravity))
             return
         if engine.config.grasp != "assisted" or not self.num_objects:
             return

@@ -21,6 +21,7 @@ class PybulletObjects(Objects):
         self._ids = [[-1] * self.num_objects for _ in range(n)]
         self._welds = -np.ones((n, hands), dtype=np.int64)  # constraint ids
         self.held = -np.ones((n, hands), dtype=np.int64)
+        self.masses = np.zeros((n, self.num_objects))  # (kg), set at each reset
 
     # ------------------------------------------------------------------ reads
     def _read(self, width: int, read) -> np.ndarray:
@@ -81,6 +82,7 @@ class PybulletObjects(Objects):
                 if self._ids[env_id][k] >= 0:
                     client.removeBody(self._ids[env_id][k])
                 self._ids[env_id][k] = self._make(client, episode.objects[k], poses[k])
+                self.masses[env_id, k] = episode.objects[k].mass
 
     def end_step(self) -> None:
         """The assisted grasp, then the divergence check of the objects' speeds."""
@@ -95,7 +97,8 @@ class PybulletObjects(Objects):
                     if engine.grasp_commands[env_id, h] and self.held[env_id, h] < 0:
                         self._try_attach(env_id, h)
         elif engine.config.grasp == "physical":
-            self.held[:] = grasp_rule.contact_holds(*self._hand_touches())
+            self.held[:] = grasp_rule.contact_holds(*self._hand_touches(),
+                                                    self.masses * abs(engine.config.gravity))
         speed = np.abs(self.velocities()).max(axis=(1, 2))
         engine.diverged |= ~np.isfinite(speed) | (speed > engine.config.divergence_speed)
 

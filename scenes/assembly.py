@@ -62,12 +62,12 @@ def _tray_boxes() -> list[StaticBox]:
     ]
 
 
-def _board_boxes() -> list[StaticBox]:
+def _board_boxes(socket_inner_half: float) -> list[StaticBox]:
     (cx, cy), (hx, hy) = BOARD_CENTER, BOARD_HALF
     board = StaticBox("circuit_board", (cx, cy, TABLE_HEIGHT + BOARD_THICKNESS / 2), (hx, hy, BOARD_THICKNESS / 2),
                       rgba=(0.1, 0.45, 0.2, 1.0))
     boxes = [board]
-    inner, w, h = SOCKET_INNER_HALF, SOCKET_WALL / 2, SOCKET_WALL_HEIGHT / 2
+    inner, w, h = socket_inner_half, SOCKET_WALL / 2, SOCKET_WALL_HEIGHT / 2
     color = (0.85, 0.85, 0.8, 1.0)
     for i, (sx, sy) in enumerate(SOCKET_CENTERS):
         z = BOARD_TOP + h
@@ -80,13 +80,15 @@ def _board_boxes() -> list[StaticBox]:
     return boxes
 
 
-def assembly_scene(robot_base_height: float = ROBOT_BASE_HEIGHT, robot_forward: float = 0.0) -> Scene:
+def assembly_scene(robot_base_height: float = ROBOT_BASE_HEIGHT, robot_forward: float = 0.0,
+                   socket_inner_half: float = SOCKET_INNER_HALF) -> Scene:
     """The scene with the robot's base mounted ``robot_base_height`` above the floor (its standing height:
     feet on the floor), humanoid43's by default, and ``robot_forward`` towards the table (scenes/base.py
-    table_mount places a robot of other proportions)."""
+    table_mount places a robot of other proportions); ``socket_inner_half``: the sockets' opening (the part's,
+    ChipRandomization)."""
     return Scene(
         name="assembly_bench",
-        static_boxes=tuple(_table_boxes() + _tray_boxes() + _board_boxes()),
+        static_boxes=tuple(_table_boxes() + _tray_boxes() + _board_boxes(socket_inner_half)),
         object_names=("chip",),
         robot_position=(robot_forward, 0.0, robot_base_height),
         fixed_base=True,
@@ -108,7 +110,8 @@ class ChipRandomization:
     """Ranges the chip and the target socket are drawn from at every reset (uniform).
 
     The chip is square (``half_side``) so that it fits its socket at every quarter turn; its
-    socket leaves SOCKET_INNER_HALF - half_side of clearance per side (2 to 3 mm by default).
+    socket, whose opening's half side is ``socket_inner_half``, leaves socket_inner_half - half_side of
+    clearance per side (2 to 3 mm by default). :data:`SMALL_PART` is the small-part variant's.
     """
 
     x_range: tuple[float, float] = (0.40, 0.48)
@@ -118,11 +121,12 @@ class ChipRandomization:
     half_height_range: tuple[float, float] = (0.003, 0.004)
     mass_range: tuple[float, float] = (0.004, 0.015)
     friction_range: tuple[float, float] = (0.5, 0.9)
+    socket_inner_half: float = SOCKET_INNER_HALF
 
     def __post_init__(self):
-        if not SOCKET_INNER_HALF > self.half_side_range[1] > self.half_side_range[0] > 0:
+        if not self.socket_inner_half > self.half_side_range[1] > self.half_side_range[0] > 0:
             raise ValueError(f"chip half_side_range {self.half_side_range} must be increasing, positive and below "
-                             f"the socket's inner half side {SOCKET_INNER_HALF}")
+                             f"the socket's inner half side {self.socket_inner_half}")
         corner = np.sqrt(2) * self.half_side_range[1]
         inside = np.array([[TRAY_CENTER[0] - TRAY_INNER_HALF[0], TRAY_CENTER[0] + TRAY_INNER_HALF[0]],
                            [TRAY_CENTER[1] - TRAY_INNER_HALF[1], TRAY_CENTER[1] + TRAY_INNER_HALF[1]]])
@@ -130,6 +134,12 @@ class ChipRandomization:
             if span[0] - corner < inside[axis, 0] or span[1] + corner > inside[axis, 1]:
                 raise ValueError(f"chip {'xy'[axis]}_range {span} would put the chip into the tray's walls "
                                  f"(inside spans {tuple(inside[axis])})")
+
+
+#: The small-part variant (Assembly3CSmall-v0): a 2 cm square part 8-10 mm thick, 2-8 g, as training grounds
+#: practise with connectors and passives, in sockets with the default's 2-3 mm of clearance per side.
+SMALL_PART = ChipRandomization(half_side_range=(0.0095, 0.0105), half_height_range=(0.004, 0.005),
+                               mass_range=(0.002, 0.008), socket_inner_half=0.0125)
 
 
 def sample_chip(rng: np.random.Generator, ranges: ChipRandomization) -> tuple[ObjectParams, np.ndarray]:

@@ -189,8 +189,14 @@ def test_hand_contact_values_are_checked():
 def test_what_counts_as_held_is_one_rule_of_links_and_force():
     links = np.array([[[2, 1], [1, 3]]])  # (N=1, H=2, K=2)
     force = np.array([[[0.6, 9.0], [5.0, 0.4]]])
+    heavy = np.array([[1.0, 1.0]])  # 0.1 kg objects' weights (N)
     # Hand 0 holds object 0 (two links, 0.6 N); hand 1 touches object 0 with one link and object 1 too lightly.
-    np.testing.assert_array_equal(grasp_rule.contact_holds(links, force), [[0, -1]])
+    np.testing.assert_array_equal(grasp_rule.contact_holds(links, force, heavy), [[0, -1]])
+    # A 2 g part (0.02 N) is held by twice its weight: 0.4 N on object 1 holds it, 0.03 N does not.
+    light = np.array([[1.0, 0.02]])
+    np.testing.assert_array_equal(grasp_rule.contact_holds(links, force, light), [[0, 1]])
+    force[0, 1, 1] = 0.03
+    np.testing.assert_array_equal(grasp_rule.contact_holds(links, force, light), [[0, -1]])
 
 
 def test_a_squeezed_roll_counts_as_held_and_is_never_welded():
@@ -252,7 +258,7 @@ def test_cloth_refuses_the_physical_grasp_it_cannot_have(backend):
 @pytest.mark.parametrize("backend", ["numpy", "pybullet"])
 def test_both_engines_report_what_contact_holds_by_the_one_rule(backend):
     """The bread expert's physical descent and close, seed 0, 100 control steps, humanoid43 revision 2: ``grasped`` is 1 exactly while two links of the
-    right hand press on the roll with 0.5 N or more (physics/grasp.py contact_holds), on both engines. Before
+    right hand press on the roll with 0.5 N or more (its weight is 0.5-1.5 N; physics/grasp.py contact_holds), on both engines. Before
     this change it stayed 0 under grasp="physical" whatever touched."""
     from training_ground.agents.policies import make_expert
 
@@ -267,9 +273,10 @@ def test_both_engines_report_what_contact_holds_by_the_one_rule(backend):
             observation, *_ = env.step(expert(observation))
             if backend == "numpy":
                 links, force = engine.objects._touching_links, engine.objects.contact_forces
+                weight = engine.objects._mass * 9.81
             else:
-                links, force = engine.objects._hand_touches()
-            expected = grasp_rule.contact_holds(links, force)[0, 1] == 0
+                (links, force), weight = engine.objects._hand_touches(), engine.objects.masses * 9.81
+            expected = grasp_rule.contact_holds(links, force, weight)[0, 1] == 0
             assert observation["grasped"][1] == float(expected)
             held_steps += expected
         assert held_steps > 0
