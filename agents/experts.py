@@ -151,10 +151,12 @@ class TopDownPickPlaceExpert(HandExpert):
         past the command at which they are ``gap`` (n,) apart, the object stops them there, so the site stays where
         they touched."""
         hand, spec = self.hands[self.hand], self.hand_specs[self.hand]
-        reached = spec.grasp_reached(obs["joint_pos"][:, self.finger_indices[self.hand]])
-        command = np.minimum(reached, self.pinch.at_gap(gap)[0])
+        positions, stop = obs["joint_pos"][:, self.finger_indices[self.hand]], self.pinch.at_gap(gap)[0]
+        thumb_command = np.minimum(spec.grasp_reached(positions, self.pinch.moves_thumb), stop)
+        finger_command = np.minimum(spec.grasp_reached(positions, ~self.pinch.moves_thumb), stop)
         to_world = yaw_matrix(yaw) @ hand.top_down
-        thumb, fingers = (np.einsum("nij,nj->ni", to_world, tip) for tip in self.pinch.tips_at(command))
+        thumb, fingers = (np.einsum("nij,nj->ni", to_world, tip)
+                          for tip in self.pinch.tips_at(thumb_command, finger_command))
         lower = np.minimum(thumb[:, 2], fingers[:, 2])
         site = np.concatenate([centre[:, :2] - (thumb[:, :2] + fingers[:, :2]) / 2, (tip_height - lower)[:, None]], -1)
         return site

@@ -49,12 +49,14 @@ class Pinch:
     commands: grasp commands (K,), increasing, over the stretch where the tips close on each other at one depth;
     gaps: the distance between the thumb tip's centre and the fingertips' (their mean) along the finger axis (K,),
     decreasing; midpoints: the point half-way between them, relative to the grasp site (K, 3); spans: from the
-    thumb tip's centre to the fingertips' (K, 3)."""
+    thumb tip's centre to the fingertips' (K, 3); moves_thumb: which of the hand's finger joints (F,) move the
+    thumb tip (the others move the fingertips)."""
 
     commands: np.ndarray
     gaps: np.ndarray
     midpoints: np.ndarray
     spans: np.ndarray
+    moves_thumb: np.ndarray
 
     def at_gap(self, gap) -> tuple[np.ndarray, np.ndarray]:
         """The grasp command (...) at which the tips' centres are ``gap`` (...) apart, and their midpoint relative to
@@ -71,10 +73,13 @@ class Pinch:
         """The tips' midpoint relative to the site (..., 3) at grasp ``command`` (...), clipped to the pinch's range."""
         return self._at(command, self.midpoints)
 
-    def tips_at(self, command) -> tuple[np.ndarray, np.ndarray]:
-        """The thumb tip's and the fingertips' centres relative to the site (..., 3) each, at grasp ``command``."""
-        midpoint, span = self._at(command, self.midpoints), self._at(command, self.spans)
-        return midpoint - span / 2, midpoint + span / 2
+    def tips_at(self, command, finger_command=None) -> tuple[np.ndarray, np.ndarray]:
+        """The thumb tip's and the fingertips' centres relative to the site (..., 3) each, at grasp ``command``, or
+        with the thumb at ``command`` and the fingers at ``finger_command`` (thumb and fingers lag differently)."""
+        finger_command = command if finger_command is None else finger_command
+        thumb = self._at(command, self.midpoints) - self._at(command, self.spans) / 2
+        fingers = self._at(finger_command, self.midpoints) + self._at(finger_command, self.spans) / 2
+        return thumb, fingers
 
     def _at(self, command, values: np.ndarray) -> np.ndarray:
         command = np.asarray(command, float)
@@ -235,5 +240,9 @@ def _pinch(model, spheres, robot, hand, palm, leaves, site, axis, normal, is_fin
     run = max((r for r in runs if usable[r[0]]), key=len)
     if gaps[run[0]] - gaps[run[-1]] < PINCH_MIN_SPAN:
         return None
+    thumb_links = [leaf for leaf, finger in zip(leaves, is_finger) if not finger]
+    joint_links = {model.joint_names[j]: link for link, j in enumerate(model.joint_of_link) if j >= 0}
+    moves_thumb = np.array([any(model.ancestors[leaf, joint_links[name]] for leaf in thumb_links)
+                            for name in hand.finger_joints])
     return Pinch(commands=commands[run], gaps=gaps[run], midpoints=(fingers[run] + thumb[run]) / 2 - site,
-                 spans=fingers[run] - thumb[run])
+                 spans=fingers[run] - thumb[run], moves_thumb=moves_thumb)

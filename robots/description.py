@@ -57,13 +57,14 @@ class HandSpec:
         opened, closed = np.array(self.finger_open), np.array(self.finger_closed)
         return opened + fraction * (closed - opened)
 
-    def grasp_reached(self, positions: np.ndarray) -> np.ndarray:
+    def grasp_reached(self, positions: np.ndarray, joints=None) -> np.ndarray:
         """The grasp command (...) whose targets the fingers at ``positions`` (..., F) stand at: the inverse of
         :meth:`finger_targets`, averaged over the fingers that move over the whole range (a staged finger says
-        nothing while it waits). Fingers lag their targets, and an object stops them: this is where they are."""
+        nothing while it waits), of those in ``joints`` (a bool mask (F,); default all). Fingers lag their
+        targets, and an object stops them: this is where they are."""
         start = np.array(self.finger_close_from or (0.0,) * len(self.finger_joints))
         opened, closed = np.array(self.finger_open), np.array(self.finger_closed)
-        whole = start == 0.0
+        whole = (start == 0.0) & (np.ones(len(start), bool) if joints is None else np.asarray(joints, bool))
         fraction = (np.asarray(positions, dtype=np.float64)[..., whole] - opened[whole]) / (closed - opened)[whole]
         return 2.0 * np.clip(fraction, 0.0, 1.0).mean(axis=-1) - 1.0
 
