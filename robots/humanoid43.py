@@ -25,7 +25,9 @@ REVISIONS = tuple(sorted(URDF_PATHS))
 #: The revision a name alone loads. Revision 2's thumb grasps physically. Its wardrobe losses (21 and 15 of 30 on
 #: numpy and pybullet: benchmarks/results/experts_r2_ws.json) were its thumb driven into the table by the half-closed
 #: cloth pinch; with FINGER_CLOSE_FROM the wardrobe expert holds 30/30 on both engines (experts_r2_staged.json), but
-#: the default stays 1 until every expert is re-measured on revision 2 at the issue's 100 seeds.
+#: the default stays 1 until every expert is re-measured on revision 2 at the issue's 100 seeds. Revision 3 (a precision
+#: pinch) holds the physical bread, chip and 2 cm part at 100 seeds (experts_r3_pinch.json); its wardrobe run is not
+#: measured at that scale, and its assisted chip on pybullet is 85/100.
 DEFAULT_REVISION = humanoid43_urdf.DEFAULT_REVISION
 #: Each revision's curled finger targets (thumb_rotation, thumb_flexion, index, middle, ring, little): revision
 #: 2's thumb swings 2.3 rad from along the wrist to under the palm.

@@ -57,9 +57,44 @@ def test_every_chip_fits_every_socket_and_starts_inside_the_tray():
         assert scene.SOCKET_WALL_HEIGHT < 2 * half_height  # a seated chip stands proud of its socket
 
 
+def test_the_small_part_variant_has_sockets_cut_to_its_part():
+    """Assembly3CSmall-v0: a 2 cm part 8-10 mm thick in sockets whose opening leaves it the default's 2-3 mm."""
+    env = gymnasium.make("TrainingGround/Assembly3CSmall-v0", backend="numpy")
+    try:
+        task = env.unwrapped.task
+        ranges = task.config.randomization
+        assert ranges == scene.SMALL_PART
+        boxes = {box.name: box for box in task.scene.static_boxes}
+        front, (sx, _) = boxes["socket_0_front"], scene.SOCKET_CENTERS[0]
+        assert front.position[0] - front.half_extents[0] - sx == pytest.approx(ranges.socket_inner_half)
+        observation, _ = env.reset(seed=0)
+        half_side, _, half_height = observation["chip_size"]
+        assert 0.0095 <= half_side <= 0.0105 and 0.004 <= half_height <= 0.005
+        assert 0.002 <= ranges.socket_inner_half - half_side <= 0.003
+    finally:
+        env.close()
+    # The default task's sockets are as before.
+    boxes = {box.name: box for box in scene.assembly_scene().static_boxes}
+    assert boxes["socket_0_front"].position[0] - boxes["socket_0_front"].half_extents[0] - sx == pytest.approx(
+        scene.SOCKET_INNER_HALF)
+
+
+@pytest.mark.parametrize("task_id", [ASSEMBLY, "TrainingGround/Assembly3CSmall-v0"])
+@pytest.mark.parametrize("backend", ["numpy", "pybullet"])
+def test_revision_3_pinches_the_part_and_seats_it_with_no_weld(task_id, backend):
+    """grasp="physical" on humanoid43 revision 3: the expert pinches the chip (or the 2 cm part) by two edges,
+    carries and turns it, and lets it down into its socket, seeds 0-3 (100 seeds: experts_r3_pinch.json)."""
+    from training_ground.benchmarks.expert_success import run_expert_batch
+
+    success, _ = run_expert_batch(task_id, backend, 4, grasp="physical", overrides={"robot_revision": 3})
+    assert success.all(), np.flatnonzero(~success)
+
+
 def test_randomization_refuses_chips_that_do_not_fit():
     with pytest.raises(ValueError, match="half_side_range"):
         scene.ChipRandomization(half_side_range=(0.015, 0.02))
+    with pytest.raises(ValueError, match="socket's inner half side 0.012"):
+        scene.ChipRandomization(half_side_range=(0.0095, 0.0125), socket_inner_half=0.012)
     with pytest.raises(ValueError, match="walls"):
         scene.ChipRandomization(x_range=(0.30, 0.48))
 

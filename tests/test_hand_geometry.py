@@ -138,6 +138,10 @@ def test_only_a_hand_whose_thumb_tip_meets_its_fingertips_has_a_pinch():
         np.testing.assert_allclose((thumb + fingers) / 2 - np.asarray(robot.hands["right"].grasp_site), midpoint,
                                    atol=1e-3)
         np.testing.assert_allclose(pinch.midpoint_at(command), midpoint, atol=1e-9)
+        site = np.asarray(robot.hands["right"].grasp_site)
+        for measured, posed in zip(pinch.tips_at(command), (thumb, fingers)):
+            np.testing.assert_allclose(measured, posed - site, atol=1e-3)
+    assert list(pinch.moves_thumb) == [True, True, False, False, False, False]  # thumb_rotation, thumb_flexion
     # Pre-shaped at its deepest, the tips only rise as the hand closes further.
     deepest = pinch.deepest_command(hand.palm_normal)
     later = pinch.commands >= deepest

@@ -324,3 +324,22 @@ def test_a_spec_without_a_standing_height_stands_at_the_height_its_feet_give(rob
         assert not terminated and not info["diverged"]
     finally:
         env.close()
+
+
+def test_where_the_fingers_stand_reads_back_as_the_command_that_sent_them():
+    """HandSpec.grasp_reached inverts finger_targets: over the fingers that move over the whole range, and over the
+    joints a mask picks (revision 3's thumb apart from its fingers); a staged finger waiting says nothing."""
+    for revision in (2, 3):
+        hand = robots.load("humanoid43", revision=revision).hands["right"]
+        for command in (-1.0, -0.3, 0.2, 0.75, 1.0):
+            assert hand.grasp_reached(hand.finger_targets(command)) == pytest.approx(command, abs=1e-12)
+    hand = robots.load("humanoid43", revision=3).hands["right"]
+    positions = np.concatenate([hand.finger_targets(0.8)[:2], hand.finger_targets(0.2)[2:]])
+    thumb = np.array([True, True, False, False, False, False])
+    assert hand.grasp_reached(positions, thumb) == pytest.approx(0.8)
+    assert hand.grasp_reached(positions, ~thumb) == pytest.approx(0.2)
+    # Revision 2's thumb waits for the second half: its position does not move the reading.
+    staged = robots.load("humanoid43", revision=2).hands["right"]
+    positions = staged.finger_targets(0.4)
+    positions[:2] = 0.0
+    assert staged.grasp_reached(positions) == pytest.approx(0.4)
