@@ -89,8 +89,8 @@ class TopDownPickPlaceExpert(HandExpert):
     gain = 0.3
 
     #: Under grasp="physical", whether a hand with a pinch (physics/hand_geometry.py Pinch) comes down on the object
-    #: pre-shaped, its tips at their deepest, and follows them down as it closes: how a small part is picked off a
-    #: surface, the tips sliding along it onto the part's edges.
+    #: pre-shaped (grip_commands says how far) and follows its tips down as it closes: how a small part is picked
+    #: off a surface, the tips sliding along it onto the part's edges.
     pinch_preshape = False
     #: Pinch pre-shape: the tips' centres this far above the surface the object lies on (m): their radius and a gap.
     tip_clearance = 0.0005
@@ -101,14 +101,8 @@ class TopDownPickPlaceExpert(HandExpert):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.target_yaw = np.zeros(self.num_envs)
-        hand = self.hands[self.hand]
         #: The grasping hand's pinch, if it has one and grasps physically (None: the task's own grasp).
-        self.pinch = hand.pinch if self.physical else None
-        #: The grasp command the hand holds while approaching and descending (-1: open).
-        self.preshape = (self.pinch.deepest_command(hand.palm_normal)
-                         if self.pinch is not None and self.pinch_preshape else -1.0)
-        #: The grasp command sent this control step, per env (what grasp_point may follow).
-        self.command = np.full(self.num_envs, self.preshape)
+        self.pinch = self.hands[self.hand].pinch if self.physical else None
         #: Pre-shaped pinch: the integrated height error added to the goal while descending and closing (m).
         self.height_bias = np.zeros(self.num_envs)
 
@@ -142,7 +136,7 @@ class TopDownPickPlaceExpert(HandExpert):
     def grip_commands(self, obs: dict) -> tuple:
         """Grasp commands (each a scalar or (n,)): held while approaching and descending, closed to, held while
         carrying, and letting go of a placed object."""
-        return self.preshape, self.grip, self.hold_grip, self.release_grip
+        return -1.0, self.grip, self.hold_grip, self.release_grip
 
     def pinch_point(self, obs: dict, yaw: np.ndarray, centre: np.ndarray, tip_height: np.ndarray,
                     gap: np.ndarray) -> np.ndarray:
@@ -177,7 +171,6 @@ class TopDownPickPlaceExpert(HandExpert):
 
         phase, timer = self.phase, self.timer
         timer += 1
-        # This step's grasp command, known before the goals: a pinch grasp point follows the closing tips.
         preshape, closed, hold, release = self.grip_commands(obs)
         closing = closed
         if self.physical:  # close over ``close_ramp`` steps: fingers that snap shut knock the object away
@@ -188,7 +181,6 @@ class TopDownPickPlaceExpert(HandExpert):
         grip = np.where(phase == self.RELEASE, release, grip)
         # A pre-shaped hand keeps its release grip while it rises: opening fully swings the tips down past the part.
         grip = np.where((phase == self.RETREAT) & (preshape > -1.0), release, grip)
-        self.command = np.broadcast_to(grip, (n,)).astype(float)
         self.target_yaw = np.where(phase == self.APPROACH, self.grasp_yaw(obs), self.target_yaw)
         placing = ((phase == self.CARRY) | (phase == self.LOWER) | (phase == self.INSERT)) & grasped
         self.target_yaw = np.where(placing, self.place_yaw(obs, hand_quat), self.target_yaw)
@@ -383,8 +375,10 @@ class Assembly3CExpert(TopDownPickPlaceExpert):
         self.release_point = np.zeros((self.num_envs, 3))
         if self.pinch is not None:
             self.close_ramp, self.release_gap = self.physical_close_ramp, self.pinch_release_gap
-            # Lift once the command has reached the full grip, and the squeeze with it.
-            self.physical_close_steps = int(np.ceil((self.grip - self.preshape) * self.close_ramp / 2)) + 4
+            # Lift once the command has reached the full grip, and the squeeze with it, from the lowest command a
+            # pre-shape can start at (the tips at their deepest; grip_commands' pre-shapes are all above it).
+            lowest = self.pinch.deepest_command(self.hands[self.hand].palm_normal)
+            self.physical_close_steps = int(np.ceil((self.grip - lowest) * self.close_ramp / 2)) + 4
             self.grasp_wait = max(self.grasp_wait, self.physical_close_steps + 8)
 
     def grasp_yaw(self, obs):

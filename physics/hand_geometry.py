@@ -42,6 +42,12 @@ PINCH_DEPTH_TOLERANCE = 0.5
 PINCH_MIN_SPAN = 0.01
 
 
+def _interp_rows(x, xs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``rows`` (K, 3) sampled at increasing ``xs`` (K,), linearly interpolated at ``x`` (...): (..., 3)."""
+    x = np.asarray(x, float)
+    return np.stack([np.interp(x, xs, rows[:, axis]) for axis in range(rows.shape[1])], -1)
+
+
 @dataclass(frozen=True)
 class Pinch:
     """Thumb tip against fingertips, measured along the hand's closing path, in the palm frame (m).
@@ -64,26 +70,22 @@ class Pinch:
         pinch is met at the range's end."""
         gap = np.asarray(gap, float)
         order = np.argsort(self.gaps)  # np.interp wants increasing abscissae
-        gaps, commands, midpoints = self.gaps[order], self.commands[order], self.midpoints[order]
-        command = np.interp(gap, gaps, commands)
-        midpoint = np.stack([np.interp(gap, gaps, midpoints[:, axis]) for axis in range(3)], -1)
-        return command, midpoint
+        return np.interp(gap, self.gaps[order], self.commands[order]), _interp_rows(gap, self.gaps[order],
+                                                                                      self.midpoints[order])
 
     def midpoint_at(self, command) -> np.ndarray:
         """The tips' midpoint relative to the site (..., 3) at grasp ``command`` (...), clipped to the pinch's range."""
-        return self._at(command, self.midpoints)
+        return _interp_rows(command, self.commands, self.midpoints)
 
     def tips_at(self, command, finger_command=None) -> tuple[np.ndarray, np.ndarray]:
         """The thumb tip's and the fingertips' centres relative to the site (..., 3) each, at grasp ``command``, or
         with the thumb at ``command`` and the fingers at ``finger_command`` (thumb and fingers lag differently)."""
         finger_command = command if finger_command is None else finger_command
-        thumb = self._at(command, self.midpoints) - self._at(command, self.spans) / 2
-        fingers = self._at(finger_command, self.midpoints) + self._at(finger_command, self.spans) / 2
+        thumb = _interp_rows(command, self.commands, self.midpoints) - _interp_rows(command, self.commands,
+                                                                                    self.spans) / 2
+        fingers = (_interp_rows(finger_command, self.commands, self.midpoints)
+                   + _interp_rows(finger_command, self.commands, self.spans) / 2)
         return thumb, fingers
-
-    def _at(self, command, values: np.ndarray) -> np.ndarray:
-        command = np.asarray(command, float)
-        return np.stack([np.interp(command, self.commands, values[:, axis]) for axis in range(3)], -1)
 
     def deepest_command(self, normal: np.ndarray) -> float:
         """The command at which the tips reach deepest along the palm ``normal``: a hand pre-shaped there, set down
