@@ -15,7 +15,8 @@ Layout (robomimic's, so robomimic and tools written for it read it)::
         final_state         (S,) float64 state after the last action
         attrs               num_samples, seed, success, robot_id (which simulated robot ran it), diverged,
                             model (JSON: the episode's objects, as robomimic keeps its model file),
-                            sha256 (the demo's content hash, below)
+                            sha256 (the demo's content hash, below), numeric_platform (numpy, its BLAS
+                            kernel and SIMD level where the episode ran: data/platform.py)
     mask/successful, mask/failed   demo names (robomimic filter keys, for ``hdf5_filter_key``)
     filtered_seeds          (n,) int64 seeds whose failed episodes ``--only-success`` left out
 
@@ -58,6 +59,7 @@ from .. import __version__, robots
 from ..envs.config import config_to_dict, make_config, with_stored_defaults
 from ..envs.registry import task_spec
 from ..physics.engine import StateLayout
+from .platform import numeric_platform
 from ..errors import InputError, UserError
 
 FORMAT = "training_ground.dataset/1"
@@ -138,6 +140,8 @@ class Episode:
     states: np.ndarray
     final_state: np.ndarray
     model: str = "[]"
+    # Where it ran (data/platform.py): replay is bit for bit on the same numeric platform only.
+    platform: str = field(default_factory=numeric_platform)
 
     @property
     def num_samples(self) -> int:
@@ -194,7 +198,9 @@ def write_demo(group: h5py.Group, episode: Episode) -> None:
                                                   else _COMPRESSED))
     attrs = {"num_samples": episode.num_samples, "seed": int(episode.seed), "success": bool(episode.success),
              "robot_id": int(episode.robot_id), "diverged": bool(episode.diverged), "model": episode.model}
-    group.attrs.update({**attrs, "sha256": content_hash(arrays, attrs)})
+    # numeric_platform is outside the content hash: it says where the numbers came from, not what they are, and
+    # files written before it existed must still verify.
+    group.attrs.update({**attrs, "sha256": content_hash(arrays, attrs), "numeric_platform": episode.platform})
 
 
 def read_demo(group: h5py.Group) -> Episode:
@@ -211,6 +217,7 @@ def read_demo(group: h5py.Group) -> Episode:
         observations={key: np.concatenate([first[key], last[key]]) for key in first},
         actions=arrays["actions"], rewards=arrays["rewards"], dones=arrays["dones"],
         states=arrays["states"], final_state=arrays["final_state"], model=str(group.attrs.get("model", "[]")),
+        platform=str(group.attrs.get("numeric_platform", "")),
     )
 
 

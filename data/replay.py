@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .collect import episode_model
+from .platform import numeric_platform
 from ..progress import progress_bar
 from ..agents.runner import EpisodeRunner
 from ..envs import make_task_env, task_spec
@@ -41,6 +42,7 @@ class EpisodeCheck:
     first_divergence: int | None = None  # first step whose state differs from the recorded one
     max_state_error: float = 0.0
     final_state_error: float = float("inf")
+    recorded_platform: str = ""  # the numeric platform it was recorded on ("" in files written before it was kept)
 
     def reproduced(self, atol: float = 0.0) -> bool:
         return (self.objects_match and self.ended_at == self.steps and self.replayed_success == self.recorded_success
@@ -68,6 +70,11 @@ class ReplayResult:
     checks: list[EpisodeCheck]
     atol: float
     wall_time_s: float
+    platform: str = field(default_factory=numeric_platform)  # the numeric platform of this replay
+
+    def off_platform(self) -> list[EpisodeCheck]:
+        """Demos recorded on another numeric platform than this replay's, or on an unrecorded one."""
+        return [check for check in self.checks if check.recorded_platform != self.platform]
 
     @property
     def reproduced(self) -> int:
@@ -80,14 +87,22 @@ class ReplayResult:
                  f"{self.reproduced}/{total} reproduced ({self.reproduced / max(total, 1):.0%}); success flags "
                  f"{sum(c.replayed_success == c.recorded_success for c in self.checks)}/{total}, final states "
                  f"bit-identical {exact}/{total}"]
-        for check in self.checks:
-            if not check.reproduced(self.atol):
-                lines.append(f"  {check.demo} (seed {check.seed}): {check.why_not(self.atol)}")
+        failed = [check for check in self.checks if not check.reproduced(self.atol)]
+        for check in failed:
+            lines.append(f"  {check.demo} (seed {check.seed}): {check.why_not(self.atol)}")
+        elsewhere = [check for check in self.off_platform() if check in failed]
+        if elsewhere:
+            recorded = sorted({check.recorded_platform or "a platform the file does not name (written before "
+                               "demos kept theirs)" for check in elsewhere})
+            lines.append(f"  {len(elsewhere)} of these were recorded on {' and on '.join(recorded)}; this replay runs "
+                         f"on {self.platform}. Floating-point rounding differs between BLAS kernels and SIMD levels, "
+                         f"so bit for bit holds on the recording platform only: --atol 1e-9 checks that they agree "
+                         f"to rounding.")
         return "\n".join(lines)
 
     def to_json(self) -> dict:
         return {"path": self.path, "task": self.task, "backend": self.backend, "atol": self.atol,
-                "wall_time_s": self.wall_time_s, "episodes": len(self.checks), "reproduced": self.reproduced,
+                "wall_time_s": self.wall_time_s, "platform": self.platform, "episodes": len(self.checks), "reproduced": self.reproduced,
                 "checks": [{**asdict(check), "reproduced": check.reproduced(self.atol)} for check in self.checks]}
 
 
@@ -153,7 +168,8 @@ class ReplayRunner(EpisodeRunner):
             name = self.demos[int(self.slot_seed[i])]
             with reading(self.path):
                 episode = read_demo(self.handle["data"][name])
-            check = EpisodeCheck(name, episode.seed, episode.num_samples, episode.success)
+            check = EpisodeCheck(name, episode.seed, episode.num_samples, episode.success,
+                                 recorded_platform=episode.platform)
             check.objects_match = episode_model(self.task.episode_params[i]) == episode.model
             check.initial_state_error = _error(reset_states[i], episode.states[0])
             self.slots[i] = (episode, check)

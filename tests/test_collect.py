@@ -141,6 +141,37 @@ def test_replay_of_a_batched_numpy_collection(collected):
     assert all(check.final_state_error == 0.0 for check in result.checks), result.summary()
 
 
+def test_demos_record_their_numeric_platform_and_replay_names_a_different_one(collected, tmp_path):
+    import shutil
+
+    from training_ground.data.dataset import inspect_dataset
+    from training_ground.data.platform import numeric_platform
+
+    path, _, _ = collected
+    here = numeric_platform()
+    assert here.startswith("numpy ") and "SIMD " in here
+    with h5py.File(path, "r") as handle:
+        assert {str(handle["data"][name].attrs["numeric_platform"]) for name in handle["data"]} == {here}
+    # A demo recorded elsewhere whose numbers differ in the last bits, as another BLAS kernel's do.
+    moved = tmp_path / "elsewhere.hdf5"
+    shutil.copy(path, moved)
+    with h5py.File(moved, "a") as handle:
+        demo = handle["data/demo_0"]
+        demo.attrs["numeric_platform"] = "numpy 2.4.6, openblas 0.3.31 (Zen), SIMD X86_V3, x86_64"
+        final = demo["final_state"][()]
+        final[0] += 1e-13
+        demo["final_state"][...] = final
+        del demo.attrs["sha256"]  # as a file written before content hashes
+    assert inspect_dataset(moved).problems == []  # the platform is not part of what is verified
+    result = replay_dataset(moved, robots=2, progress=False)
+    assert [check.demo for check in result.off_platform()] == ["demo_0"]
+    assert result.reproduced == 4, result.summary()
+    summary = result.summary()
+    assert "recorded on numpy 2.4.6, openblas 0.3.31 (Zen)" in summary and f"runs on {here}" in summary
+    assert "--atol 1e-9" in summary
+    assert all(check.reproduced(1e-9) for check in result.checks)
+
+
 def test_policy_from_module_callable_and_only_success(tmp_path, monkeypatch):
     (tmp_path / "still_policy.py").write_text(
         "import numpy as np\n"
