@@ -21,7 +21,7 @@ class HandExpert:
     APPROACH = 0
 
     def __init__(self, num_envs: int = 1, ik: IKSettings | None = None, base_position=(0.0, 0.0, 0.0),
-                 robot: robots.RobotDescription | str = "humanoid43", grasp: str = "assisted"):
+                 robot: robots.RobotDescription | str = "humanoid43", grasp: str = "physical"):
         robot = robots.load(robot) if isinstance(robot, str) else robot
         #: Whether objects must be held by contact and friction (grasp="physical"), not by the assisted weld.
         self.physical = grasp == "physical"

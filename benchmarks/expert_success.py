@@ -5,8 +5,9 @@ VectorEnv per engine (environment i gets seed i, so each engine sees the same ep
 prints the table with 95 % Wilson intervals, and writes JSON and a PNG. The acceptance
 rule of the scenes issue is checked per task: at least 80 % on each engine, and the
 engines within 10 points of each other. ``--robots humanoid43 compact43`` puts other robots'
-rows beside humanoid43's (keyed "task (robot)"), and ``--grasp assisted physical`` rows of each grasp
-mode (keyed "task [physical]"; cloth, which only the assisted rule holds, is left out of the physical rows).
+rows beside humanoid43's (keyed "task (robot)"), and ``--grasp physical assisted`` rows of each grasp
+mode; a row in a mode other than its task's default is keyed "task [mode]" (the rigid tasks default to
+physical, cloth, which only the assisted rule holds, to assisted and is left out of the physical rows).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
     parser.add_argument("--robots", nargs="+", default=["humanoid43"], metavar="NAME_OR_SPEC",
                         help="robots, side by side in the table: registered names or spec files (default: humanoid43)")
-    parser.add_argument("--grasp", nargs="+", default=["assisted"], choices=list(GRASP_MODES),
-                        help="grasp modes, side by side in the table (default: assisted)")
+    parser.add_argument("--grasp", nargs="+", default=None, choices=list(GRASP_MODES),
+                        help="grasp modes, side by side in the table (default: each task's own: physical, "
+                             "assisted for cloth)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="task config override for every row, repeatable: --set robot_revision=2")
     parser.add_argument("--json", default="bench_experts.json", help="write results here")
@@ -47,9 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_expert_batch(task_id: str, backend: str, episodes: int, seed: int = 0, progress=None, robot: str = "humanoid43",
-                     grasp: str = "assisted", overrides=None):
-    """Seeds seed..seed+K-1, one per environment of a VectorEnv; returns success (K,) and lengths (K,)."""
-    env = make_task_env(task_id, episodes, backend=backend, config=overrides or {}, robot=robot, grasp=grasp)
+                     grasp: str | None = None, overrides=None):
+    """Seeds seed..seed+K-1, one per environment of a VectorEnv; returns success (K,) and lengths (K,).
+    grasp: a grasp mode (None: the task's default)."""
+    config = {**(overrides or {}), **({} if grasp is None else {"grasp": grasp})}
+    env = make_task_env(task_id, episodes, backend=backend, config=config, robot=robot)
     try:
         ends = PolicyRunner(env, range(seed, seed + episodes), load_policy("expert", env),
                             on_end=None if progress is None else lambda end: progress(1)).run()
@@ -95,10 +99,11 @@ def main(args: argparse.Namespace) -> int:
     for task_id in task_ids:  # bad overrides are refused before anything runs
         make_config(TASKS[task_id].config_class, overrides)
     results = {"machine": platform.platform(), "episodes": args.episodes, "first_seed": args.seed, "overrides": overrides,
-               "backends": args.backends, "robots": list(args.robots), "grasp": list(args.grasp), "tasks": {}}
-    # One row per task, robot and grasp mode: humanoid43's assisted rows keep the task id as their key.
-    rows = [(task_id, robot, grasp) for task_id in task_ids for robot in args.robots for grasp in args.grasp
-            if grasp in TASKS[task_id].task_class.grasp_modes]
+               "backends": args.backends, "robots": list(args.robots), "grasp": args.grasp, "tasks": {}}
+    # One row per task, robot and grasp mode: humanoid43's rows in the task's default mode keep the task id as key.
+    default_grasp = {task_id: make_config(TASKS[task_id].config_class, overrides).grasp for task_id in task_ids}
+    rows = [(task_id, robot, grasp) for task_id in task_ids for robot in args.robots
+            for grasp in (args.grasp or [default_grasp[task_id]]) if grasp in TASKS[task_id].task_class.grasp_modes]
     with progress_bar(len(rows) * len(args.backends) * args.episodes, "expert episodes", unit="ep") as bar:
         for task_id, robot, grasp in rows:
             row = {"task": task_id, "robot": robot, "grasp": grasp}
@@ -114,7 +119,7 @@ def main(args: argparse.Namespace) -> int:
             row["gap_points"] = 100 * (max(rates) - min(rates))
             row["meets_bar"] = min(rates) >= MIN_SUCCESS and max(rates) - min(rates) <= MAX_GAP + 1e-12
             key = task_id if robot == "humanoid43" else f"{task_id} ({Path(robot).stem})"
-            results["tasks"][key if grasp == "assisted" else f"{key} [{grasp}]"] = row
+            results["tasks"][key if grasp == default_grasp[task_id] else f"{key} [{grasp}]"] = row
     print(f"scripted experts, seeds {args.seed}..{args.seed + args.episodes - 1}")
     print(f"{'task':<48} " + " ".join(f"{b:>22}" for b in args.backends) + "   gap  >=80% & <=10 pts")
     for key, row in results["tasks"].items():

@@ -36,7 +36,9 @@ class TaskConfig:
     robot: a registered robot's name or a spec file's path (robots/spec.py). robot_revision: which of its revisions
     (robots.load; None: the robot's default, which a dataset records by number, so that it replays with the
     revision it ran). max_steps: control steps before truncation.
-    physics_dt, control_dt (s), grasp ("assisted" | "physical"), drive (physics DRIVES: how the PD
+    grasp: "physical" (objects held by finger contact and friction) or "assisted" (the weld rule of
+    physics/grasp.py); tasks whose objects only the assisted rule holds (cloth) default to it.
+    physics_dt, control_dt (s), drive (physics DRIVES: how the PD
     drives are integrated; "implicit" holds stiff gains, numpy only), contact_matrix (physics
     CONTACT_MATRICES: how the numpy engine adds its implicit contact term), hand_contact (physics
     HAND_CONTACTS: how the numpy engine's hands touch objects): engine settings.
@@ -49,7 +51,7 @@ class TaskConfig:
     max_steps: int = 300
     physics_dt: float = 1.0 / 500.0
     control_dt: float = 1.0 / 50.0
-    grasp: str = "assisted"
+    grasp: str = "physical"
     drive: str = "damping_implicit"
     contact_matrix: str = "composite"
     hand_contact: str = "primitive"

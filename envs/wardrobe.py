@@ -46,6 +46,7 @@ class WardrobeFoldConfig(TaskConfig):
     """
 
     max_steps: int = 450
+    grasp: str = "assisted"  # the pin rule: the only mode cloth has (WardrobeFoldTask.grasp_modes_why)
     randomization: wardrobe_scene.GarmentRandomization = dataclasses.field(
         default_factory=wardrobe_scene.GarmentRandomization)
     fold_tolerance: float = 0.04

@@ -22,7 +22,9 @@ URDF_PATH = Path(__file__).resolve().parent / "assets" / "humanoid43.urdf"
 #: revision 3, revision 2's layout with a shorter thumb and slimmer fingers that curl further, so that thumb tip and
 #: fingertips meet at one depth (a precision pinch, for parts a few centimetres wide).
 URDF_PATHS = {1: URDF_PATH, 2: URDF_PATH.with_name("humanoid43_r2.urdf"), 3: URDF_PATH.with_name("humanoid43_r3.urdf")}
-DEFAULT_REVISION = 1
+#: Revision 3 since its pinch hand holds the rigid tasks' objects by friction alone (README, physical grasping);
+#: datasets record the revision they ran, and one without the field reads as revision 1 (envs/config.py).
+DEFAULT_REVISION = 3
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import training_ground  # noqa: F401  (registers the ids)
+from training_ground import robots
 from training_ground.agents.experts import Assembly3CExpert
 from training_ground.agents.policies import make_expert
 from training_ground.envs.assembly import Assembly3CTask
@@ -207,12 +208,16 @@ def test_expert_seats_the_chip_on_the_pybullet_engine():
 
 
 def test_expert_turns_the_chip_to_the_socket():
-    """The chip starts turned by up to 30 degrees; the expert must cancel that turn, not only move it."""
+    """The chip starts turned by up to 30 degrees; the expert must cancel that turn, not only move it. A hand
+    that pinches (revision 3, the default) turns square to the chip's edges at the pick; revision 1's hand,
+    which presses the chip down, turns half at the pick and half while carrying."""
     observation = {"chip_quat": yaw_quat(np.deg2rad(25))[None], "socket_quat": yaw_quat(0.0)[None]}
     expert = Assembly3CExpert(1)
     turn = expert._yaw_to_socket(observation)
     assert np.rad2deg(turn[0]) == pytest.approx(-25.0)
-    assert np.rad2deg(expert.grasp_yaw(observation)[0]) == pytest.approx(12.5)  # half at the pick, half while carrying
+    assert np.rad2deg(expert.grasp_yaw(observation)[0]) == pytest.approx(25.0)
+    pressing = Assembly3CExpert(1, robot=robots.load("humanoid43", revision=1), grasp="assisted")
+    assert np.rad2deg(pressing.grasp_yaw(observation)[0]) == pytest.approx(12.5)
 
 
 def test_same_seed_same_expert_rollout():

@@ -123,7 +123,7 @@ def test_expert_success_table_records_the_seeds_that_failed(tmp_path, monkeypatc
                         grasp, overrides: (np.array([True, False, True]), np.array([10, 300, 12], dtype=np.int64)))
     out, png = tmp_path / "experts.json", tmp_path / "experts.png"
     args = argparse.Namespace(tasks=["stand"], backends=["numpy"], episodes=3, seed=5, robots=["humanoid43"],
-                              grasp=["assisted"], json=str(out), png=str(png))
+                              grasp=None, json=str(out), png=str(png))
     assert expert_success.main(args) == 1  # 2 of 3 is under the bar
     row = json.loads(out.read_text())["tasks"]["TrainingGround/Stand-v0"]
     assert row["numpy"]["failed_seeds"] == [6] and row["numpy"]["successes"] == 2
@@ -159,10 +159,14 @@ def test_expert_success_table_has_a_row_per_grasp_mode_and_leaves_cloth_out_of_t
     args = argparse.Namespace(tasks=["bread", "wardrobe"], backends=["numpy"], episodes=2, seed=0, robots=["humanoid43"],
                               grasp=["assisted", "physical"], json=str(out), png=str(tmp_path / "experts.png"))
     expert_success.main(args)
+    # A row in its task's default mode (bread: physical, cloth: assisted) is keyed by the task alone.
     assert sorted(json.loads(out.read_text())["tasks"]) == [
-        "TrainingGround/BreadPickPlace-v0", "TrainingGround/BreadPickPlace-v0 [physical]",
+        "TrainingGround/BreadPickPlace-v0", "TrainingGround/BreadPickPlace-v0 [assisted]",
         "TrainingGround/WardrobeFold-v0"]
     assert ("TrainingGround/WardrobeFold-v0", "physical") not in calls
+    calls.clear()
+    expert_success.main(argparse.Namespace(**{**vars(args), "grasp": None}))  # each task's default
+    assert calls == [("TrainingGround/BreadPickPlace-v0", "physical"), ("TrainingGround/WardrobeFold-v0", "assisted")]
 
 
 def test_step_size_study_measures_every_engine_at_every_rate(tmp_path):

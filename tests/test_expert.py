@@ -96,7 +96,8 @@ def test_bread_and_assembly_experts_are_configurations_of_one_state_machine():
 def test_assembly_expert_inserts_slowly_and_lets_go_without_moving_its_fingers():
     from training_ground.agents.experts import Assembly3CExpert
 
-    env = gymnasium.make("TrainingGround/Assembly3C-v0", backend="numpy")
+    # The pressing hand's expert (revision 1, assisted): the pinch expert's grip follows the pinch (test_assembly_env).
+    env = gymnasium.make("TrainingGround/Assembly3C-v0", backend="numpy", robot_revision=1, grasp="assisted")
     try:
         observation, _ = env.reset(seed=0)
         observation["grasped"][1] = 1.0  # as if the chip were in the hand, still over the tray: far from its seat

@@ -20,19 +20,23 @@ HUMANOID43_TOP_DOWN = {"left": np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.
                        "right": np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])}
 
 
-def test_humanoid43s_hands_measure_as_its_experts_were_tuned():
-    robot = robots.load("humanoid43")
+@pytest.mark.parametrize("revision, reach, depth", [
+    # Revision 1's curled fingertip spheres (radius 9 mm): 42.1 mm ahead of the site, their surfaces 20.9 mm beyond it.
+    (1, 0.0421, 0.0209),
+    # Revision 3's (radius 4 mm) curl past pointing down, back behind the site, to meet the thumb tip.
+    (3, -0.0188, 0.0124)])
+def test_humanoid43s_hands_measure_as_its_experts_were_tuned(revision, reach, depth):
+    robot = robots.load("humanoid43", revision=revision)
     for side in ("left", "right"):
         hand = measure_hand(robot, side)
         np.testing.assert_array_equal(hand.top_down, HUMANOID43_TOP_DOWN[side])
         assert hand.palm_to_site == pytest.approx(0.03, abs=1e-12)  # palm box face 3 cm from the site
-        # Curled fingertip spheres (radius 9 mm): 42.1 mm ahead of the site, their surfaces 20.9 mm beyond it.
-        assert hand.fingertip_reach == pytest.approx(0.0421, abs=5e-5)
-        assert hand.fingertip_depth == pytest.approx(0.0209, abs=5e-5)
+        assert hand.fingertip_reach == pytest.approx(reach, abs=5e-5)
+        assert hand.fingertip_depth == pytest.approx(depth, abs=5e-5)
 
 
 def test_compact43s_smaller_hands_measure_smaller():
-    compact, humanoid = robots.load("compact43"), robots.load("humanoid43")
+    compact, humanoid = robots.load("compact43"), robots.load("humanoid43", revision=1)  # the hand compact43 scales
     hand, big = measure_hand(compact, "right"), measure_hand(humanoid, "right")
     np.testing.assert_array_equal(hand.top_down, big.top_down)  # its generator draws the palm frames alike
     assert hand.fingertip_reach < 0.6 * big.fingertip_reach and hand.fingertip_depth < 0.7 * big.fingertip_depth

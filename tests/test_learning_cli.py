@@ -41,10 +41,11 @@ def test_eval_expert_and_random_writes_table_json_and_png(tmp_path):
     for summary in (expert, random):
         low, high = summary["success_ci95"]
         assert low <= summary["success_rate"] <= high
-        for key in ("length", "path_length", "jerk", "energy", "peak_contact_force"):
+        for key in ("length", "path_length", "jerk", "energy"):
             assert summary[key]["mean"] > 0 and math.isfinite(summary[key]["mean"])
-    # A random policy times out; the expert finishes early, moves its hand less jerkily and spends less energy.
-    assert random["length"]["mean"] == 150 and random["time_to_success"]["mean"] is None
+    # A random policy times out or knocks the roll off the table (physical grasp: nothing holds it but the hand);
+    # the expert finishes early, moves its hand less jerkily and spends less energy.
+    assert random["length"]["mean"] <= 150 and random["time_to_success"]["mean"] is None
     assert expert["length"]["mean"] < 150 and 0 < expert["time_to_success"]["mean"] < 3
     assert expert["jerk"]["mean"] < random["jerk"]["mean"]
     assert expert["energy"]["mean"] < random["energy"]["mean"]

@@ -94,7 +94,7 @@ def test_unknown_robot_name():
 # --------------------------------------------------------------------------- the URDF
 def test_checked_in_urdf_matches_generator(robot):
     assert robot.urdf_path.read_text() == humanoid43_urdf.build_urdf()
-    assert humanoid43_urdf.URDF_PATH.read_text() == humanoid43_urdf.build_urdf()
+    assert humanoid43_urdf.URDF_PATH.read_text() == humanoid43_urdf.build_urdf(1)  # humanoid43.urdf is revision 1
     for revision, path in humanoid43_urdf.URDF_PATHS.items():
         assert path.read_text() == humanoid43_urdf.build_urdf(revision), revision
         assert robots.load("humanoid43", revision=revision).urdf_path.name == path.name
@@ -103,9 +103,9 @@ def test_checked_in_urdf_matches_generator(robot):
 def test_each_revision_is_kept_and_a_name_alone_loads_the_default():
     """Revision 1 is the URDF every dataset before revision 2 ran (humanoid43.urdf, unchanged since e743e11);
     the revisions differ in the hands only (revision 2 the thumb, revision 3 the thumb and the fingers' reach), with
-    the same joints. The default stays 1 until the experts hold on a later revision."""
+    the same joints. The default is 3, the pinch hand, since the experts hold by friction with it (README)."""
     first = robots.load("humanoid43", revision=1)
-    assert robots.load("humanoid43").revision == robots.default_revision("humanoid43") == humanoid43.DEFAULT_REVISION
+    assert robots.load("humanoid43").revision == robots.default_revision("humanoid43") == humanoid43.DEFAULT_REVISION == 3
     assert humanoid43.REVISIONS == (1, 2, 3) and first.revision == 1
     hand_joints = set(first.groups["hands"])
     for revision, changed in ((2, {j for j in hand_joints if "thumb" in j}), (3, hand_joints)):
@@ -257,7 +257,8 @@ def _load_modified(tmp_path, text: str, groups=None, **kwargs):
                        kd=dict(humanoid43.KD), **kwargs)
 
 
-def test_valid_copy_loads(robot, tmp_path):
+def test_valid_copy_loads(tmp_path):
+    robot = robots.load("humanoid43", revision=1)  # the revision whose gains humanoid43.KP and KD hold
     copy = _load_modified(tmp_path, robot.urdf_path.read_text())
     assert copy.name == "modified"  # the file's stem
     assert copy.joint_names == robot.joint_names
@@ -365,6 +366,8 @@ def test_contract_error_is_a_value_error():
 
 
 def test_a_dataset_records_the_robot_revision_it_ran_and_old_ones_read_as_revision_1():
+    """The default revision is recorded by number, so a dataset replays with the hands it ran whatever the default
+    becomes; a dataset from before the field existed ran revision 1."""
     from training_ground.data.dataset import make_env_args
     from training_ground.envs import make_config, task_spec
     from training_ground.envs.config import with_stored_defaults
@@ -372,8 +375,8 @@ def test_a_dataset_records_the_robot_revision_it_ran_and_old_ones_read_as_revisi
     config_class = task_spec("bread").config_class
     recorded = lambda **kw: make_env_args("x", "numpy", "ee_delta", "dense",  # noqa: E731
                                           make_config(config_class, **kw))["env_kwargs"]["config"]["robot_revision"]
-    assert recorded() == robots.default_revision("humanoid43") == 1
-    assert recorded(robot_revision=2) == 2 and recorded(robot="compact43") == 1
+    assert recorded() == robots.default_revision("humanoid43") == 3
+    assert recorded(robot_revision=2) == 2 and recorded(robot_revision=1) == 1 and recorded(robot="compact43") == 1
     assert with_stored_defaults({"robot": "humanoid43"})["robot_revision"] == 1
     env = gymnasium.make("TrainingGround/BreadPickPlace-v0", backend="numpy", robot_revision=2)
     try:

@@ -226,7 +226,8 @@ def test_revision_2s_thumb_stays_back_while_the_hand_is_half_closed():
 def _reordered(robot, order=("arms", "hands", "legs", "head", "waist")):
     """humanoid43 with its joints listed arms first: children before their parents (the waist)."""
     groups = {g: humanoid43.GROUPS[g] for g in order}
-    return robots.describe("arms_first", robot.urdf_path, groups, dict(humanoid43.KP), dict(humanoid43.KD),
+    kp, kd = dict(zip(robot.joint_names, robot.kp.tolist())), dict(zip(robot.joint_names, robot.kd.tolist()))
+    return robots.describe("arms_first", robot.urdf_path, groups, kp, kd,
                            keyframes=humanoid43.KEYFRAMES, hands=robot.hands, base_link=robot.base_link,
                            standing_base_height=robot.standing_base_height, contact_links=robot.contact_links,
                            feet=robot.feet, sole_center=robot.sole_center, group_sizes=None, torso_link="torso")
