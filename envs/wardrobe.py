@@ -66,10 +66,11 @@ class WardrobeFoldTask(BatchedTask):
     position-based cloth; joint_pos and ee_delta actions; native VectorEnv).
     """
 
-    # Cloth is held by the pin rule on both engines: hands do not collide with the garment's particles.
+    # Cloth is held by the pin rule on both engines: no engine has two-way, frictional hand-cloth contacts.
     grasp_modes = ("assisted",)
-    grasp_modes_why = ("cloth is held by the pin rule (physics/grasp.py update_cloth_pins); hands do not collide "
-                       "with the garment on either engine, so nothing could hold it. Use grasp='assisted'.")
+    grasp_modes_why = ("cloth is held by the pin rule (physics/grasp.py update_cloth_pins); the hands only push "
+                       "the garment's particles aside on numpy and do not touch it on pybullet, so no friction "
+                       "could hold it. Use grasp='assisted' (the task's default).")
     config_class = WardrobeFoldConfig
     reward_names = ("reach", "grasp", "fold", "transport", "place")
 
