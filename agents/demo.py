@@ -41,7 +41,7 @@ class FilmingRunner(PolicyRunner):
         super().__init__(env, seeds, policy, on_end)
         self.frame_every, self.frames = frame_every, []
 
-    def after_step(self, active, actions, observation, rewards, done, info) -> None:
+    def after_step(self, active, actions, observation, rewards, terminated, truncated, info) -> None:
         if self.steps[0] % self.frame_every == 0:
             self.frames.append(self.env.render()[0])
 

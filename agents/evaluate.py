@@ -239,7 +239,7 @@ class RecordingRunner(PolicyRunner):
         for i in env_ids:
             self.history[i] = {key: [] if key in self.PER_STEP else [value[i]] for key, value in sample.items()}
 
-    def after_step(self, active, actions, observation, rewards, done, info) -> None:
+    def after_step(self, active, actions, observation, rewards, terminated, truncated, info) -> None:
         sample = _engine_sample(self.task)  # before any reset: an ending episode's last state
         for i in active:
             for key, values in self.history[i].items():

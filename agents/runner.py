@@ -55,8 +55,9 @@ class EpisodeRunner:
     def before_step(self, active: np.ndarray) -> None:
         """Called before every step with the indices of the environments running an episode."""
 
-    def after_step(self, active: np.ndarray, actions, observation, rewards, done, info) -> None:
-        """Called after every step, before any episode that ended is replaced."""
+    def after_step(self, active: np.ndarray, actions, observation, rewards, terminated, truncated, info) -> None:
+        """Called after every step, before any episode that ended is replaced; ``terminated`` and ``truncated``
+        as the env returned them (a terminal state, or an end by time limit or divergence)."""
 
     def cut(self, active: np.ndarray) -> np.ndarray:
         """(num_envs,) bool: episodes the caller ends now although the env has not."""
@@ -94,7 +95,7 @@ class EpisodeRunner:
             next_observation, rewards, terminated, truncated, info = self.env.step(actions)
             self.steps[active] += 1
             done = terminated | truncated
-            self.after_step(active, actions, next_observation, rewards, done, info)
+            self.after_step(active, actions, next_observation, rewards, terminated, truncated, info)
             cut = self.cut(active)
             finished = [int(i) for i in active if done[i] or cut[i]]
             if finished:

@@ -201,7 +201,7 @@ class ReturnRunner(PolicyRunner):
         super().started(env_ids, observation)
         self.episode_return[env_ids] = 0.0
 
-    def after_step(self, active, actions, observation, rewards, done, info) -> None:
+    def after_step(self, active, actions, observation, rewards, terminated, truncated, info) -> None:
         self.episode_return[active] += rewards[active]
 
     def ended(self, ends, info) -> None:

@@ -69,13 +69,14 @@ class _EpisodeBuffer:
     def __init__(self, seed: int, robot_id: int, observation: dict):
         self.seed, self.robot_id = seed, robot_id
         self.observations = {key: [value] for key, value in observation.items()}
-        self.actions, self.rewards, self.dones, self.states = [], [], [], []
+        self.actions, self.rewards, self.terminated, self.truncated, self.states = [], [], [], [], []
 
-    def add(self, state, action, reward, done, next_observation) -> None:
+    def add(self, state, action, reward, terminated, truncated, next_observation) -> None:
         self.states.append(state)
         self.actions.append(action)
         self.rewards.append(reward)
-        self.dones.append(done)
+        self.terminated.append(terminated)
+        self.truncated.append(truncated and not terminated)
         for key, value in next_observation.items():
             self.observations[key].append(value)
 
@@ -83,7 +84,8 @@ class _EpisodeBuffer:
         return Episode(seed=self.seed, robot_id=self.robot_id, success=success, diverged=diverged,
                        observations={key: np.stack(values) for key, values in self.observations.items()},
                        actions=np.stack(self.actions), rewards=np.asarray(self.rewards, dtype=np.float64),
-                       dones=np.asarray(self.dones, dtype=np.int64), states=np.stack(self.states),
+                       dones=np.asarray(self.terminated, dtype=np.int64),
+                       truncated=np.asarray(self.truncated, dtype=np.int64), states=np.stack(self.states),
                        final_state=np.asarray(final_state), model=model)
 
 
@@ -141,9 +143,10 @@ class CollectRunner(PolicyRunner):
     def before_step(self, active) -> None:
         self._states = self.task.get_state()
 
-    def after_step(self, active, actions, observation, rewards, done, info) -> None:
+    def after_step(self, active, actions, observation, rewards, terminated, truncated, info) -> None:
         for i in active:
-            self.buffers[i].add(self._states[i], actions[i], rewards[i], done[i], _row(observation, i))
+            self.buffers[i].add(self._states[i], actions[i], rewards[i], bool(terminated[i]), bool(truncated[i]),
+                                _row(observation, i))
 
     def ended(self, ends, info) -> None:
         final_states = self.task.get_state()

@@ -10,7 +10,12 @@ Layout (robomimic's, so robomimic and tools written for it read it)::
         next_obs/<key>      (T, ...) float32 observation after it
         actions             (T, A) float32 in [-1, 1]: exactly what the environment applied
         rewards             (T,) float64
-        dones               (T,) int64, 1 on the step that ended the episode (success, failure or time)
+        dones               (T,) int64, 1 on a terminal step only: the episode reached a success or a failure
+                            (Gymnasium's ``terminated``), so offline RL does not bootstrap past it; 0 where a
+                            time limit or a divergence cut the episode short (robomimic's meaning). Files of
+                            format 1 (``env_args.training_ground.format``) mark every end, time-outs included.
+        truncated           (T,) int64, 1 on the step a time limit or a divergence ended a non-terminal
+                            episode (Gymnasium's ``truncated``); absent from format 1 files
         states              (T, S) float64 full simulator state before each action (BatchedTask.get_state)
         final_state         (S,) float64 state after the last action
         attrs               num_samples, seed, success, robot_id (which simulated robot ran it), diverged,
@@ -62,7 +67,8 @@ from ..physics.engine import StateLayout
 from .platform import numeric_platform
 from ..errors import InputError, UserError
 
-FORMAT = "training_ground.dataset/1"
+#: 2: ``dones`` only on terminal steps, ``truncated`` beside it (1: ``dones`` on every end).
+FORMAT = "training_ground.dataset/2"
 GYM_TYPE = 2  # robomimic's EnvType.GYM_TYPE
 REQUIRED_DEMO_KEYS = ("obs", "next_obs", "actions", "rewards", "dones", "states")
 REQUIRED_DEMO_ATTRS = ("num_samples", "seed", "success", "robot_id")
@@ -136,10 +142,12 @@ class Episode:
     observations: dict[str, np.ndarray]
     actions: np.ndarray
     rewards: np.ndarray
-    dones: np.ndarray
+    dones: np.ndarray  # terminal steps (Gymnasium's terminated)
     states: np.ndarray
     final_state: np.ndarray
     model: str = "[]"
+    # Steps a time limit or divergence ended the episode on; None for files of format 1, which have no such array.
+    truncated: np.ndarray | None = None
     # Where it ran (data/platform.py): replay is bit for bit on the same numeric platform only.
     platform: str = field(default_factory=numeric_platform)
 
@@ -192,9 +200,11 @@ def write_demo(group: h5py.Group, episode: Episode) -> None:
                    "dones": np.asarray(episode.dones, dtype=np.int64),
                    "states": np.asarray(episode.states, dtype=np.float64),
                    "final_state": np.asarray(episode.final_state, dtype=np.float64)})
+    if episode.truncated is not None:
+        arrays["truncated"] = np.asarray(episode.truncated, dtype=np.int64)
     for name, array in arrays.items():
-        # Rewards, dones and the final state are small: checksummed but not compressed.
-        group.create_dataset(name, data=array, **(_CHECKED if name in ("rewards", "dones", "final_state")
+        # Rewards, the end flags and the final state are small: checksummed but not compressed.
+        group.create_dataset(name, data=array, **(_CHECKED if name in ("rewards", "dones", "truncated", "final_state")
                                                   else _COMPRESSED))
     attrs = {"num_samples": episode.num_samples, "seed": int(episode.seed), "success": bool(episode.success),
              "robot_id": int(episode.robot_id), "diverged": bool(episode.diverged), "model": episode.model}
@@ -217,7 +227,7 @@ def read_demo(group: h5py.Group) -> Episode:
         observations={key: np.concatenate([first[key], last[key]]) for key in first},
         actions=arrays["actions"], rewards=arrays["rewards"], dones=arrays["dones"],
         states=arrays["states"], final_state=arrays["final_state"], model=str(group.attrs.get("model", "[]")),
-        platform=str(group.attrs.get("numeric_platform", "")),
+        platform=str(group.attrs.get("numeric_platform", "")), truncated=arrays.get("truncated"),
     )
 
 
@@ -472,11 +482,17 @@ def _layout_width(data: h5py.Group, problems: list[str]) -> int | None:
 
 
 def _value_problems(name: str, values: dict[str, np.ndarray], width: int | None) -> list[str]:
-    """Values that their checksums cannot vouch for: dones other than 0 and 1, non-finite rewards or states,
-    states of another width than the layout's."""
+    """Values that their checksums cannot vouch for: end flags other than 0 and 1 or set before the last step, a
+    step both terminal and truncated, non-finite rewards or states, states of another width than the layout's."""
     found = []
-    if not np.isin(values["dones"], (0, 1)).all():
-        found.append(f"{name}: dones holds values other than 0 and 1")
+    for key in ("dones", "truncated"):
+        if key in values and not np.isin(values[key], (0, 1)).all():
+            found.append(f"{name}: {key} holds values other than 0 and 1")
+        elif key in values and np.asarray(values[key])[:-1].any():
+            found.append(f"{name}: {key} is set before the episode's last step")
+    if "truncated" in values and np.shape(values["truncated"]) == np.shape(values["dones"]) and (
+            np.asarray(values["truncated"]) * np.asarray(values["dones"])).any():
+        found.append(f"{name}: a step is both terminal (dones) and truncated")
     for key in ("rewards", "states", "final_state"):
         if not np.isfinite(values[key]).all():
             found.append(f"{name}: {key} holds NaN or inf")
@@ -510,6 +526,10 @@ def check_resumable(path, env_args: dict, policy: str) -> None:
     if stored_policy != policy:
         raise DatasetError(f"{path} was collected with policy {stored_policy!r}, not {policy!r}; "
                            f"write to another --out (it was left untouched)")
+    stored_format = existing.get("training_ground", {}).get("format")
+    if stored_format != FORMAT:  # format 1 marks time-outs in dones: one file must not mean two things by it
+        raise DatasetError(f"{path} is in format {stored_format!r}, which records episode ends differently from "
+                           f"{FORMAT!r} (README, Episode ends); write to another --out (it was left untouched)")
 
 
 # ---------------------------------------------------------------------------------------------- writing

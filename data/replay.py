@@ -246,7 +246,7 @@ class FilmingReplayRunner(ReplayRunner):
         super().started(env_ids, observation)
         self.frames.append(self.env.render()[0])
 
-    def after_step(self, active, actions, observation, rewards, done, info) -> None:
+    def after_step(self, active, actions, observation, rewards, terminated, truncated, info) -> None:
         step = int(self.steps[0])
         if step % self.frame_every == 0 or step == self.slots[0][1].steps:
             self.frames.append(self.env.render()[0])

@@ -18,7 +18,8 @@ import pytest
 
 import training_ground  # noqa: F401
 from training_ground.data.collect import CollectOptions, collect
-from training_ground.data.dataset import REQUIRED_DEMO_ATTRS, inspect_dataset, journal_dir, journal_seeds
+from training_ground.data.dataset import (REQUIRED_DEMO_ATTRS, DatasetError, inspect_dataset, journal_dir,
+                                          journal_seeds)
 from training_ground.data.replay import replay_dataset
 
 BREAD = "TrainingGround/BreadPickPlace-v0"
@@ -78,7 +79,11 @@ def test_file_has_the_robomimic_layout(collected):
             assert actions.shape == (steps, 14) and actions.dtype == np.float32
             assert actions.min() >= -1.0 and actions.max() <= 1.0
             assert demo["rewards"].shape == (steps,)
-            np.testing.assert_array_equal(demo["dones"][()], np.arange(steps) == steps - 1)
+            # 40 steps are too few to finish: every episode times out. That end is a truncation, not a terminal
+            # state, so dones stays 0 (offline RL bootstraps past it) and truncated marks the last step.
+            assert steps == 40 and not demo.attrs["success"]
+            np.testing.assert_array_equal(demo["dones"][()], np.zeros(steps))
+            np.testing.assert_array_equal(demo["truncated"][()], np.arange(steps) == steps - 1)
             assert demo["states"].shape == (steps, state_size) and demo["states"].dtype == np.float64
             assert demo["final_state"].shape == (state_size,)
             assert 0 <= int(demo.attrs["robot_id"]) < 3
@@ -170,6 +175,45 @@ def test_demos_record_their_numeric_platform_and_replay_names_a_different_one(co
     assert "recorded on numpy 2.4.6, openblas 0.3.31 (Zen)" in summary and f"runs on {here}" in summary
     assert "--atol 1e-9" in summary
     assert all(check.reproduced(1e-9) for check in result.checks)
+
+
+def test_a_finished_episode_ends_terminal_and_an_old_file_reads_without_truncation(tmp_path):
+    """A success is a terminal state: dones 1 on its last step, truncated 0 throughout. A file of format 1 (the
+    fixtures) has no truncated array and its demos read with truncated None; the inspection accepts both."""
+    from training_ground.data.dataset import open_dataset, read_demo
+
+    out = tmp_path / "bread.hdf5"
+    collect(CollectOptions(task="bread", episodes=2, out=str(out), robots=2, seed=0, progress=False))
+    with open_dataset(out) as handle:
+        assert json.loads(handle["data"].attrs["env_args"])["training_ground"]["format"] == "training_ground.dataset/2"
+        for name in ("demo_0", "demo_1"):
+            episode = read_demo(handle["data"][name])
+            assert episode.success
+            np.testing.assert_array_equal(episode.dones, np.arange(episode.num_samples) == episode.num_samples - 1)
+            np.testing.assert_array_equal(episode.truncated, np.zeros(episode.num_samples))
+    fixture = Path(__file__).parent / "fixtures" / "datasets" / "bread_numpy.hdf5"
+    with open_dataset(fixture) as handle:
+        assert read_demo(handle["data"]["demo_0"]).truncated is None
+    assert inspect_dataset(fixture).problems == []
+    with h5py.File(out, "a") as handle:  # both end flags on one step is damage
+        demo = handle["data/demo_0"]
+        flags = demo["truncated"][()]
+        flags[-1] = 1
+        demo["truncated"][...] = flags
+    assert any("both terminal (dones) and truncated" in problem for problem in inspect_dataset(out).problems)
+    # A collection of format 1 is not extended with episodes whose dones mean something else.
+    old = tmp_path / "old.hdf5"
+    collect(CollectOptions(task="bread", episodes=1, out=str(old), robots=1, seed=0, progress=False,
+                           overrides=["max_steps=5"]))
+    with h5py.File(old, "a") as handle:
+        env_args = json.loads(handle["data"].attrs["env_args"])
+        env_args["training_ground"]["format"] = "training_ground.dataset/1"
+        handle["data"].attrs["env_args"] = json.dumps(env_args)
+    before = digest(old)
+    with pytest.raises(DatasetError, match="records episode ends differently"):
+        collect(CollectOptions(task="bread", episodes=2, out=str(old), robots=1, seed=0, progress=False,
+                               overrides=["max_steps=5"]))
+    assert digest(old) == before
 
 
 def test_policy_from_module_callable_and_only_success(tmp_path, monkeypatch):

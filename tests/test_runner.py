@@ -24,7 +24,7 @@ class ObservingRunner(PolicyRunner):
         for i in env_ids:
             self.trace[int(self.slot_seed[i])] = [observation["bread_pos"][i].copy()]
 
-    def after_step(self, active, actions, observation, rewards, done, info) -> None:
+    def after_step(self, active, actions, observation, rewards, terminated, truncated, info) -> None:
         for i in active:
             self.trace[int(self.slot_seed[i])].append(observation["bread_pos"][i].copy())
 
