@@ -66,8 +66,8 @@ class CollectOptions:
 
 # ---------------------------------------------------------------------------------------------- the loop
 class _EpisodeBuffer:
-    def __init__(self, seed: int, robot_id: int, observation: dict):
-        self.seed, self.robot_id = seed, robot_id
+    def __init__(self, seed: int, robot_id: int, observation: dict, instruction: str):
+        self.seed, self.robot_id, self.instruction = seed, robot_id, instruction
         self.observations = {key: [value] for key, value in observation.items()}
         self.actions, self.rewards, self.terminated, self.truncated, self.states = [], [], [], [], []
 
@@ -86,7 +86,7 @@ class _EpisodeBuffer:
                        actions=np.stack(self.actions), rewards=np.asarray(self.rewards, dtype=np.float64),
                        dones=np.asarray(self.terminated, dtype=np.int64),
                        truncated=np.asarray(self.truncated, dtype=np.int64), states=np.stack(self.states),
-                       final_state=np.asarray(final_state), model=model)
+                       final_state=np.asarray(final_state), model=model, instruction=self.instruction)
 
 
 def episode_model(params) -> str:
@@ -138,7 +138,8 @@ class CollectRunner(PolicyRunner):
     def started(self, env_ids, observation) -> None:
         super().started(env_ids, observation)
         for i in env_ids:
-            self.buffers[i] = _EpisodeBuffer(int(self.slot_seed[i]), int(i), _row(observation, i))
+            self.buffers[i] = _EpisodeBuffer(int(self.slot_seed[i]), int(i), _row(observation, i),
+                                             self.task.instructions[i])
 
     def before_step(self, active) -> None:
         self._states = self.task.get_state()

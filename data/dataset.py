@@ -20,6 +20,7 @@ Layout (robomimic's, so robomimic and tools written for it read it)::
         final_state         (S,) float64 state after the last action
         attrs               num_samples, seed, success, robot_id (which simulated robot ran it), diverged,
                             model (JSON: the episode's objects, as robomimic keeps its model file),
+                            instruction (what the episode asked, in words: envs/base.py instruction_templates),
                             sha256 (the demo's content hash, below), numeric_platform (numpy, its BLAS
                             kernel and SIMD level where the episode ran: data/platform.py)
     mask/successful, mask/failed   demo names (robomimic filter keys, for ``hdf5_filter_key``)
@@ -148,6 +149,8 @@ class Episode:
     model: str = "[]"
     # Steps a time limit or divergence ended the episode on; None for files of format 1, which have no such array.
     truncated: np.ndarray | None = None
+    # What the episode asked, in words (BatchedTask.instructions); "" for files written before instructions.
+    instruction: str = ""
     # Where it ran (data/platform.py): replay is bit for bit on the same numeric platform only.
     platform: str = field(default_factory=numeric_platform)
 
@@ -156,8 +159,10 @@ class Episode:
         return int(len(self.actions))
 
 
-# The attributes the content hash covers, each with the plain type it is hashed as.
+# The attributes the content hash covers, each with the plain type it is hashed as; the optional ones only where a
+# demo has them, so that demos written before them still verify.
 HASHED_ATTRS = {"num_samples": int, "seed": int, "success": bool, "robot_id": int, "diverged": bool, "model": str}
+OPTIONAL_HASHED_ATTRS = {"instruction": str}
 
 
 def content_hash(arrays: dict[str, np.ndarray], attrs) -> str:
@@ -169,6 +174,9 @@ def content_hash(arrays: dict[str, np.ndarray], attrs) -> str:
         digest.update(array.data)
     for key, kind in HASHED_ATTRS.items():
         digest.update(f"{key}={kind(attrs[key])!r}\n".encode())
+    for key, kind in OPTIONAL_HASHED_ATTRS.items():
+        if key in attrs:
+            digest.update(f"{key}={kind(attrs[key])!r}\n".encode())
     return digest.hexdigest()
 
 
@@ -207,7 +215,8 @@ def write_demo(group: h5py.Group, episode: Episode) -> None:
         group.create_dataset(name, data=array, **(_CHECKED if name in ("rewards", "dones", "truncated", "final_state")
                                                   else _COMPRESSED))
     attrs = {"num_samples": episode.num_samples, "seed": int(episode.seed), "success": bool(episode.success),
-             "robot_id": int(episode.robot_id), "diverged": bool(episode.diverged), "model": episode.model}
+             "robot_id": int(episode.robot_id), "diverged": bool(episode.diverged), "model": episode.model,
+             "instruction": episode.instruction}
     # numeric_platform is outside the content hash: it says where the numbers came from, not what they are, and
     # files written before it existed must still verify.
     group.attrs.update({**attrs, "sha256": content_hash(arrays, attrs), "numeric_platform": episode.platform})
@@ -228,6 +237,7 @@ def read_demo(group: h5py.Group) -> Episode:
         actions=arrays["actions"], rewards=arrays["rewards"], dones=arrays["dones"],
         states=arrays["states"], final_state=arrays["final_state"], model=str(group.attrs.get("model", "[]")),
         platform=str(group.attrs.get("numeric_platform", "")), truncated=arrays.get("truncated"),
+        instruction=str(group.attrs.get("instruction", "")),
     )
 
 

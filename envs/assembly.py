@@ -61,6 +61,10 @@ class Assembly3CTask(BatchedTask):
 
     config_class = Assembly3CConfig
     reward_names = ("reach", "grasp", "transport", "insert", "seat")
+    instruction_templates = ("Insert the {part} into the {socket} socket on the board.",
+                             "Pick the {part} from the tray and seat it in the {socket} socket.",
+                             "Put the {part} in the {socket} socket.")
+    part_name = "chip"
 
     def build_scene(self) -> Scene:
         return assembly_scene.assembly_scene(*table_mount(self.robot, WORK_POINT),
@@ -83,6 +87,12 @@ class Assembly3CTask(BatchedTask):
 
     def advance(self, evaluation) -> None:
         self.held_before[:] = evaluation["held"]
+
+    def instruction_slots(self, env_id):
+        # The three sockets in a row across the board, named as the robot sees them (+y is its left).
+        ys = [y for _, y in assembly_scene.SOCKET_CENTERS]
+        rank = sorted(range(len(ys)), key=ys.__getitem__).index(int(self.target_socket[env_id]))
+        return {"part": self.part_name, "socket": ("right", "middle", "left")[rank]}
 
     def _chip_pose(self):
         return self.cached("chip", lambda: self.engine.object_poses()[:, 0])
@@ -169,3 +179,4 @@ class Assembly3CSmallTask(Assembly3CTask):
     """
 
     config_class = Assembly3CSmallConfig
+    part_name = "small part"

@@ -110,6 +110,9 @@ class BatchedTask(abc.ABC):
     config_class: type[TaskConfig] = TaskConfig
     #: Named reward terms; the dense reward is their sum times the config's scales.
     reward_names: tuple[str, ...] = ()
+    #: What the episode asks, in words: ``str.format`` templates over :meth:`instruction_slots`' fields. One is
+    #: picked per episode from its seed; every task has at least one (tests/test_instructions.py).
+    instruction_templates: tuple[str, ...] = ()
     #: The action mode an env gets when none is named (its scripted expert's).
     default_action_mode: str = "ee_delta"
     #: What the robot must declare (checked before anything is built): "hands" (two, with fingers),
@@ -157,6 +160,8 @@ class BatchedTask(abc.ABC):
             self._saturated_steps = np.zeros((num_envs, self.robot.num_joints))
             self._saturation_counted = np.zeros(num_envs, dtype=np.int64)
             self.episode_params: list[list[ObjectParams]] = [[] for _ in range(num_envs)]
+            #: Each env's episode instruction, in words (:meth:`instruction_slots`).
+            self.instructions: list[str] = [""] * num_envs
             for name, array in self.episode_state().items():
                 setattr(self, name, np.zeros((num_envs, *array.shape), dtype=array.dtype))
             # A first episode gives the observation shapes; a bad config fails here, not mid-run.
@@ -204,6 +209,11 @@ class BatchedTask(abc.ABC):
         Draws come from each env's generator after :meth:`sample_episode`'s, so one seed fixes the whole episode.
         """
 
+    def instruction_slots(self, env_id: int) -> dict[str, str]:
+        """The words that fill ``instruction_templates`` for env ``env_id``'s episode, from what it drew (which
+        object, which socket), after :meth:`init_episode`."""
+        return {}
+
     def before_step(self) -> None:
         """Before each step's physics: what the task does to the world this step (Stand pushes the torso)."""
 
@@ -243,6 +253,16 @@ class BatchedTask(abc.ABC):
         for name in self.episode_state():
             getattr(self, name)[env_ids] = 0
         self.init_episode(env_ids, episodes, rngs)
+        for env_id, rng in zip(env_ids, rngs):
+            self.instructions[env_id] = self._instruction(int(env_id), rng)
+
+    def _instruction(self, env_id: int, rng: np.random.Generator) -> str:
+        # The template is drawn from a child of the episode's seed, not from its generator, so the episode's own
+        # draws stay what they were before instructions existed (recorded datasets replay bit for bit).
+        seed_sequence = getattr(rng.bit_generator, "seed_seq", None)
+        pick = 0 if seed_sequence is None else int(np.random.default_rng(seed_sequence.spawn(1)[0]).integers(
+            len(self.instruction_templates)))
+        return self.instruction_templates[pick].format(**self.instruction_slots(env_id))
 
     def step(self, actions: np.ndarray):
         """Apply (N, action_size) actions for one control step.
@@ -250,8 +270,8 @@ class BatchedTask(abc.ABC):
         Returns observations, rewards (N,), terminated (N,), truncated (N,) and a dict of
         per-env info arrays: is_success, diverged, saturated_fraction (the worst actuator's fraction
         of the episode's physics steps spent at its torque limit: a drive that chatters between its
-        limits, or one pinned there, shows near 1 without the env being flagged diverged) and one
-        entry per reward term.
+        limits, or one pinned there, shows near 1 without the env being flagged diverged), one
+        entry per reward term, and the episode's instruction (str).
         """
         self._check_open()
         self.before_step()
@@ -285,8 +305,20 @@ class BatchedTask(abc.ABC):
         truncated = (self.elapsed >= self.config.max_steps) | diverged
         saturated = self._saturated_steps.max(axis=1) / self._saturation_counted
         info = {"is_success": evaluation["success"] & ~diverged, "diverged": diverged,
-                "saturated_fraction": saturated, "reward_terms": scaled}
+                "saturated_fraction": saturated, "reward_terms": scaled, "instruction": self.episode_instructions()}
         return observation, reward, terminated, truncated & ~terminated, info
+
+    def episode_instructions(self) -> np.ndarray:
+        """(N,) str: each env's episode instruction."""
+        return np.array(self.instructions, dtype=np.str_)
+
+    def start_info(self) -> dict:
+        """The info of a reset, with the keys and kinds of a step's (Minari records reset and step infos alike):
+        nothing succeeded, diverged, saturated or was rewarded yet."""
+        zeros = np.zeros(self.num_envs)
+        return {"is_success": zeros.astype(bool), "diverged": zeros.astype(bool), "saturated_fraction": zeros,
+                "reward_terms": {name: zeros.copy() for name in self.reward_names},
+                "instruction": self.episode_instructions()}
 
     # ------------------------------------------------------------------ saving and restoring state
     def task_state_blocks(self) -> dict[str, np.ndarray]:
@@ -398,20 +430,24 @@ class TrainingGroundEnv(gymnasium.Env):
         self.task.reset(np.array([0]), [self.np_random])
         observation = {key: value[0] for key, value in self.task.observe().items()}
         observation = {key: sanitize(value) for key, value in observation.items()}
-        info = {"is_success": False, "diverged": False}
-        return observation, info
+        return observation, self._single_info(self.task.start_info())
 
     def step(self, action):
         action = validate_action(action, self.action_space, batched=False)
         observation, reward, terminated, truncated, info = self.task.step(action[None])
         observation = {key: value[0] for key, value in observation.items()}
-        info = {
+        return observation, float(reward[0]), bool(terminated[0]), bool(truncated[0]), self._single_info(info)
+
+    @staticmethod
+    def _single_info(info: dict) -> dict:
+        """The batched task's info for its one env, as plain Python values."""
+        return {
             "is_success": bool(info["is_success"][0]),
             "diverged": bool(info["diverged"][0]),
             "saturated_fraction": float(info["saturated_fraction"][0]),
             "reward_terms": {name: float(value[0]) for name, value in info["reward_terms"].items()},
+            "instruction": str(info["instruction"][0]),
         }
-        return observation, float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def render(self):
         self.task._check_open()

@@ -52,6 +52,9 @@ class BreadPickPlaceTask(BatchedTask):
 
     config_class = BreadPickPlaceConfig
     reward_names = ("reach", "grasp", "transport", "place")
+    instruction_templates = ("Pick up the {size} bread roll and put it in the basket.",
+                             "Put the {size} roll into the basket.",
+                             "Place the {size} bread roll in the basket on the table.")
 
     def build_scene(self) -> Scene:
         return bread_scene.bread_scene(*table_mount(self.robot, bread_scene.WORK_POINT))
@@ -60,6 +63,11 @@ class BreadPickPlaceTask(BatchedTask):
         q = self.arms_ready_posture(rng)
         params, pose = bread_scene.sample_bread(rng, self.config.randomization)
         return EpisodeSetup(q, (params,), pose[None])
+
+    def instruction_slots(self, env_id):
+        # Short or long against the middle of the lengths the rolls are drawn from.
+        low, high = self.config.randomization.length_range
+        return {"size": "short" if self.episode_params[env_id][0].size[1] < (low + high) / 2 else "long"}
 
     def _frames(self):
         base = np.asarray(self.scene.robot_position)

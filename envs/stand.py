@@ -98,6 +98,9 @@ class StandTask(BatchedTask):
 
     config_class = StandConfig
     reward_names = ("alive", "upright", "balance", "stillness", "success")
+    instruction_templates = ("Stand still and keep your balance.",
+                             "Keep your balance when you are pushed.",
+                             "Stay upright on both feet.")
     default_action_mode = "joint_pos"
     robot_needs = ("feet", "torso", "group:legs", "keyframe:standing")
 

@@ -72,8 +72,7 @@ class TrainingGroundVectorEnv(gymnasium.vector.VectorEnv):
             self.task.reset(env_ids, [self._generators[i] for i in env_ids])
         self._needs_reset[env_ids] = False
         observation = self._observe()
-        return observation, {"is_success": np.zeros(self.num_envs, dtype=bool),
-                             "_is_success": np.ones(self.num_envs, dtype=bool)}
+        return observation, self._vector_info(self.task.start_info())
 
     def _observe(self) -> dict[str, np.ndarray]:
         return {key: sanitize(value) for key, value in self.task.observe().items()}
@@ -98,15 +97,15 @@ class TrainingGroundVectorEnv(gymnasium.vector.VectorEnv):
             info["saturated_fraction"][restart] = 0.0
             for value in info["reward_terms"].values():
                 value[restart] = 0.0
+            info["instruction"] = self.task.episode_instructions()  # the new episodes'
         self._needs_reset = terminated | truncated
+        return observation, reward.astype(np.float64), terminated, truncated, self._vector_info(info)
+
+    def _vector_info(self, info: dict) -> dict:
+        """Gymnasium's vector info: every key for every env, with its ``_key`` mask."""
         everyone = np.ones(self.num_envs, dtype=bool)
-        info = {
-            "is_success": info["is_success"], "_is_success": everyone,
-            "diverged": info["diverged"], "_diverged": everyone,
-            "saturated_fraction": info["saturated_fraction"], "_saturated_fraction": everyone,
-            "reward_terms": info["reward_terms"], "_reward_terms": everyone,
-        }
-        return observation, reward.astype(np.float64), terminated, truncated, info
+        keys = ("is_success", "diverged", "saturated_fraction", "reward_terms", "instruction")
+        return {name: value for key in keys for name, value in ((key, info[key]), (f"_{key}", everyone))}
 
     def render(self):
         self.task._check_open()

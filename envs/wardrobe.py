@@ -24,7 +24,7 @@ from ..scenes import wardrobe as wardrobe_scene
 from ..scenes.base import table_mount
 from ..scenes.bread import WORK_POINT
 from ..physics.scene import ClothSetup, EpisodeSetup, Scene
-from .base import BatchedTask, TaskConfig
+from .base import BatchedTask, EpisodeArray, TaskConfig
 from .controllers import grasp_site_poses
 from .registry import register_task
 
@@ -73,6 +73,9 @@ class WardrobeFoldTask(BatchedTask):
                        "could hold it. Use grasp='assisted' (the task's default).")
     config_class = WardrobeFoldConfig
     reward_names = ("reach", "grasp", "fold", "transport", "place")
+    instruction_templates = ("Fold the {size} garment in half and put it on the shelf.",
+                             "Fold the {size} cloth and lay it flat on the shelf.",
+                             "Fold the {size} garment and place it on the wardrobe shelf.")
 
     def build_scene(self) -> Scene:
         scene = wardrobe_scene.wardrobe_scene(*table_mount(self.robot, WORK_POINT))
@@ -87,6 +90,17 @@ class WardrobeFoldTask(BatchedTask):
         q = self.arms_ready_posture(rng)
         params, pose = wardrobe_scene.sample_garment(rng, self.config.randomization)
         return EpisodeSetup(q, cloth=ClothSetup(params, pose))
+
+    def episode_state(self):
+        # The garment's width, for the instruction; it comes back with the episode's seed.
+        return {"garment_width": EpisodeArray(())}
+
+    def init_episode(self, env_ids, episodes, rngs) -> None:
+        self.garment_width[env_ids] = [episode.cloth.params.width for episode in episodes]
+
+    def instruction_slots(self, env_id):
+        low, high = self.config.randomization.width_range
+        return {"size": "narrow" if self.garment_width[env_id] < (low + high) / 2 else "wide"}
 
     def _sites(self):
         return self.cached("sites", lambda: grasp_site_poses(self.engine))
