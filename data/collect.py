@@ -10,6 +10,7 @@ no autoreset ever picks a seed), which is also how a rerun of the same command r
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import os
@@ -20,6 +21,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from ..agents.policies import POLICY_SPECS, Policy, load_policy
@@ -31,7 +33,7 @@ from ..errors import InputError
 from ..progress import progress_bar
 from .ray_options import add_ray_arguments, ray_wanted
 from .dataset import (DatasetError, DatasetWriter, Episode, check_output_location, check_resumable, journal_seeds,
-                      make_env_args, stored_seeds)
+                      make_env_args, stored_seeds, write_demo)
 
 SECONDS_PER_DAY = 86_400.0
 REAL_ROBOT_PER_DAY = (300.0, 500.0)  # episodes one real robot records in a day
@@ -165,6 +167,75 @@ class CollectRunner(PolicyRunner):
             self.stats.successes.append(end.success)
             if self.on_episode is not None:
                 self.on_episode(episode)
+
+
+#: Above this expected file size a collection run in a terminal asks for --yes first.
+CONFIRM_SIZE_BYTES = 2 * 1024**3
+
+
+@dataclass
+class SizeEstimate:
+    """A collection's expected file size, from one episode (the first seed's) written as it would be."""
+
+    episode_bytes: int
+    episode_steps: int
+    episodes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.episode_bytes * self.episodes
+
+    def describe(self) -> str:
+        episodes = f"{self.episodes} episode" + ("s" if self.episodes != 1 else "")
+        return (f"expected size: about {_size(self.total_bytes)} for {episodes} (one episode of "
+                f"{self.episode_steps} steps takes {_size(self.episode_bytes)}; its length varies)")
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
+        count /= 1024
+
+
+class _KeepEpisodes:
+    """A writer for :class:`CollectRunner` that keeps the episodes in memory."""
+
+    def __init__(self):
+        self.episodes: list[Episode] = []
+
+    def add(self, episode: Episode) -> None:
+        self.episodes.append(episode)
+
+    def add_filtered(self, seed: int) -> None:
+        pass
+
+
+def estimate_size(options: CollectOptions) -> SizeEstimate:
+    """Run the first seed's episode on one robot and write it, as a collection would, into an HDF5 file in memory."""
+    plan = plan_collection(options)
+    env = make_env(plan, options, 1)
+    try:
+        kept = _KeepEpisodes()
+        stats = RunStats(control_dt=plan.config.control_dt, robots=1)
+        CollectRunner(env, [options.seed], load_policy(options.policy, env), kept, stats).run()
+    finally:
+        env.close()
+    episode = kept.episodes[0]
+    with h5py.File(io.BytesIO(), "w") as handle:
+        write_demo(handle.create_group("data").create_group("demo_0"), episode)
+        handle.flush()
+        size = handle.id.get_filesize()
+    return SizeEstimate(int(size), episode.num_samples, options.episodes)
+
+
+def check_size(options: CollectOptions, confirmed: bool, interactive: bool) -> str:
+    """The size estimate's line; raises InputError above CONFIRM_SIZE_BYTES in a terminal unless ``confirmed``."""
+    estimate = estimate_size(options)
+    if estimate.total_bytes > CONFIRM_SIZE_BYTES and interactive and not confirmed:
+        raise InputError(f"{estimate.describe()}: over {_size(CONFIRM_SIZE_BYTES)}. Rerun with --yes to write it, "
+                         f"or collect fewer --episodes; nothing was written")
+    return estimate.describe()
 
 
 @contextmanager
@@ -534,6 +605,9 @@ def add_arguments(parser) -> None:
                         help="seconds between merges of finished episodes into the file (default: 30)")
     add_ray_arguments(parser, "collect on Ray workers, each writing a shard beside OUT; the shards are merged "
                                "into OUT at the end")
+    parser.add_argument("--yes", action="store_true",
+                        help=f"collect even if the expected file (printed first, measured from one episode) is over "
+                             f"{_size(CONFIRM_SIZE_BYTES)}; without it such a run in a terminal stops before it starts")
     parser.add_argument("--scaling", action="store_true",
                         help="with --ray: first time one worker alone on one worker's share of the seeds and "
                              "report the scaling efficiency (the share is collected twice)")
@@ -544,6 +618,7 @@ def main(args) -> int:
         task=args.task, episodes=args.episodes, out=args.out, robots=args.robots, backend=args.backend,
         seed=args.seed, action_mode=args.action_mode, overrides=with_robot(args.set, args.robot), policy=args.policy,
         only_success=args.only_success, report=args.report, commit_every=args.commit_every)
+    print(check_size(options, args.yes, sys.stdin.isatty()), file=sys.stderr)
     if ray_wanted(args, scaling=args.scaling):
         from . import distributed  # Ray is imported only here; distributed imports this module
 
