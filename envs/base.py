@@ -400,7 +400,25 @@ def sanitize(value: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0), -OBS_LIMIT, OBS_LIMIT).astype(np.float32)
 
 
-class TrainingGroundEnv(gymnasium.Env):
+class SpecWithTimeLimit:
+    """An env's ``spec`` that names its time limit: ``gymnasium.make`` sets the spec after building the env, and the
+    limit is the config's ``max_steps``, at which the env truncates by itself. So ``spec.max_episode_steps`` says it
+    (Minari records it) while make, which reads its own copy, adds no TimeLimit wrapper of its own."""
+
+    config: TaskConfig
+
+    @property
+    def spec(self):
+        return self.__dict__.get("_spec")
+
+    @spec.setter
+    def spec(self, spec) -> None:
+        if spec is not None and spec.max_episode_steps is None:
+            spec = dataclasses.replace(spec, max_episode_steps=self.config.max_steps)
+        self.__dict__["_spec"] = spec
+
+
+class TrainingGroundEnv(SpecWithTimeLimit, gymnasium.Env):
     """One environment of a task as a ``gymnasium.Env``.
 
     Keyword arguments: backend ("pybullet" | "numpy"), action_mode ("joint_pos" | "ee_delta";

@@ -22,12 +22,12 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from ..errors import InputError
-from .base import BatchedTask, check_seed, sanitize
+from .base import BatchedTask, SpecWithTimeLimit, check_seed, sanitize
 from .config import make_config
 from .controllers import validate_action
 
 
-class TrainingGroundVectorEnv(gymnasium.vector.VectorEnv):
+class TrainingGroundVectorEnv(SpecWithTimeLimit, gymnasium.vector.VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["rgb_array"], "render_fps": 25}
     task_class: type[BatchedTask]
 
