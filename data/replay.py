@@ -50,7 +50,7 @@ class EpisodeCheck:
 
     def why_not(self, atol: float = 0.0) -> str:
         if not self.objects_match:
-            return "the seed draws other objects than were recorded (task sampling changed)"
+            return "the seed draws other objects or another instruction than were recorded (task sampling changed)"
         if self.ended_at != self.steps:
             return (f"ended after {self.ended_at} steps, recorded {self.steps}" if self.ended_at is not None
                     else f"did not end after the recorded {self.steps} steps")
@@ -170,7 +170,9 @@ class ReplayRunner(EpisodeRunner):
                 episode = read_demo(self.handle["data"][name])
             check = EpisodeCheck(name, episode.seed, episode.num_samples, episode.success,
                                  recorded_platform=episode.platform)
-            check.objects_match = episode_model(self.task.episode_params[i]) == episode.model
+            # The seed must draw the recorded episode: its objects and, where the demo has one, its instruction.
+            check.objects_match = (episode_model(self.task.episode_params[i]) == episode.model
+                                   and episode.instruction in ("", self.task.instructions[i]))
             check.initial_state_error = _error(reset_states[i], episode.states[0])
             self.slots[i] = (episode, check)
             self.checks.append(check)

@@ -12,6 +12,7 @@ import pytest
 import training_ground  # noqa: F401  (registers the ids)
 from training_ground.data.collect import CollectOptions, collect
 from training_ground.data.dataset import content_hash, demo_arrays, open_dataset, read_demo
+from training_ground.data.replay import replay_dataset
 from training_ground.envs import TASKS, make_task_env
 from training_ground.scenes import assembly as assembly_scene
 
@@ -91,3 +92,10 @@ def test_each_demo_records_its_instruction_under_its_hash(tmp_path):
         group = handle["data/demo_0"]
         attrs = {**group.attrs, "instruction": "Put the chip in the left socket."}
         assert content_hash(demo_arrays(group), attrs) != group.attrs["sha256"]
+    assert replay_dataset(out, progress=False).reproduced == 3
+    with h5py.File(out, "a") as handle:  # a demo whose seed no longer says what it recorded: replay names it
+        group = handle["data/demo_0"]
+        group.attrs["instruction"] = "Put the chip in the left socket." if "left" not in expected[0] else "Put it away."
+        group.attrs["sha256"] = content_hash(demo_arrays(group), group.attrs)
+    result = replay_dataset(out, progress=False)
+    assert result.reproduced == 2 and "another instruction" in result.summary()
