@@ -80,7 +80,7 @@ class StepStudyRunner(PolicyRunner):
         super().started(env_ids, observation)
         self.tracking_sum[env_ids] = self.tracking_max[env_ids] = self.deepest[env_ids] = 0.0
 
-    def after_step(self, active, actions, observation, rewards, done, info) -> None:
+    def after_step(self, active, actions, observation, rewards, terminated, truncated, info) -> None:
         engine = self.task.engine
         joint_pos, _ = engine.joint_state()
         rms = np.sqrt(np.mean((engine.joint_targets - joint_pos) ** 2, axis=1))

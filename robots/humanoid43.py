@@ -22,12 +22,9 @@ from .humanoid43_urdf import ANKLE_HEIGHT, FOOT_CENTER_X, URDF_PATHS
 
 #: The robot's revisions (humanoid43_urdf.py URDF_PATHS says how their hands differ).
 REVISIONS = tuple(sorted(URDF_PATHS))
-#: The revision a name alone loads. Revision 2's thumb grasps physically. Its wardrobe losses (21 and 15 of 30 on
-#: numpy and pybullet: benchmarks/results/experts_r2_ws.json) were its thumb driven into the table by the half-closed
-#: cloth pinch; with FINGER_CLOSE_FROM the wardrobe expert holds 30/30 on both engines (experts_r2_staged.json), but
-#: the default stays 1 until every expert is re-measured on revision 2 at the issue's 100 seeds. Revision 3 (a precision
-#: pinch) holds the physical bread, chip and 2 cm part at 100 seeds (experts_r3_pinch.json); its wardrobe run is not
-#: measured at that scale, and its assisted chip on pybullet is 85/100.
+#: The revision a name alone loads: 3, the precision pinch, on which every expert was measured at 100 seeds
+#: (benchmarks/results/experts_defaults*.json; README, Measured). Revision 2's thumb grasps a roll physically but
+#: cannot pinch a chip; revision 1's cannot close a grip at all.
 DEFAULT_REVISION = humanoid43_urdf.DEFAULT_REVISION
 #: Each revision's curled finger targets (thumb_rotation, thumb_flexion, index, middle, ring, little): revision
 #: 2's thumb swings 2.3 rad from along the wrist to under the palm.
