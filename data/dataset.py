@@ -495,13 +495,14 @@ def _value_problems(name: str, values: dict[str, np.ndarray], width: int | None)
     """Values that their checksums cannot vouch for: end flags other than 0 and 1 or set before the last step, a
     step both terminal and truncated, non-finite rewards or states, states of another width than the layout's."""
     found = []
-    for key in ("dones", "truncated"):
-        if key in values and not np.isin(values[key], (0, 1)).all():
+    flags = {key: np.asarray(values[key]) for key in ("dones", "truncated") if key in values}  # format 1: no truncated
+    for key, flag in flags.items():
+        if not np.isin(flag, (0, 1)).all():
             found.append(f"{name}: {key} holds values other than 0 and 1")
-        elif key in values and np.asarray(values[key])[:-1].any():
+        elif flag[:-1].any():
             found.append(f"{name}: {key} is set before the episode's last step")
-    if "truncated" in values and np.shape(values["truncated"]) == np.shape(values["dones"]) and (
-            np.asarray(values["truncated"]) * np.asarray(values["dones"])).any():
+    if "truncated" in flags and flags["truncated"].shape == flags["dones"].shape and (
+            flags["truncated"] * flags["dones"]).any():
         found.append(f"{name}: a step is both terminal (dones) and truncated")
     for key in ("rewards", "states", "final_state"):
         if not np.isfinite(values[key]).all():

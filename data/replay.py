@@ -38,6 +38,7 @@ class EpisodeCheck:
     replayed_success: bool | None = None
     ended_at: int | None = None  # the step count at which the replay ended (None: it had not ended)
     objects_match: bool = True
+    instruction_matches: bool = True  # the seed says the recorded instruction (demos recorded without one: True)
     initial_state_error: float = 0.0  # the seeded reset against states[0]
     first_divergence: int | None = None  # first step whose state differs from the recorded one
     max_state_error: float = 0.0
@@ -45,12 +46,14 @@ class EpisodeCheck:
     recorded_platform: str = ""  # the numeric platform it was recorded on ("" in files written before it was kept)
 
     def reproduced(self, atol: float = 0.0) -> bool:
-        return (self.objects_match and self.ended_at == self.steps and self.replayed_success == self.recorded_success
-                and self.final_state_error <= atol)
+        return (self.objects_match and self.instruction_matches and self.ended_at == self.steps
+                and self.replayed_success == self.recorded_success and self.final_state_error <= atol)
 
     def why_not(self, atol: float = 0.0) -> str:
         if not self.objects_match:
-            return "the seed draws other objects or another instruction than were recorded (task sampling changed)"
+            return "the seed draws other objects than were recorded (task sampling changed)"
+        if not self.instruction_matches:
+            return "the seed gives another instruction than was recorded (the task's templates changed)"
         if self.ended_at != self.steps:
             return (f"ended after {self.ended_at} steps, recorded {self.steps}" if self.ended_at is not None
                     else f"did not end after the recorded {self.steps} steps")
@@ -102,7 +105,8 @@ class ReplayResult:
 
     def to_json(self) -> dict:
         return {"path": self.path, "task": self.task, "backend": self.backend, "atol": self.atol,
-                "wall_time_s": self.wall_time_s, "platform": self.platform, "episodes": len(self.checks), "reproduced": self.reproduced,
+                "wall_time_s": self.wall_time_s, "platform": self.platform, "episodes": len(self.checks),
+                "reproduced": self.reproduced,
                 "checks": [{**asdict(check), "reproduced": check.reproduced(self.atol)} for check in self.checks]}
 
 
@@ -170,9 +174,8 @@ class ReplayRunner(EpisodeRunner):
                 episode = read_demo(self.handle["data"][name])
             check = EpisodeCheck(name, episode.seed, episode.num_samples, episode.success,
                                  recorded_platform=episode.platform)
-            # The seed must draw the recorded episode: its objects and, where the demo has one, its instruction.
-            check.objects_match = (episode_model(self.task.episode_params[i]) == episode.model
-                                   and episode.instruction in ("", self.task.instructions[i]))
+            check.objects_match = episode_model(self.task.episode_params[i]) == episode.model
+            check.instruction_matches = episode.instruction in ("", self.task.instructions[i])
             check.initial_state_error = _error(reset_states[i], episode.states[0])
             self.slots[i] = (episode, check)
             self.checks.append(check)

@@ -226,7 +226,8 @@ def _scaled(robot, factor: float, joints=None, kd_factor: float | None = None):
     joints = robot.joint_names if joints is None else joints
     index = robot.joint_indices(list(joints))
     kd_factor = factor if kd_factor is None else kd_factor
-    return robots.load("humanoid43", revision=robot.revision, kp={robot.joint_names[i]: factor * robot.kp[i] for i in index},
+    return robots.load("humanoid43", revision=robot.revision,
+                       kp={robot.joint_names[i]: factor * robot.kp[i] for i in index},
                        kd={robot.joint_names[i]: kd_factor * robot.kd[i] for i in index})
 
 

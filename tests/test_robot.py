@@ -105,7 +105,8 @@ def test_each_revision_is_kept_and_a_name_alone_loads_the_default():
     the revisions differ in the hands only (revision 2 the thumb, revision 3 the thumb and the fingers' reach), with
     the same joints. The default is 3, the pinch hand, since the experts hold by friction with it (README)."""
     first = robots.load("humanoid43", revision=1)
-    assert robots.load("humanoid43").revision == robots.default_revision("humanoid43") == humanoid43.DEFAULT_REVISION == 3
+    default = robots.load("humanoid43").revision
+    assert default == robots.default_revision("humanoid43") == humanoid43.DEFAULT_REVISION == 3
     assert humanoid43.REVISIONS == (1, 2, 3) and first.revision == 1
     hand_joints = set(first.groups["hands"])
     for revision, changed in ((2, {j for j in hand_joints if "thumb" in j}), (3, hand_joints)):
