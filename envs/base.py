@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import os
+
 import gymnasium
 import numpy as np
 
@@ -24,6 +26,7 @@ from ..errors import InputError
 from ..physics.scene import EpisodeSetup, ObjectParams, Scene
 from .config import make_config
 from .controllers import ACTION_MODES, IKSettings, make_controller, validate_action
+from .observations import CameraObservations, check_obs_mode, select_state, takes_pictures
 
 REWARD_MODES = ("dense", "sparse")
 OBS_LIMIT = 1e4
@@ -44,6 +47,12 @@ class TaskConfig:
     HAND_CONTACTS: how the numpy engine's hands touch objects): engine settings.
     init_joint_noise: uniform noise (rad) added to the initial arm posture.
     ik: settings of the ``ee_delta`` action mode.
+    obs_mode: "state", "rgb", "rgbd", "state+rgb" or "state+rgbd" (envs/observations.py): what the observation holds.
+    cameras: the cameras the image modes picture, by name: the robot's ("head", "left_wrist", "right_wrist" on the
+    project's robots) and the scene's ("scene"). camera_width, camera_height: their pictures' size (pixels).
+    camera_fps: pictures per second, a divisor of the control rate (None: one every control step).
+    render_workers: worker processes that picture the numpy engine's cameras (None: one per core, up to one per
+    env, for a batch; none for a single env).
     """
 
     robot: str = "humanoid43"
@@ -57,11 +66,25 @@ class TaskConfig:
     hand_contact: str = "primitive"
     init_joint_noise: float = 0.02
     ik: IKSettings = dataclasses.field(default_factory=IKSettings)
+    obs_mode: str = "state"
+    cameras: tuple[str, ...] = ("head",)
+    camera_width: int = 128
+    camera_height: int = 128
+    camera_fps: float | None = None
+    render_workers: int | None = None
 
-    def engine_config(self) -> EngineConfig:
+    def engine_config(self, num_envs: int = 1) -> EngineConfig:
         return EngineConfig(physics_dt=self.physics_dt, control_dt=self.control_dt, grasp=self.grasp,
                             drive=self.drive, contact_matrix=self.contact_matrix,
-                            hand_contact=self.hand_contact)
+                            hand_contact=self.hand_contact, render_workers=self.render_workers_for(num_envs))
+
+    def render_workers_for(self, num_envs: int) -> int:
+        """The render worker processes of a batch of ``num_envs`` (``render_workers``; None: the rule above)."""
+        if not takes_pictures(self.obs_mode):
+            return 0
+        if self.render_workers is not None:
+            return self.render_workers
+        return 0 if num_envs < 2 else min(num_envs, len(os.sched_getaffinity(0)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +136,9 @@ class BatchedTask(abc.ABC):
     #: What the episode asks, in words: ``str.format`` templates over :meth:`instruction_slots`' fields. One is
     #: picked per episode from its seed; every task has at least one (tests/test_instructions.py).
     instruction_templates: tuple[str, ...] = ()
+    #: The keys of :meth:`observe` that the robot senses itself (joints, hands): what the image observation modes
+    #: keep of the state (envs/observations.py).
+    proprio_keys: tuple[str, ...] = ("joint_pos", "joint_vel", "hand_pos", "hand_quat")
     #: The action mode an env gets when none is named (its scripted expert's).
     default_action_mode: str = "ee_delta"
     #: What the robot must declare (checked before anything is built): "hands" (two, with fingers),
@@ -140,6 +166,7 @@ class BatchedTask(abc.ABC):
             raise InputError(f"unknown reward_mode {reward_mode!r}; choose one of {REWARD_MODES}")
         self.config = config or self.config_class()
         self.check_grasp(self.config)
+        check_obs_mode(self.config.obs_mode)
         self.closed = False
         self._state_cache: dict = {}
         self.backend, self.action_mode, self.reward_mode = backend, action_mode, reward_mode
@@ -149,8 +176,11 @@ class BatchedTask(abc.ABC):
             self.robot = dataclasses.replace(self.robot, standing_base_height=standing_height(
                 self.robot, self.robot.keyframe("standing")))
         self.scene = self.build_scene()
-        self.engine = make_engine(backend, self.robot, self.scene, num_envs, self.config.engine_config(), gui=gui)
+        self.engine = make_engine(backend, self.robot, self.scene, num_envs, self.config.engine_config(num_envs),
+                                  gui=gui)
         try:
+            self.camera_observations = (CameraObservations(self.engine, self.robot, self.scene, self.config, num_envs)
+                                        if takes_pictures(self.config.obs_mode) else None)
             self.num_envs = num_envs
             self.controller = make_controller(action_mode, self.engine, self.config.ik)
             self.action_space = spaces.Box(-1.0, 1.0, (self.controller.action_size,), np.float32)
@@ -166,9 +196,10 @@ class BatchedTask(abc.ABC):
                 setattr(self, name, np.zeros((num_envs, *array.shape), dtype=array.dtype))
             # A first episode gives the observation shapes; a bad config fails here, not mid-run.
             self.reset(np.arange(num_envs), [np.random.default_rng(0) for _ in range(num_envs)])
+            state = select_state(self.config.obs_mode, self.observe(), self.proprio_keys)
             self.observation_space = spaces.Dict({
-                key: spaces.Box(-OBS_LIMIT, OBS_LIMIT, value.shape[1:], np.float32)
-                for key, value in self.observe().items()
+                **{key: spaces.Box(-OBS_LIMIT, OBS_LIMIT, value.shape[1:], np.float32) for key, value in state.items()},
+                **(self.camera_observations.spaces() if self.camera_observations else {}),
             })
         except Exception:
             self.engine.close()
@@ -185,7 +216,7 @@ class BatchedTask(abc.ABC):
 
     @abc.abstractmethod
     def observe(self) -> dict[str, np.ndarray]:
-        """Observation arrays with a leading num_envs axis."""
+        """The state observation: arrays with a leading num_envs axis (:meth:`observation` adds the pictures)."""
 
     @abc.abstractmethod
     def evaluate(self) -> dict[str, np.ndarray]:
@@ -227,6 +258,14 @@ class BatchedTask(abc.ABC):
         q[arms] += rng.uniform(-1, 1, len(arms)) * self.config.init_joint_noise
         return np.clip(q, self.robot.joint_lower, self.robot.joint_upper)
 
+    def observation(self) -> dict[str, np.ndarray]:
+        """What the config's obs_mode observes (envs/observations.py): the state's arrays (float64 here; the envs
+        give float32) and the cameras' pictures, each with a leading num_envs axis."""
+        observation = select_state(self.config.obs_mode, self.observe(), self.proprio_keys)
+        if self.camera_observations is not None:
+            observation = {**observation, **self.camera_observations.observe()}
+        return observation
+
     def cached(self, key: str, compute):
         """``compute()`` once per simulator state: hooks share engine reads within one step."""
         if key not in self._state_cache:
@@ -253,6 +292,8 @@ class BatchedTask(abc.ABC):
         for name in self.episode_state():
             getattr(self, name)[env_ids] = 0
         self.init_episode(env_ids, episodes, rngs)
+        if self.camera_observations is not None:
+            self.camera_observations.mark_due(env_ids)
         for env_id, rng in zip(env_ids, rngs):
             self.instructions[env_id] = self._instruction(int(env_id), rng)
 
@@ -294,10 +335,13 @@ class BatchedTask(abc.ABC):
         else:
             reward = evaluation["success"].astype(float)
         diverged = self.engine.diverged.copy()
-        observation = self.observe()
+        if self.camera_observations is not None:
+            self.camera_observations.after_step(self.elapsed)
+        observation = self.observation()
         finite = np.ones(self.num_envs, dtype=bool)
         for key, value in observation.items():
-            finite &= np.isfinite(value).reshape(self.num_envs, -1).all(axis=1)
+            if np.issubdtype(value.dtype, np.floating):
+                finite &= np.isfinite(value).reshape(self.num_envs, -1).all(axis=1)
         diverged |= ~finite | ~np.isfinite(reward)
         observation = {key: sanitize(value) for key, value in observation.items()}
         reward = np.where(diverged, 0.0, np.nan_to_num(reward))
@@ -374,6 +418,8 @@ class BatchedTask(abc.ABC):
         self.engine.load_state_blocks(env_ids, {name[7:]: value for name, value in blocks.items()
                                                 if name.startswith("engine.")})
         self._state_cache = {}
+        if self.camera_observations is not None:  # a restored env pictures the state it is in now
+            self.camera_observations.mark_due(env_ids)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -396,7 +442,10 @@ def check_seed(seed) -> int:
 
 
 def sanitize(value: np.ndarray) -> np.ndarray:
-    """float32 copy with non-finite entries zeroed and magnitudes bounded by the observation space."""
+    """float32 copy with non-finite entries zeroed and magnitudes bounded by the observation space; a picture
+    (uint8) as it is, copied."""
+    if value.dtype == np.uint8:
+        return value.copy()
     return np.clip(np.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0), -OBS_LIMIT, OBS_LIMIT).astype(np.float32)
 
 
@@ -446,7 +495,7 @@ class TrainingGroundEnv(SpecWithTimeLimit, gymnasium.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=None if seed is None else check_seed(seed))
         self.task.reset(np.array([0]), [self.np_random])
-        observation = {key: value[0] for key, value in self.task.observe().items()}
+        observation = {key: value[0] for key, value in self.task.observation().items()}
         observation = {key: sanitize(value) for key, value in observation.items()}
         return observation, self._single_info(self.task.start_info())
 

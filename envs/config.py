@@ -24,6 +24,7 @@ from .. import robots
 from ..errors import InputError
 from ..physics import CONTACT_MATRICES, DRIVES, HAND_CONTACTS
 from ..physics.grasp import GRASP_MODES
+from .observations import OBS_MODES
 
 
 class ConfigError(InputError):
@@ -42,6 +43,9 @@ DOMAINS = {
         "friction", "magnitude", "min_gap", "start", "init_joint_noise", "init_leg_noise", "damping",
         "max_joint_lead", "posture_gain")},
     "fall_tilt": (0.0, math.pi, False),
+    **{name: (1, 4096, True) for name in ("camera_width", "camera_height")},
+    "camera_fps": (0.0, math.inf, False),
+    "render_workers": (0, 256, True),
 }
 
 #: Config fields added after datasets were first recorded, with what the files written before each one
@@ -61,10 +65,11 @@ def with_stored_defaults(config: dict) -> dict:
 CONVERTERS = {"robot": robots.robot_name}
 
 #: Optional fields (default None) that take whole numbers, not floats.
-OPTIONAL_WHOLE = {"robot_revision"}
+OPTIONAL_WHOLE = {"robot_revision", "render_workers"}
 
 #: String field name -> the values it may take.
-CHOICES = {"drive": DRIVES, "grasp": GRASP_MODES, "contact_matrix": CONTACT_MATRICES, "hand_contact": HAND_CONTACTS}
+CHOICES = {"drive": DRIVES, "grasp": GRASP_MODES, "contact_matrix": CONTACT_MATRICES, "hand_contact": HAND_CONTACTS,
+           "obs_mode": OBS_MODES}
 
 
 def make_config(config_class: type, config=None, **overrides):

@@ -97,6 +97,8 @@ class StandTask(BatchedTask):
     """
 
     config_class = StandConfig
+    #: What a standing robot senses itself: its joints, and the pelvis's orientation and velocity (an IMU's).
+    proprio_keys = ("joint_pos", "joint_vel", "base_quat", "base_velocity")
     reward_names = ("alive", "upright", "balance", "stillness", "success")
     instruction_templates = ("Stand still and keep your balance.",
                              "Keep your balance when you are pushed.",

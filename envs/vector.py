@@ -75,7 +75,7 @@ class TrainingGroundVectorEnv(SpecWithTimeLimit, gymnasium.vector.VectorEnv):
         return observation, self._vector_info(self.task.start_info())
 
     def _observe(self) -> dict[str, np.ndarray]:
-        return {key: sanitize(value) for key, value in self.task.observe().items()}
+        return {key: sanitize(value) for key, value in self.task.observation().items()}
 
     def step(self, actions):
         actions = validate_action(actions, self.action_space, batched=True)

@@ -74,9 +74,6 @@ class Component:
     def load_state_blocks(self, env_ids: np.ndarray, blocks: dict[str, np.ndarray]) -> None:
         """Write rows of :meth:`state_blocks` back into ``env_ids``; ``blocks`` holds the engine's too."""
 
-    def show_in(self, viewer, env_id: int) -> None:
-        """Copy environment ``env_id`` into the same component of a one-environment pybullet ``viewer`` (pictures)."""
-
     def close(self) -> None:
         """Release native resources; safe to call twice."""
 

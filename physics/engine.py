@@ -19,6 +19,7 @@ import numpy as np
 
 from ..robots import RobotDescription
 from ..errors import InputError
+from .cameras import view_matrices
 from .components import Component, Objects
 from .divergence import DivergenceBounds, points_diverged, too_far, watched_links
 from .scene import EpisodeSetup, Scene
@@ -89,6 +90,9 @@ class EngineConfig:
     max_body_speed (m/s): the base's linear speed, and the centre of mass's step over control_dt.
     max_base_rise (m): a floating base may rise at most this above its reset height.
     scene_radius (m): objects and cloth particles stay within this of the robot's base.
+
+    render_workers: worker processes in which the numpy engine pictures its cameras (physics/rendering.py
+    RenderPool); 0 pictures them in this process. No effect on pybullet, which pictures each env in its client.
     """
 
     physics_dt: float = 1.0 / 500.0
@@ -104,6 +108,7 @@ class EngineConfig:
     max_body_speed: float = 10.0
     max_base_rise: float = 1.0
     scene_radius: float = 15.0
+    render_workers: int = 0
 
     def __post_init__(self):
         check_grasp_mode(self.grasp)
@@ -268,6 +273,19 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
         """RGB image (H, W, 3) uint8 of one environment from the scene camera."""
+
+    def render_cameras(self, views, width: int, height: int, env_ids=None) -> tuple[np.ndarray, np.ndarray]:
+        """Pictures of the named cameras ``views`` (physics/cameras.py CameraView) in environments ``env_ids``
+        (default all): RGB (n, C, H, W, 3) uint8 and depth along the optical axis (n, C, H, W, 1) float32 (m).
+        The cameras on robot links sit where this engine's kinematics put the links."""
+        env_ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
+        views = tuple(views)
+        matrices = view_matrices(self.link_poses, views, self.num_envs)[env_ids]
+        return self._pictures(env_ids, matrices, views, int(width), int(height))
+
+    @abc.abstractmethod
+    def _pictures(self, env_ids, view_matrices, views, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`render_cameras` for the given rows of view matrices (n, C, 16)."""
 
     # ------------------------------------------------------------------ divergence
     def _watched_positions(self) -> dict[str, np.ndarray]:

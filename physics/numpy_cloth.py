@@ -150,5 +150,3 @@ class NumpyCloth(Cloth):
         self._pin_offset[env_ids] = blocks["cloth_pin_offset"]
         self._passthrough[env_ids] = np.rint(blocks["cloth_passthrough"]).astype(np.int64)
 
-    def show_in(self, viewer, env_id: int) -> None:
-        viewer.components[self.name].show(0, self.state.positions[env_id])

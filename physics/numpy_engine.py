@@ -34,6 +34,7 @@ from .contacts import StaticGeometry, contact_spheres, static_contacts, sticky_f
 from .engine import Engine, EngineConfig, check_drive
 from .numpy_cloth import NumpyCloth
 from .numpy_objects import NumpyObjects
+from .rendering import RenderPool, Snapshot, Viewer
 from .model import (Kinematics, Model, _bias_forces, _cross, _cross_last, _dot, _kinematics, _ltdl_factor, _ltdl_solve,
                     _mass_pairs, generalized_forces, jacobian, link_velocities, load_model, ordered_sum)
 from .rotations import axis_angle_to_quat, matrix_to_quat, quat_multiply
@@ -337,7 +338,8 @@ class NumpyEngine(Engine):
         self.state = init(self.model, q)
         self._kinematics_of = None  # see _current_kinematics
         self._watched_indices = np.array([self.model.link_index(link) for link in self._watched_links])
-        self._viewer = None
+        self._viewer = None  # the cameras' renderer (Viewer or RenderPool), made at first use
+        self._picture_viewer = None  # render()'s
         self._build_contacts()
         self.objects = NumpyObjects(self)
         self.components["objects"] = self.objects
@@ -608,20 +610,31 @@ class NumpyEngine(Engine):
         return {"links": np.moveaxis(links, 0, -1).transpose(1, 0, 2), "com": self._center_of_mass_position(kin).T,
                 "objects": self.objects.pose[..., :3].copy()}
 
-    def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
-        """Copy one environment's poses into a pybullet viewer and take the scene camera's picture."""
-        from .pybullet_engine import PybulletEngine
-
-        if self._viewer is None:
-            self._viewer = PybulletEngine(self.robot, self.scene, 1, self.config, check_drives=False)
+    def snapshot(self, env_id: int) -> Snapshot:
+        """What a picture of environment ``env_id`` needs (physics/rendering.py)."""
         joint_pos, _ = self.joint_state()
-        self._viewer.reset([0], [EpisodeSetup(joint_pos[env_id], tuple(self.objects.params[env_id]),
-                                              self.objects.pose[env_id])])
-        for component in self.components.values():
-            component.show_in(self._viewer, env_id)
-        if self.model.floating:
-            self._viewer._reset_base_link(0, self.state.q[env_id, :3], self.state.q[env_id, 3:7], np.zeros(6))
-        return self._viewer.render(0, width, height)
+        cloth = self.components.get("cloth")
+        return Snapshot(joint_pos[env_id].copy(), self.state.q[env_id, :7].copy() if self.model.floating else None,
+                        tuple(self.objects.params[env_id]), self.objects.pose[env_id].copy(),
+                        None if cloth is None else cloth.positions()[env_id])
+
+    def _renderer(self):
+        """This engine's viewer: in ``config.render_workers`` worker processes, or one here for 0 (made at first use)."""
+        if self._viewer is None:
+            workers = self.config.render_workers
+            self._viewer = (RenderPool(self.robot, self.scene, self.config, workers) if workers
+                            else Viewer(self.robot, self.scene, self.config))
+        return self._viewer
+
+    def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """Copy one environment's poses into a pybullet viewer (in this process) and take the scene camera's picture."""
+        if self._picture_viewer is None:
+            self._picture_viewer = Viewer(self.robot, self.scene, self.config)
+        return self._picture_viewer.picture(self.snapshot(env_id), width, height)
+
+    def _pictures(self, env_ids, view_matrices, views, width, height):
+        return self._renderer().pictures([self.snapshot(int(env_id)) for env_id in env_ids], view_matrices, views,
+                                         width, height)
 
     # ------------------------------------------------------------------ saving and restoring state
     def state_blocks(self):
@@ -657,7 +670,8 @@ class NumpyEngine(Engine):
             component.load_state_blocks(env_ids, blocks)
 
     def close(self) -> None:
-        if self._viewer is not None:
-            self._viewer.close()
-            self._viewer = None
+        for viewer in (self._viewer, self._picture_viewer):
+            if viewer is not None:
+                viewer.close()
+        self._viewer = self._picture_viewer = None
         super().close()

@@ -54,8 +54,11 @@ class PybulletCloth(Cloth):
     # ------------------------------------------------------------------ hooks
     def _load(self, env_id: int, params, pose) -> int:
         """A soft body from the grid mesh, written with its vertices already at their world positions."""
+        return self._load_at(env_id, params, grid_positions(self.topology, params, pose))
+
+    def _load_at(self, env_id: int, params, positions: np.ndarray) -> int:
+        """A soft body of the grid's topology with its particles at ``positions`` (P, 3), its rest shape."""
         engine, topology, spec = self.engine, self.topology, self.spec
-        positions = grid_positions(topology, params, pose)
         # A fresh file name per load: pybullet caches meshes by file name.
         path = os.path.join(self._dir.name, f"cloth_{self._loads}.obj")
         self._loads += 1
@@ -150,16 +153,16 @@ class PybulletCloth(Cloth):
             self._pinned_by[env_id] = pinned_by
 
     def show(self, env_id: int, positions: np.ndarray) -> None:
-        """Move the particles to ``positions`` (P, 3) for a picture (the numpy engine's viewer).
+        """Draw the garment with its particles at ``positions`` (P, 3), for a picture (the numpy engine's viewer).
 
-        Bullet redraws a soft body from its particles only when it steps, so this takes one step.
+        A soft body is loaded anew there: Bullet redraws one only when it steps, and a step moves it by what it did
+        before, so a moved one would be drawn a little differently depending on the garments shown before it.
         """
-        client = self.engine.clients[env_id]
-        client.resetMeshData(self._ids[env_id], np.asarray(positions, float).tolist())
-        client.stepSimulation()
-
-    def show_in(self, viewer, env_id: int) -> None:
-        viewer.components[self.name].show(0, self._last[env_id])
+        self._release(env_id)
+        if self._ids[env_id] >= 0:
+            self.engine.clients[env_id].removeBody(self._ids[env_id])
+        self._ids[env_id] = self._load_at(env_id, self.spec.default_params, np.asarray(positions, float))
+        self._last[env_id] = self._previous[env_id] = positions
 
     def close(self) -> None:
         if self._dir is not None:

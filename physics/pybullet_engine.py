@@ -36,6 +36,7 @@ from .engine import Engine, EngineConfig, pd_torques
 from .model import urdf_inertials
 from .pybullet_cloth import PybulletCloth
 from .pybullet_objects import PybulletObjects
+from .rendering import take_pictures
 from .rotations import quat_conjugate, quat_multiply, quat_to_matrix
 
 # Bullet's btBroadphaseProxy collision filter groups.
@@ -342,6 +343,25 @@ class PybulletEngine(Engine):
         projection = client.computeProjectionMatrixFOV(camera.fov, width / height, 0.05, 10.0)
         _, _, rgba, _, _ = client.getCameraImage(width, height, view, projection, renderer=pybullet.ER_TINY_RENDERER)
         return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[..., :3].copy()
+
+    def _pictures(self, env_ids, view_matrices, views, width, height):
+        rgb = np.empty((len(env_ids), len(views), height, width, 3), np.uint8)
+        depth = np.empty((len(env_ids), len(views), height, width, 1), np.float32)
+        for row, env_id in enumerate(env_ids):
+            rgb[row], depth[row] = take_pictures(self.clients[env_id], view_matrices[row], views, width, height)
+        return rgb, depth
+
+    def show(self, env_id: int, snapshot) -> None:
+        """Put environment ``env_id`` into the state of a picture's Snapshot (physics/rendering.py), at rest: a
+        viewer's use, which never steps it on."""
+        client, robot_id = self.clients[env_id], self._robot_ids[env_id]
+        if snapshot.cloth is not None and "cloth" in self.components:
+            self.components["cloth"].show(env_id, snapshot.cloth)
+        if snapshot.base_pose is not None:
+            self._reset_base_link(env_id, snapshot.base_pose[:3], snapshot.base_pose[3:], np.zeros(6))
+        for joint_id, q in zip(self._joint_ids, snapshot.joint_pos):
+            client.resetJointState(robot_id, joint_id, float(q), 0.0)
+        self.objects.show(env_id, tuple(snapshot.objects), np.asarray(snapshot.object_poses, float))
 
     # ----------------------------------------------------------------- saving and restoring state
     def _links_in_order(self) -> list[str]:

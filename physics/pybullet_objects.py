@@ -19,6 +19,7 @@ class PybulletObjects(Objects):
         n, hands = engine.num_envs, len(engine.hand_names)
         self.num_objects = engine.scene.num_objects
         self._ids = [[-1] * self.num_objects for _ in range(n)]
+        self._shown: list[list] = [[None] * self.num_objects for _ in range(n)]  # the params each body was made from
         self._welds = -np.ones((n, hands), dtype=np.int64)  # constraint ids
         self.held = -np.ones((n, hands), dtype=np.int64)
         self.masses = np.zeros((n, self.num_objects))  # (kg), set at each reset
@@ -82,7 +83,23 @@ class PybulletObjects(Objects):
                 if self._ids[env_id][k] >= 0:
                     client.removeBody(self._ids[env_id][k])
                 self._ids[env_id][k] = self._make(client, episode.objects[k], poses[k])
+                self._shown[env_id][k] = episode.objects[k]
                 self.masses[env_id, k] = episode.objects[k].mass
+
+    def show(self, env_id: int, objects: tuple[ObjectParams, ...], poses: np.ndarray) -> None:
+        """Place environment ``env_id``'s objects at ``poses`` (num_objects, 7), at rest, for a picture; an object
+        whose parameters differ from the one there is built anew (a viewer shows many episodes' objects)."""
+        client = self.engine.clients[env_id]
+        for k in range(self.num_objects):
+            body = self._ids[env_id][k]
+            if body < 0 or self._shown[env_id][k] != objects[k]:
+                if body >= 0:
+                    client.removeBody(body)
+                self._ids[env_id][k] = self._make(client, objects[k], poses[k])
+            else:
+                client.resetBasePositionAndOrientation(body, poses[k, :3].tolist(), poses[k, 3:].tolist())
+                client.resetBaseVelocity(body, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+            self._shown[env_id][k] = objects[k]
 
     def end_step(self) -> None:
         """The assisted grasp, then the divergence check of the objects' speeds."""

@@ -173,7 +173,9 @@ class ObjectParams:
 
 @dataclass(frozen=True)
 class Camera:
-    """A fixed scene camera for ``rgb_array`` images."""
+    """A fixed scene camera: the ``rgb_array`` picture at width x height, and the scene's view ``"scene"`` that image
+    observations take at their own resolution (physics/cameras.py). It orbits ``target`` at ``distance`` (m), turned
+    by ``yaw`` and tilted by ``pitch`` (degrees); fov is vertical (degrees), near and far the depth range (m)."""
 
     target: tuple[float, float, float]
     distance: float
@@ -182,6 +184,8 @@ class Camera:
     width: int = 320
     height: int = 240
     fov: float = 55.0
+    near: float = 0.05
+    far: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,11 @@ class Scene:
     @property
     def num_objects(self) -> int:
         return len(self.object_names)
+
+    @property
+    def views(self) -> dict[str, Camera]:
+        """The scene's fixed cameras by name: its picture camera, as ``"scene"``."""
+        return {"scene": self.camera}
 
     def check_episode(self, episode: "EpisodeSetup") -> None:
         """ValueError unless ``episode`` fits this scene: one ObjectParams and finite pose per object, a garment

@@ -12,6 +12,7 @@ from . import compact43, humanoid43
 from .description import (
     GROUP_SIZES,
     NUM_ACTUATED,
+    CameraMount,
     HandSpec,
     RobotContractError,
     RobotDescription,
@@ -150,7 +151,7 @@ def _with_gains(robot: RobotDescription, kp: dict | None = None, kd: dict | None
 
 
 __all__ = [
-    "GROUP_SIZES", "NUM_ACTUATED", "HandSpec", "RobotContractError", "RobotDescription",
+    "GROUP_SIZES", "NUM_ACTUATED", "CameraMount", "HandSpec", "RobotContractError", "RobotDescription",
     "check_contract", "check_hands", "default_revision", "describe", "load", "load_spec", "register", "registered",
     "robot_name",
 ]

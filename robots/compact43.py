@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from importlib import resources
 
-from .description import HandSpec, RobotDescription, describe
+from .description import CameraMount, HandSpec, RobotDescription, describe
 from .compact43_urdf import ANKLE_HEIGHT, FOOT_CENTER_X, HIP_DROP, SHANK, THIGH
 
 SIDES = ("left", "right")
@@ -79,6 +79,20 @@ _ARMS_READY = {
 KEYFRAMES = {"standing": _STANDING, "arms_ready": _ARMS_READY}
 
 
+def _cameras() -> dict[str, CameraMount]:
+    """humanoid43's cameras scaled to this body: one at the front of the fixed head (no neck to bow it),
+    tilted 52 degrees down onto the table,
+    and one under each wrist looking along the fingers."""
+    cameras = {"head": CameraMount(link="head", position=(0.1, 0.0, 0.1), forward=(1.0, 0.0, -1.3), up=(1.3, 0.0, 1.0),
+                                   fov=70.0)}
+    for side in SIDES:
+        palm = -1.0 if side == "left" else 1.0
+        cameras[f"{side}_wrist"] = CameraMount(link=f"{side}_palm", position=(0.0, palm * 0.035, 0.015),
+                                               forward=(0.0, palm * 0.065, -0.115), up=(0.0, -palm, 0.0), fov=90.0,
+                                               near=0.01, far=2.0)
+    return cameras
+
+
 def _hand(side: str) -> HandSpec:
     sign = 1.0 if side == "left" else -1.0
     return HandSpec(
@@ -112,4 +126,5 @@ def load() -> RobotDescription:
         torso_link="torso",
         group_sizes=None,
         budget=43,
+        cameras=_cameras(),
     )

@@ -70,6 +70,40 @@ class HandSpec:
 
 
 @dataclass(frozen=True)
+class CameraMount:
+    """A camera fixed to a link of the robot (a head camera, a wrist camera).
+
+    link: the link it is fixed to. position: the optical centre in the link's frame (m). forward: the optical
+    axis, up: the image's up direction, both in the link's frame (need not be unit length, must not be parallel).
+    fov: vertical field of view (degrees). near, far: the depth range (m); depth beyond ``far`` reads ``far``.
+    """
+
+    link: str
+    position: tuple[float, float, float]
+    forward: tuple[float, float, float]
+    up: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    fov: float = 60.0
+    near: float = 0.02
+    far: float = 4.0
+
+    def problems(self) -> list[str]:
+        """What is wrong with this mount, in words (empty: nothing)."""
+        found = []
+        for label in ("position", "forward", "up"):
+            value = getattr(self, label)
+            if len(value) != 3 or not np.isfinite(np.asarray(value, float)).all():
+                found.append(f"{label} must be three finite numbers, got {value!r}")
+        if not found and np.linalg.norm(np.cross(self.forward, self.up)) < 1e-9 * (
+                np.linalg.norm(self.forward) * np.linalg.norm(self.up) + 1e-300):
+            found.append(f"forward {self.forward} and up {self.up} must not be parallel (or zero)")
+        if not 0.0 < self.fov < 180.0:
+            found.append(f"fov must be in (0, 180) degrees, got {self.fov}")
+        if not 0.0 < self.near < self.far:
+            found.append(f"need 0 < near < far, got near={self.near}, far={self.far}")
+        return found
+
+
+@dataclass(frozen=True)
 class RobotDescription:
     """A loaded robot. Arrays are ordered like ``joint_names``.
 
@@ -108,6 +142,8 @@ class RobotDescription:
     #: Which revision of the named robot this is (robots.load(name, revision=...)): a robot that changes keeps
     #: its earlier revisions, so that a dataset recorded with one replays with it.
     revision: int = 1
+    #: Cameras fixed to the robot's links, by name ("head", "left_wrist", ...): what obs_mode="rgb" renders.
+    cameras: dict[str, CameraMount] = field(default_factory=dict)
 
     @property
     def num_joints(self) -> int:
@@ -234,6 +270,26 @@ def check_contract(urdf_path: Path, groups: dict[str, tuple[str, ...]], group_si
     return actuated
 
 
+def urdf_link_names(urdf_path: Path) -> set[str]:
+    """The names of a URDF's links."""
+    try:
+        root = ET.parse(urdf_path).getroot()
+    except (ET.ParseError, OSError) as error:
+        raise RobotContractError(f"cannot read URDF {urdf_path}: {error}") from error
+    return {element.get("name", "") for element in root.findall("link")}
+
+
+def check_cameras(name: str, cameras: dict[str, CameraMount], links: set[str]) -> None:
+    """Refuse cameras on links the URDF lacks, or whose geometry cannot make a picture."""
+    problems = []
+    for camera, mount in cameras.items():
+        if mount.link not in links:
+            problems.append(f"camera {camera!r} is fixed to link {mount.link!r}, which the URDF lacks")
+        problems.extend(f"camera {camera!r}: {problem}" for problem in mount.problems())
+    if problems:
+        raise RobotContractError(f"robot {name!r}:\n  - " + "\n  - ".join(problems))
+
+
 def check_hands(name: str, hands: dict[str, HandSpec], joint_names) -> None:
     """Refuse hands whose joints are unknown or whose open and closed fingers cannot be told apart."""
     problems = []
@@ -277,6 +333,7 @@ def describe(
     torso_link: str = "",
     home_keyframe: str = "standing",
     revision: int = 1,
+    cameras: dict[str, CameraMount] | None = None,
 ) -> RobotDescription:
     """Build a RobotDescription from a URDF and a group mapping, checking the contract.
 
@@ -310,6 +367,7 @@ def describe(
         # A robot without keyframes stands at its zero posture (clipped to the limits).
         frames.setdefault(home_keyframe, np.clip(np.zeros(len(joint_names)), lower, upper))
     check_hands(name, dict(hands or {}), joint_names)
+    check_cameras(name, dict(cameras or {}), urdf_link_names(urdf_path))
     return RobotDescription(
         name=name,
         urdf_path=urdf_path,
@@ -331,4 +389,5 @@ def describe(
         torso_link=torso_link,
         home_keyframe=home_keyframe,
         revision=revision,
+        cameras=dict(cameras or {}),
     )

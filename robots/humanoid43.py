@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from .description import HandSpec, RobotDescription, describe
+from .description import CameraMount, HandSpec, RobotDescription, describe
 from . import humanoid43_urdf
 from .humanoid43_urdf import ANKLE_HEIGHT, FOOT_CENTER_X, URDF_PATHS
 
@@ -113,6 +113,21 @@ _ARMS_READY = {
 KEYFRAMES = {"standing": _STANDING, "arms_ready": _ARMS_READY}
 
 
+def _cameras() -> dict[str, CameraMount]:
+    """The head camera at the front of the head sphere (r = 0.12 m about (0.01, 0, 0.14)), tilted 31 degrees down,
+    so that at arms_ready it sees the table, both hands and what lies between them. A wrist camera under each wrist,
+    4 cm off the palm (which faces -y on the left hand, +y on the right), looking down along the fingers at what
+    the hand grasps: the eye-in-hand view of the field's imitation datasets."""
+    cameras = {"head": CameraMount(link="head", position=(0.135, 0.0, 0.15), forward=(1.0, 0.0, -0.6),
+                                   up=(0.6, 0.0, 1.0), fov=70.0)}
+    for side in SIDES:
+        palm = -1.0 if side == "left" else 1.0
+        cameras[f"{side}_wrist"] = CameraMount(link=f"{side}_palm", position=(0.0, palm * 0.04, 0.02),
+                                               forward=(0.0, palm * 0.08, -0.14), up=(0.0, -palm, 0.0), fov=90.0,
+                                               near=0.01, far=2.0)
+    return cameras
+
+
 def _hand(side: str, revision: int) -> HandSpec:
     sign = 1.0 if side == "left" else -1.0
     return HandSpec(
@@ -149,4 +164,5 @@ def load(revision: int = DEFAULT_REVISION) -> RobotDescription:
         sole_center=(FOOT_CENTER_X, 0.0, -ANKLE_HEIGHT),
         torso_link="torso",
         revision=revision,
+        cameras=_cameras(),
     )

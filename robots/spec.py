@@ -37,6 +37,13 @@ A vendor's URDF says how the robot is built; the spec says how the training grou
     finger_closed = [...]
     finger_close_from = [...]        # optional: where each finger starts closing (HandSpec)
 
+    [cameras.head]                   # any number of named cameras fixed to links (CameraMount)
+    link = "head_link"
+    position = [0.1, 0.0, 0.05]      # optical centre in the link's frame (m)
+    forward = [1.0, 0.0, -0.6]       # optical axis in the link's frame
+    up = [0.6, 0.0, 1.0]             # optional: the image's up (default +z)
+    fov = 70.0                       # optional: vertical field of view (degrees); near, far: depth range (m)
+
 Unknown keys are refused by name, as the task configs' are.
 """
 
@@ -46,14 +53,35 @@ import fnmatch
 import tomllib
 from pathlib import Path
 
-from .description import HandSpec, RobotContractError, RobotDescription, describe, read_urdf_joints, ACTUATED_TYPES
+from .description import CameraMount, HandSpec, RobotContractError, RobotDescription, describe, read_urdf_joints, ACTUATED_TYPES
 
 #: Top-level keys of a spec file and whether each is required.
 SPEC_KEYS = {"name": False, "urdf": True, "budget": False, "groups": True, "kp": True, "kd": True, "keyframes": False,
              "hands": False, "base_link": False, "torso_link": False, "standing_base_height": False, "feet": False,
-             "sole_center": False, "contact_links": False, "home_keyframe": False}
+             "sole_center": False, "contact_links": False, "home_keyframe": False, "cameras": False}
 HAND_KEYS = ("palm_link", "grasp_site", "arm_joints", "finger_joints", "finger_open", "finger_closed")
 OPTIONAL_HAND_KEYS = ("finger_close_from",)
+CAMERA_KEYS = ("link", "position", "forward")
+OPTIONAL_CAMERA_KEYS = ("up", "fov", "near", "far")
+
+
+def _cameras(path: Path, tables: dict) -> dict[str, CameraMount]:
+    cameras = {}
+    for name, camera in tables.items():
+        if not isinstance(camera, dict):
+            raise RobotContractError(f"robot spec {path}: [cameras.{name}] must be a table with keys {list(CAMERA_KEYS)}")
+        missing = [key for key in CAMERA_KEYS if key not in camera]
+        unknown = sorted(set(camera) - set(CAMERA_KEYS) - set(OPTIONAL_CAMERA_KEYS))
+        if missing or unknown:
+            raise RobotContractError(f"robot spec {path}: [cameras.{name}] lacks {missing}, has unknown keys {unknown}")
+        try:
+            cameras[name] = CameraMount(link=str(camera["link"]),
+                                        **{key: tuple(float(x) for x in camera[key])
+                                           for key in ("position", "forward", "up") if key in camera},
+                                        **{key: float(camera[key]) for key in ("fov", "near", "far") if key in camera})
+        except (TypeError, ValueError) as error:
+            raise RobotContractError(f"robot spec {path}: [cameras.{name}]: {error}") from None
+    return cameras
 
 
 def _gains(path: Path, label: str, patterns: dict, joints: list[str]) -> dict[str, float]:
@@ -122,6 +150,7 @@ def load_spec(path: str | Path) -> RobotDescription:
     return describe(name=data.get("name", path.stem), urdf_path=urdf, groups={g: tuple(v) for g, v in groups.items()},
                     kp=_gains(path, "kp", data["kp"], actuated), kd=_gains(path, "kd", data["kd"], actuated),
                     keyframes=data.get("keyframes"), hands=hands, group_sizes=None,
+                    cameras=_cameras(path, data.get("cameras", {})),
                     budget=int(data.get("budget", 43)), **options)
 
 
