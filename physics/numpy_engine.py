@@ -38,7 +38,7 @@ from .rendering import RenderPool, Snapshot, Viewer
 from .model import (Kinematics, Model, _bias_forces, _cross, _cross_last, _dot, _kinematics, _ltdl_factor, _ltdl_solve,
                     _mass_pairs, generalized_forces, jacobian, link_velocities, load_model, ordered_sum)
 from .rotations import axis_angle_to_quat, matrix_to_quat, quat_multiply
-from .scene import EpisodeSetup, Scene
+from .scene import Scene
 
 
 @dataclass

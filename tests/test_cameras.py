@@ -12,7 +12,7 @@ import training_ground.envs  # noqa: F401  (registers the tasks)
 from training_ground import robots
 from training_ground.envs.registry import make_task_env
 from training_ground.errors import InputError
-from training_ground.physics.cameras import CameraView, look_at, mount_frames, resolve_cameras
+from training_ground.physics.cameras import CameraView, look_at, resolve_cameras
 from training_ground.physics.rotations import quat_to_matrix
 from training_ground.physics.scene import EpisodeSetup
 from training_ground.scenes import bread as bread_scene
