@@ -29,6 +29,7 @@ from ..agents.runner import PolicyRunner
 from ..envs import make_config, make_task_env, parse_overrides, task_spec, with_robot
 from ..envs.base import MAX_SEED
 from ..physics import BACKENDS
+from ..physics.rendering import process_cpu_seconds
 from ..errors import InputError
 from ..progress import progress_bar
 from .ray_options import add_ray_arguments, ray_wanted
@@ -110,13 +111,13 @@ class RunStats:
     successes: list[bool] = field(default_factory=list)
     filtered: int = 0
     wall_start: float = field(default_factory=time.perf_counter)
-    cpu_start: float = field(default_factory=time.process_time)
+    cpu_start: float = field(default_factory=process_cpu_seconds)
 
     def wall(self) -> float:
         return time.perf_counter() - self.wall_start
 
     def cpu(self) -> float:
-        return time.process_time() - self.cpu_start
+        return process_cpu_seconds() - self.cpu_start
 
     def postfix(self) -> dict:
         if not self.steps:

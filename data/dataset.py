@@ -6,8 +6,10 @@ Layout (robomimic's, so robomimic and tools written for it read it)::
                             below), state_layout (JSON [[block, shape], ...]: the columns of states),
                             policy (what acted), format
     data/demo_K             one group per episode, K = 0, 1, ... in seed order
-        obs/<key>           (T, ...) float32 observation before each action
-        next_obs/<key>      (T, ...) float32 observation after it
+        obs/<key>           (T, ...) float32 observation before each action; a camera's pictures (obs_mode,
+                            envs/observations.py) as <camera>_image (T, H, W, 3) uint8 and <camera>_depth
+                            (T, H, W, 1) float32 (m), one gzip-compressed chunk per frame
+        next_obs/<key>      (T, ...) the observation after it
         actions             (T, A) float32 in [-1, 1]: exactly what the environment applied
         rewards             (T,) float64
         dones               (T,) int64, 1 on a terminal step only: the episode reached a success or a failure
@@ -212,8 +214,10 @@ def write_demo(group: h5py.Group, episode: Episode) -> None:
         arrays["truncated"] = np.asarray(episode.truncated, dtype=np.int64)
     for name, array in arrays.items():
         # Rewards, the end flags and the final state are small: checksummed but not compressed.
-        group.create_dataset(name, data=array, **(_CHECKED if name in ("rewards", "dones", "truncated", "final_state")
-                                                  else _COMPRESSED))
+        options = _CHECKED if name in ("rewards", "dones", "truncated", "final_state") else _COMPRESSED
+        if array.ndim == 4 and len(array):  # a camera's pictures (T, H, W, C): one chunk a frame, as they are read
+            options = {**options, "chunks": (1, *array.shape[1:])}
+        group.create_dataset(name, data=array, **options)
     attrs = {"num_samples": episode.num_samples, "seed": int(episode.seed), "success": bool(episode.success),
              "robot_id": int(episode.robot_id), "diverged": bool(episode.diverged), "model": episode.model,
              "instruction": episode.instruction}

@@ -43,6 +43,7 @@ from pathlib import Path
 from ..agents import evaluate
 from ..agents.policies import load_policy
 from ..errors import InputError, SetupError
+from ..physics.rendering import process_cpu_seconds
 from ..progress import progress_bar
 from .collect import (CollectOptions, CollectResult, FieldReport, collect, make_env, plan_collection,
                       terminate_as_interrupt)
@@ -266,7 +267,7 @@ def _collect_shard(options: CollectOptions) -> dict:
     if not folder.is_dir():
         raise DatasetError(f"{folder} does not exist on {socket.gethostname()}: every Ray node must see --out's "
                            f"folder at the same path (a shared filesystem)")
-    cpu_start = time.process_time()
+    cpu_start = process_cpu_seconds()
     result = collect(options)
     if result.interrupted:  # SIGINT reached the worker; its finished episodes are in the shard
         raise SetupError(f"the worker collecting {options.out} was interrupted; rerun to resume")
@@ -274,7 +275,7 @@ def _collect_shard(options: CollectOptions) -> dict:
     return {"shard": options.out, "host": socket.gethostname(), "pid": os.getpid(), "resumed": result.resumed,
             "steps": list(stats.steps) if stats else [], "successes": list(stats.successes) if stats else [],
             "filtered": stats.filtered if stats else 0, "robots": stats.robots if stats else 0,
-            "wall_s": stats.wall() if stats else 0.0, "cpu_s": time.process_time() - cpu_start}
+            "wall_s": stats.wall() if stats else 0.0, "cpu_s": process_cpu_seconds() - cpu_start}
 
 
 # ---------------------------------------------------------------------------------------------- collection

@@ -23,6 +23,7 @@ from .platform import numeric_platform
 from ..progress import progress_bar
 from ..agents.runner import EpisodeRunner
 from ..envs import make_task_env, task_spec
+from ..errors import InputError
 from .dataset import (DatasetError, Episode, dataset_env_args, demo_names, open_dataset, read_demo,
                       reading)
 
@@ -110,8 +111,9 @@ class ReplayResult:
                 "checks": [{**asdict(check), "reproduced": check.reproduced(self.atol)} for check in self.checks]}
 
 
-def make_env_for(path, num_envs: int, render_mode: str | None = None):
-    """The VectorEnv a dataset was recorded on (same task, engine, action mode and config), and its env_args."""
+def make_env_for(path, num_envs: int, render_mode: str | None = None, config_overrides: dict | None = None):
+    """The VectorEnv a dataset was recorded on (same task, engine, action mode and config, with ``config_overrides``
+    over the stored config: settings that do not change the state, such as the cameras), and its env_args."""
     with open_dataset(path) as handle, reading(path):
         env_args = dataset_env_args(handle, path)
         stored_layout = json.loads(handle["data"].attrs.get("state_layout", "null"))
@@ -120,6 +122,8 @@ def make_env_for(path, num_envs: int, render_mode: str | None = None):
     except KeyError:
         raise DatasetError(f"{path} was recorded on {env_args['env_name']!r}, which this version does not have") from None
     kwargs = dict(env_args["env_kwargs"])
+    if config_overrides:
+        kwargs["config"] = {**kwargs.get("config", {}), **config_overrides}
     env = make_task_env(task_id, num_envs, render_mode=render_mode, **kwargs)
     layout = env.unwrapped.task.state_layout().to_json()
     if layout != stored_layout:
@@ -298,9 +302,27 @@ def add_arguments(parser) -> None:
     parser.add_argument("--render-demo", default=None, metavar="DEMO", help="the demo to render (default: demo_0)")
     parser.add_argument("--frame-every", type=int, default=2, help="keep every k-th control step as a frame")
     parser.add_argument("--check", action="store_true", help="with --render, also check the episodes")
+    parser.add_argument("--add-cameras", nargs="+", default=None, metavar="CAMERA",
+                        help="instead of checking: write --out, this dataset with these cameras' pictures of every "
+                             "recorded state (the robot's: head, left_wrist, right_wrist; the scene's: scene)")
+    parser.add_argument("--out", default=None, metavar="NEW.hdf5", help="the file --add-cameras writes")
+    parser.add_argument("--depth", action="store_true", help="with --add-cameras, depth pictures too")
+    parser.add_argument("--camera-size", type=int, nargs=2, default=(128, 128), metavar=("WIDTH", "HEIGHT"),
+                        help="with --add-cameras, the pictures' size in pixels (default: 128 128)")
+    parser.add_argument("--camera-fps", type=float, default=None,
+                        help="with --add-cameras, pictures per second, each held until the next (default: every step)")
 
 
 def main(args) -> int:
+    if args.add_cameras:
+        from .images import add_cameras
+
+        if not args.out:
+            raise InputError("--add-cameras writes a new dataset: name it with --out NEW.hdf5")
+        count = add_cameras(args.dataset, args.out, args.add_cameras, depth=args.depth, width=args.camera_size[0],
+                            height=args.camera_size[1], camera_fps=args.camera_fps, robots=args.robots)
+        print(f"wrote {args.out}: {count} demos with {', '.join(args.add_cameras)} pictures")
+        return 0
     if args.render:
         demo = args.render_demo or "demo_0"
         frames = render_demo(args.dataset, demo, args.render, frame_every=args.frame_every)

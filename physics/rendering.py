@@ -16,6 +16,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,11 +100,11 @@ def serve(fd: int) -> None:
     except Exception as error:  # reported to the parent, which raises it
         connection.send(("error", f"{type(error).__name__}: {error}"))
         return
-    connection.send(("ready", None))
+    connection.send(("ready", time.process_time()))
     try:
         while (job := connection.recv()) is not None:
             try:
-                connection.send(("done", viewer.pictures(*job)))
+                connection.send(("done", (viewer.pictures(*job), time.process_time())))
             except Exception as error:
                 connection.send(("error", f"{type(error).__name__}: {error}"))
     except EOFError:  # the parent closed its end or died
@@ -123,6 +125,7 @@ class RenderPool:
         if workers < 1:
             raise ValueError(f"a render pool needs at least one worker, got {workers}")
         self._connections, self._processes = [], []
+        self._worker_cpu: list[float] = [0.0] * workers  # each worker's CPU seconds, as its last reply said
         # The workers import this package from where this process does, and keep to one BLAS thread each.
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path),
                        "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -138,8 +141,9 @@ class RenderPool:
                 self._connections.append(multiprocessing.connection.Connection(ours.detach()))
             for connection in self._connections:
                 connection.send((robot, scene, config))
-            for connection in self._connections:
-                self._receive(connection)
+            for i, connection in enumerate(self._connections):
+                self._worker_cpu[i] = self._receive(connection)
+            _POOLS.add(self)
         except BaseException:
             self.close()
             raise
@@ -162,13 +166,25 @@ class RenderPool:
         slices = [s for s in np.array_split(np.arange(len(snapshots)), self.workers) if s.size]
         for connection, rows in zip(self._connections, slices):
             connection.send(([snapshots[i] for i in rows], view_matrices[rows], views, width, height))
-        results = [self._receive(connection) for connection, _ in zip(self._connections, slices)]
+        results = []
+        for i, (connection, _) in enumerate(zip(self._connections, slices)):
+            pictures, self._worker_cpu[i] = self._receive(connection)
+            results.append(pictures)
         if not results:
             return (np.empty((0, len(views), height, width, 3), np.uint8),
                     np.empty((0, len(views), height, width, 1), np.float32))
         return (np.concatenate([rgb for rgb, _ in results]), np.concatenate([depth for _, depth in results]))
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time the workers have spent so far (s), as of their last pictures."""
+        return sum(self._worker_cpu)
+
     def close(self) -> None:
+        global _CLOSED_POOLS_CPU
+        if self in _POOLS:
+            _POOLS.discard(self)
+            _CLOSED_POOLS_CPU += self.cpu_seconds
         for connection in self._connections:
             try:
                 connection.send(None)
@@ -184,4 +200,14 @@ class RenderPool:
         self._connections, self._processes = [], []
 
 
-__all__ = ["RenderPool", "Snapshot", "Viewer", "serve", "take_pictures"]
+#: The render pools of this process, and the CPU time of those closed: collection reports count the workers' CPU.
+_POOLS: "weakref.WeakSet[RenderPool]" = weakref.WeakSet()
+_CLOSED_POOLS_CPU = 0.0
+
+
+def process_cpu_seconds() -> float:
+    """This process's CPU time (s) with its render workers': what a throughput per CPU core must divide by."""
+    return time.process_time() + _CLOSED_POOLS_CPU + sum(pool.cpu_seconds for pool in list(_POOLS))
+
+
+__all__ = ["RenderPool", "Snapshot", "Viewer", "process_cpu_seconds", "serve", "take_pictures"]
