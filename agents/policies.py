@@ -42,6 +42,10 @@ def make_expert(env):
     spec = spec_of(env)
     if spec.expert is None:
         raise UnknownNameError(f"task {spec.id} registers no scripted expert")
+    obs_mode = env.unwrapped.task.config.obs_mode
+    if not obs_mode.startswith("state"):
+        raise InputError(f"the scripted expert acts on the state observation, which obs_mode={obs_mode!r} leaves out; "
+                         f"use obs_mode='state+rgb' (or 'state+rgbd') to record its episodes with the pictures")
     return load_entry_point(spec.expert).for_env(env)
 
 

@@ -26,7 +26,8 @@ from ..errors import InputError
 from ..physics.scene import EpisodeSetup, ObjectParams, Scene
 from .config import make_config
 from .controllers import ACTION_MODES, IKSettings, make_controller, validate_action
-from .observations import CameraObservations, check_obs_mode, select_state, takes_pictures
+from .observations import (CameraObservations, check_obs_mode, encode_instructions, instruction_space, select_state,
+                           takes_pictures)
 
 REWARD_MODES = ("dense", "sparse")
 OBS_LIMIT = 1e4
@@ -53,6 +54,7 @@ class TaskConfig:
     camera_fps: pictures per second, a divisor of the control rate (None: one every control step).
     render_workers: worker processes that picture the numpy engine's cameras (None: one per core, up to one per
     env, for a batch; none for a single env).
+    instruction_obs: observe the episode's instruction too, as ``instruction`` (envs/observations.py).
     """
 
     robot: str = "humanoid43"
@@ -72,6 +74,7 @@ class TaskConfig:
     camera_height: int = 128
     camera_fps: float | None = None
     render_workers: int | None = None
+    instruction_obs: bool = False
 
     def engine_config(self, num_envs: int = 1) -> EngineConfig:
         return EngineConfig(physics_dt=self.physics_dt, control_dt=self.control_dt, grasp=self.grasp,
@@ -200,6 +203,7 @@ class BatchedTask(abc.ABC):
             self.observation_space = spaces.Dict({
                 **{key: spaces.Box(-OBS_LIMIT, OBS_LIMIT, value.shape[1:], np.float32) for key, value in state.items()},
                 **(self.camera_observations.spaces() if self.camera_observations else {}),
+                **({"instruction": instruction_space()} if self.config.instruction_obs else {}),
             })
         except Exception:
             self.engine.close()
@@ -264,6 +268,8 @@ class BatchedTask(abc.ABC):
         observation = select_state(self.config.obs_mode, self.observe(), self.proprio_keys)
         if self.camera_observations is not None:
             observation = {**observation, **self.camera_observations.observe()}
+        if self.config.instruction_obs:
+            observation["instruction"] = encode_instructions(self.instructions)
         return observation
 
     def cached(self, key: str, compute):

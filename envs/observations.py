@@ -11,7 +11,8 @@ obs_mode (a task config key):
   state while the dataset records what a visual policy will see).
 
 The keys are robomimic's (``agentview_image``, ``robot0_eye_in_hand_image``: ``<camera>_image``), so a collected
-dataset names its image modality the way robomimic's configs expect. Cameras take a picture every control step, or
+dataset names its image modality the way robomimic's configs expect. With ``instruction_obs=True`` every mode also
+observes ``instruction``, the episode's instruction as UTF-8 bytes (:func:`decode_instruction`). Cameras take a picture every control step, or
 at ``camera_fps``, holding the last picture in between as a slower real camera does. Each env's pictures follow its
 own step count, so env i of a batch sees exactly what a single env does.
 """
@@ -27,6 +28,29 @@ from ..errors import InputError
 from ..physics.cameras import resolve_cameras
 
 OBS_MODES = ("state", "rgb", "rgbd", "state+rgb", "state+rgbd")
+#: The instruction observation (config key instruction_obs): the episode's instruction as UTF-8 bytes, padded with
+#: zeros to this length: a fixed-size uint8 array batches, stores in HDF5 and passes through SB3 as any Box does.
+INSTRUCTION_BYTES = 128
+
+
+def encode_instructions(instructions) -> np.ndarray:
+    """(N, INSTRUCTION_BYTES) uint8 of N instructions (:func:`decode_instruction` reads one back)."""
+    encoded = np.zeros((len(instructions), INSTRUCTION_BYTES), np.uint8)
+    for row, text in enumerate(instructions):
+        data = text.encode("utf-8")
+        if len(data) > INSTRUCTION_BYTES:
+            raise ValueError(f"instruction {text!r} is {len(data)} bytes, over the observation's {INSTRUCTION_BYTES}")
+        encoded[row, :len(data)] = np.frombuffer(data, np.uint8)
+    return encoded
+
+
+def decode_instruction(encoded) -> str:
+    """The instruction an ``instruction`` observation (INSTRUCTION_BYTES,) holds."""
+    return bytes(np.asarray(encoded, np.uint8)).rstrip(b"\0").decode("utf-8")
+
+
+def instruction_space() -> spaces.Box:
+    return spaces.Box(0, 255, (INSTRUCTION_BYTES,), np.uint8)
 
 
 def takes_pictures(obs_mode: str) -> bool:
@@ -106,4 +130,5 @@ def check_obs_mode(obs_mode: str) -> None:
         raise InputError(f"unknown obs_mode {obs_mode!r}; choose one of {OBS_MODES}")
 
 
-__all__ = ["CameraObservations", "OBS_MODES", "check_obs_mode", "render_period", "select_state", "takes_pictures"]
+__all__ = ["CameraObservations", "INSTRUCTION_BYTES", "OBS_MODES", "decode_instruction", "encode_instructions",
+           "instruction_space", "check_obs_mode", "render_period", "select_state", "takes_pictures"]

@@ -230,3 +230,14 @@ def test_every_shipped_robot_has_head_and_wrist_cameras_that_see_the_table():
             assert (np.median(depth, axis=(0, 2, 3, 4)) < 1.5).all(), (name, np.median(depth, axis=(0, 2, 3, 4)))
         finally:
             env.close()
+
+
+def test_the_expert_asks_for_the_state_beside_the_pictures():
+    from training_ground.agents.policies import make_expert
+
+    env = gymnasium.make(BREAD_ID, backend="numpy", obs_mode="rgb", camera_width=16, camera_height=16)
+    try:
+        with pytest.raises(InputError, match="obs_mode='state\\+rgb'"):
+            make_expert(env)
+    finally:
+        env.close()

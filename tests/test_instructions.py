@@ -1,19 +1,23 @@
 """Language instructions: every task says in words what its episode asks, from what the episode drew; the
-instruction is in reset and step info (single env and VectorEnv alike) and in every collected demo."""
+instruction is in reset and step info (single env and VectorEnv alike), in every collected demo, and optionally an
+observation."""
 
 from __future__ import annotations
 
 import string
 
+import gymnasium
 import h5py
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
 
 import training_ground  # noqa: F401  (registers the ids)
 from training_ground.data.collect import CollectOptions, collect
 from training_ground.data.dataset import content_hash, demo_arrays, open_dataset, read_demo
 from training_ground.data.replay import replay_dataset
 from training_ground.envs import TASKS, make_task_env
+from training_ground.envs.observations import INSTRUCTION_BYTES, decode_instruction
 from training_ground.scenes import assembly as assembly_scene
 
 TASK_IDS = sorted(TASKS)
@@ -99,3 +103,28 @@ def test_each_demo_records_its_instruction_under_its_hash(tmp_path):
         group.attrs["sha256"] = content_hash(demo_arrays(group), group.attrs)
     result = replay_dataset(out, progress=False)
     assert result.reproduced == 2 and "another instruction" in result.summary()
+
+
+def test_the_instruction_is_an_optional_observation_in_one_env_and_in_a_batch():
+    env = gymnasium.make("TrainingGround/Assembly3C-v0", backend="numpy", instruction_obs=True)
+    try:
+        check_env(env.unwrapped, skip_render_check=True)
+        observation, info = env.reset(seed=4)
+        assert observation["instruction"].dtype == np.uint8 and observation["instruction"].shape == (INSTRUCTION_BYTES,)
+        assert decode_instruction(observation["instruction"]) == info["instruction"] != ""
+        observation, *_, info = env.step(env.action_space.sample())
+        assert decode_instruction(observation["instruction"]) == info["instruction"]
+    finally:
+        env.close()
+    batch = make_task_env("assembly", 3, backend="numpy", instruction_obs=True)
+    try:
+        observation, info = batch.reset(seed=4)
+        assert [decode_instruction(row) for row in observation["instruction"]] == list(info["instruction"])
+        assert batch.observation_space.contains(observation)
+    finally:
+        batch.close()
+    plain = gymnasium.make("TrainingGround/Assembly3C-v0", backend="numpy")
+    try:
+        assert "instruction" not in plain.reset(seed=4)[0]
+    finally:
+        plain.close()
