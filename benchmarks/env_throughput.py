@@ -2,7 +2,8 @@
 and the engine benchmark's contact-on row (numpy vs MuJoCo on the bread table).
 
 ``tground bench envs --num-envs 1 64 1024 --json out.json --png out.png`` (``--tasks bread stand`` for a subset;
-``--num-envs 1 --repeats 5 --no-layout --contact-num-envs 0`` for the single environment of ``gymnasium.make``)
+``--num-envs 1 --repeats 5 --no-layout --contact-num-envs 0`` for the single environment of ``gymnasium.make``;
+``--render-num-envs 1 16 64 --camera-episodes 40`` adds what cameras cost: benchmarks/camera_throughput.py)
 
 Three measurements, one run:
 
@@ -34,7 +35,7 @@ from .. import robots
 from ..envs import TASKS, load_entry_point, make_config, parse_overrides, resolve_task_id, task_spec
 
 from ..physics.engine import pd_torques
-from . import engine_throughput
+from . import camera_throughput, engine_throughput
 from .engine_throughput import in_processes, plot_throughput
 
 
@@ -56,6 +57,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "0 skips it")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="task config override for every task, repeatable: --set grasp=physical")
+    parser.add_argument("--render-num-envs", type=int, nargs="+", default=[], metavar="N",
+                        help="also measure the head camera's RGB-D frames/s per core for batches of these sizes, on "
+                             "each backend (benchmarks/camera_throughput.py; default: skip)")
+    parser.add_argument("--render-size", type=int, nargs=2, default=(128, 128), metavar=("WIDTH", "HEIGHT"),
+                        help="the pictures' size for --render-num-envs (default: 128 128)")
+    parser.add_argument("--camera-episodes", type=int, default=0, metavar="E",
+                        help="also collect E episodes of the first task state-only and with a head camera, and "
+                             "compare episodes per core per day (default: 0, skip)")
+    parser.add_argument("--camera-robots", type=int, default=8, help="simulated robots for --camera-episodes")
     parser.add_argument("--json", default="bench_envs.json", help="write results here (default: bench_envs.json)")
     parser.add_argument("--png", default="bench_envs.png", help="write the plot here (default: bench_envs.png)")
 
@@ -155,7 +165,8 @@ def plot(results: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     tasks = results["tasks"]
-    panels = len(tasks) + bool(results.get("layout"))
+    cameras = bool(results.get("render") or results.get("camera_collection"))
+    panels = len(tasks) + bool(results.get("layout")) + 2 * cameras
     columns = min(panels, 3)
     rows = -(-panels // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.8 * rows), squeeze=False)
@@ -178,6 +189,9 @@ def plot(results: dict, path: str) -> None:
         ax.set_title("pybullet layout")
         ax.grid(True, alpha=0.3)
         ax.legend()
+    if cameras:
+        camera_throughput.plot_rows(axes.flat[panels - 2:panels], results.get("render", []),
+                                    results.get("camera_collection", []))
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -233,6 +247,14 @@ def main(args: argparse.Namespace) -> int:
         for n in progress_bar(desc="pybullet layout", unit="N",
                               iterable=[n for n in args.num_envs if n <= args.pybullet_max]):
             results["layout"].append(measure_pybullet_layout(n))
+    if args.render_num_envs:
+        with progress_bar(None, "render", unit="point") as progress:
+            results["render"] = camera_throughput.render_rows(
+                task_ids[0], args.backends, args.render_num_envs, *args.render_size, args.seconds, args.workers,
+                args.repeats, args.pybullet_max, progress)
+    if args.camera_episodes:
+        results["camera_collection"] = camera_throughput.collection_rows(task_ids[0], args.camera_episodes,
+                                                                         args.camera_robots, args.overrides)
     if args.contact_num_envs:
         try:
             import mujoco  # noqa: F401
@@ -260,6 +282,7 @@ def main(args: argparse.Namespace) -> int:
               f"one client {steps['one_client']:.0f}/s (ratio {row['ratio_separate_over_shared']:.2f})")
     if "contact_row" in results:
         engine_throughput.print_contact_row(results["contact_row"])
+    camera_throughput.print_rows(results.get("render", []), results.get("camera_collection", []))
     Path(args.json).write_text(json.dumps(results, indent=2))
     plot(results, args.png)
     print(f"wrote {args.json} and {args.png}")

@@ -101,6 +101,28 @@ def test_envs_benchmark_takes_task_config_overrides(tmp_path):
     assert bad.returncode != 0 and "cloth is held by the pin rule" in bad.stderr
 
 
+def test_envs_benchmark_measures_what_cameras_cost(tmp_path):
+    out = tmp_path / "envs.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "training_ground.cli", "bench", "envs", "--tasks", "bread", "--num-envs", "1",
+         "--seconds", "0.3", "--workers", "2", "--repeats", "1", "--no-layout", "--contact-num-envs", "0",
+         "--pybullet-max", "1", "--render-num-envs", "1", "3", "--render-size", "24", "16", "--camera-episodes", "2",
+         "--camera-robots", "2", "--set", "max_steps=15", "--json", str(out), "--png", str(tmp_path / "e.png")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    rows = {(row["backend"], row["num_envs"]): row for row in data["render"]}
+    assert sorted(rows) == [("numpy", 1), ("numpy", 3), ("pybullet", 1)]  # pybullet to --pybullet-max
+    assert rows[("numpy", 3)]["render_workers"] == 2 and rows[("numpy", 1)]["render_workers"] == 1
+    for row in rows.values():
+        assert row["frames"] > 0 and row["frames_per_core_s"] > 0 and (row["width"], row["height"]) == (24, 16)
+    collection = {row["mode"]: row for row in data["camera_collection"]}
+    assert list(collection) == ["state only", "head camera RGB at 10 Hz", "head camera RGB-D every step"]
+    assert all(row["episodes"] == 2 and row["episodes_per_core_day"] > 0 for row in collection.values())
+    assert collection["head camera RGB-D every step"]["mib_per_episode"] > collection["state only"]["mib_per_episode"]
+    assert (tmp_path / "e.png").stat().st_size > 0
+
+
 def test_expert_success_table_runs_every_engine(tmp_path):
     out, png = tmp_path / "experts.json", tmp_path / "experts.png"
     result = subprocess.run(
