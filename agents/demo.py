@@ -30,6 +30,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--still", default=None, help="write a PNG of six evenly spaced frames here")
     parser.add_argument("--frame-every", type=int, default=2, help="keep every k-th control step as a frame")
     parser.add_argument("--json", default=None, help="write per-episode results to this JSON file")
+    parser.add_argument("--cameras", nargs="+", default=None, metavar="CAMERA",
+                        help="with --out/--still, put these cameras' pictures beside the scene's (the robot's: head, "
+                             "left_wrist, right_wrist)")
+    parser.add_argument("--camera-size", type=int, default=128, help="the cameras' pictures, square (default: 128)")
     parser.add_argument("--batch", action="store_true",
                         help="run all episodes at once in the native VectorEnv (env i gets seed+i; no rendering)")
 
@@ -43,13 +47,28 @@ class FilmingRunner(PolicyRunner):
 
     def after_step(self, active, actions, observation, rewards, terminated, truncated, info) -> None:
         if self.steps[0] % self.frame_every == 0:
-            self.frames.append(self.env.render()[0])
+            scene = self.env.render()[0]
+            pictures = [value[0] for key, value in observation.items() if key.endswith("_image")]
+            self.frames.append(beside(scene, pictures) if pictures else scene)
+
+
+def beside(scene: np.ndarray, pictures: list[np.ndarray]) -> np.ndarray:
+    """One frame: the scene's picture, then each camera's, scaled to the scene's height (nearest pixel: a camera's
+    pixels stay visible as the policy sees them)."""
+    from PIL import Image
+
+    height = scene.shape[0]
+    scaled = [np.asarray(Image.fromarray(picture).resize(
+        (round(picture.shape[1] * height / picture.shape[0]), height), Image.NEAREST)) for picture in pictures]
+    return np.concatenate([scene, *scaled], axis=1)
 
 
 def main(args) -> int:
     render = args.out is not None or args.still is not None
     if args.batch and render:
         raise InputError("--batch runs without rendering; drop --out/--still, or drop --batch")
+    if args.cameras and not render:
+        raise InputError("--cameras puts the cameras' pictures into --out or --still; name one of them")
     if args.episodes < 1 or args.frame_every < 1:
         raise InputError(f"--episodes and --frame-every must be >= 1, got {args.episodes} and {args.frame_every}")
     for path in (args.out, args.still, args.json):
@@ -57,8 +76,10 @@ def main(args) -> int:
             # Checked before the episodes run, not when their frames are written.
             raise InputError(f"cannot write {path}: the folder {Path(path).absolute().parent} does not exist")
     seeds = range(args.seed, args.seed + args.episodes)
+    cameras = ({"obs_mode": "state+rgb", "cameras": list(args.cameras), "camera_width": args.camera_size,
+                "camera_height": args.camera_size} if args.cameras else {})
     env = make_task_env(args.task, args.episodes if args.batch else 1, backend=args.backend,
-                        render_mode="rgb_array" if render else None)
+                        render_mode="rgb_array" if render else None, **cameras)
     task_id = task_spec(args.task).id
     bar = progress_bar(args.episodes, "episodes", args.episodes > 1, unit="ep")
 
@@ -88,7 +109,8 @@ def main(args) -> int:
         write_animation(frames, args.out, fps=max(1, int(round(50 / args.frame_every))))
         print(f"wrote {args.out} ({len(frames)} frames)")
     if args.still:
-        write_contact_sheet(frames, args.still)
+        # With cameras a frame is a wide row of pictures: three moments, one above the other.
+        write_contact_sheet(frames, args.still, *((1, 3) if args.cameras else (3, 2)))
         print(f"wrote {args.still}")
     if args.json:
         Path(args.json).write_text(json.dumps({

@@ -241,3 +241,16 @@ def test_the_expert_asks_for_the_state_beside_the_pictures():
             make_expert(env)
     finally:
         env.close()
+
+
+def test_demo_puts_the_cameras_pictures_beside_the_scene(tmp_path):
+    from PIL import Image
+
+    from training_ground.cli import main
+
+    still = tmp_path / "still.png"
+    assert main(["demo", "bread", "--backend", "numpy", "--episodes", "1", "--cameras", "head", "right_wrist",
+                 "--camera-size", "20", "--still", str(still)]) == 0
+    width, height = Image.open(still).size
+    assert (width, height) == (400 + 2 * 300, 3 * 300)  # a scene picture and two cameras scaled to its height
+    assert main(["demo", "bread", "--cameras", "head"]) == 2  # the pictures need --still or --out to go to
