@@ -612,11 +612,16 @@ class NumpyEngine(Engine):
 
     def snapshot(self, env_id: int) -> Snapshot:
         """What a picture of environment ``env_id`` needs (physics/rendering.py)."""
+        return self.snapshots([env_id])[0]
+
+    def snapshots(self, env_ids) -> list[Snapshot]:
+        """:meth:`snapshot` of each of ``env_ids``, reading the state once."""
         joint_pos, _ = self.joint_state()
         cloth = self.components.get("cloth")
-        return Snapshot(joint_pos[env_id].copy(), self.state.q[env_id, :7].copy() if self.model.floating else None,
-                        tuple(self.objects.params[env_id]), self.objects.pose[env_id].copy(),
-                        None if cloth is None else cloth.positions()[env_id])
+        particles = None if cloth is None else cloth.positions()
+        return [Snapshot(joint_pos[i].copy(), self.state.q[i, :7].copy() if self.model.floating else None,
+                         tuple(self.objects.params[i]), self.objects.pose[i].copy(),
+                         None if particles is None else particles[i]) for i in map(int, env_ids)]
 
     def _renderer(self):
         """This engine's viewer: in ``config.render_workers`` worker processes, or one here for 0 (made at first use)."""
@@ -633,8 +638,7 @@ class NumpyEngine(Engine):
         return self._picture_viewer.picture(self.snapshot(env_id), width, height)
 
     def _pictures(self, env_ids, view_matrices, views, width, height):
-        return self._renderer().pictures([self.snapshot(int(env_id)) for env_id in env_ids], view_matrices, views,
-                                         width, height)
+        return self._renderer().pictures(self.snapshots(env_ids), view_matrices, views, width, height)
 
     # ------------------------------------------------------------------ saving and restoring state
     def state_blocks(self):
