@@ -115,9 +115,10 @@ def plot_rows(axes, render: list[dict], collection: list[dict]) -> None:
     render_ax.set_xlabel("environments (N)")
     render_ax.set_ylabel("RGB-D frames / s per CPU core")
     render_ax.set_title(f"head camera {render[0]['width']}x{render[0]['height']}" if render else "render")
+    render_ax.set_ylim(bottom=0)
     render_ax.grid(True, alpha=0.3)
     render_ax.legend()
-    labels = [row["mode"].replace(" camera", "\ncamera") for row in collection]
+    labels = [row["mode"].replace(" at ", "\nat ").replace(" every", "\nevery") for row in collection]
     collect_ax.bar(range(len(collection)), [row["episodes_per_core_day"] for row in collection], color="C2")
     collect_ax.set_xticks(range(len(collection)), labels, fontsize=8)
     collect_ax.set_ylabel("episodes / CPU core / day")
