@@ -176,11 +176,13 @@ CONFIRM_SIZE_BYTES = 2 * 1024**3
 
 @dataclass
 class SizeEstimate:
-    """A collection's expected file size, from one episode (the first seed's) written as it would be."""
+    """A collection's expected size, from one episode (the first seed's) written as it would be: for the
+    ``episodes`` it still has to collect, of ``requested`` (a resumed file holds the others)."""
 
     episode_bytes: int
     episode_steps: int
     episodes: int
+    requested: int | None = None
 
     @property
     def total_bytes(self) -> int:
@@ -188,7 +190,9 @@ class SizeEstimate:
 
     def describe(self) -> str:
         episodes = f"{self.episodes} episode" + ("s" if self.episodes != 1 else "")
-        return (f"expected size: about {_size(self.total_bytes)} for {episodes} (one episode of "
+        if self.requested is not None and self.requested != self.episodes:
+            episodes += f" still to collect of the {self.requested} requested"
+        return (f"expected size: about {_size(self.total_bytes)} more for {episodes} (one episode of "
                 f"{self.episode_steps} steps takes {_size(self.episode_bytes)}; its length varies)")
 
 
@@ -212,8 +216,20 @@ class _KeepEpisodes:
         pass
 
 
-def estimate_size(options: CollectOptions) -> SizeEstimate:
-    """Run the first seed's episode on one robot and write it, as a collection would, into an HDF5 file in memory."""
+def episodes_to_collect(options: CollectOptions) -> int:
+    """How many of the requested seeds the output (and its journal) does not hold yet; all of them where it cannot
+    be read (the collection itself then says why)."""
+    out = Path(options.out)
+    try:
+        done = (stored_seeds(out) if out.exists() else set()) | journal_seeds(out)
+    except (DatasetError, OSError):
+        return options.episodes
+    return sum(1 for seed in range(options.seed, options.seed + options.episodes) if seed not in done)
+
+
+def estimate_size(options: CollectOptions, episodes: int | None = None) -> SizeEstimate:
+    """Run the first seed's episode on one robot and write it, as a collection would, into an HDF5 file in memory;
+    the estimate is for ``episodes`` of them (default: all requested)."""
     plan = plan_collection(options)
     env = make_env(plan, options, 1)
     try:
@@ -227,12 +243,17 @@ def estimate_size(options: CollectOptions) -> SizeEstimate:
         write_demo(handle.create_group("data").create_group("demo_0"), episode)
         handle.flush()
         size = handle.id.get_filesize()
-    return SizeEstimate(int(size), episode.num_samples, options.episodes)
+    return SizeEstimate(int(size), episode.num_samples, options.episodes if episodes is None else episodes,
+                        options.episodes)
 
 
 def check_size(options: CollectOptions, confirmed: bool, interactive: bool) -> str:
-    """The size estimate's line; raises InputError above CONFIRM_SIZE_BYTES in a terminal unless ``confirmed``."""
-    estimate = estimate_size(options)
+    """The size estimate's line, for the episodes the run still has to collect ("" when the file holds them all: no
+    episode is run to estimate); raises InputError above CONFIRM_SIZE_BYTES in a terminal unless ``confirmed``."""
+    remaining = episodes_to_collect(options)
+    if not remaining:
+        return ""
+    estimate = estimate_size(options, remaining)
     if estimate.total_bytes > CONFIRM_SIZE_BYTES and interactive and not confirmed:
         raise InputError(f"{estimate.describe()}: over {_size(CONFIRM_SIZE_BYTES)}. Rerun with --yes to write it, "
                          f"or collect fewer --episodes; nothing was written")
@@ -619,7 +640,9 @@ def main(args) -> int:
         task=args.task, episodes=args.episodes, out=args.out, robots=args.robots, backend=args.backend,
         seed=args.seed, action_mode=args.action_mode, overrides=with_robot(args.set, args.robot), policy=args.policy,
         only_success=args.only_success, report=args.report, commit_every=args.commit_every)
-    print(check_size(options, args.yes, sys.stdin.isatty()), file=sys.stderr)
+    size = check_size(options, args.yes, sys.stdin.isatty())
+    if size:
+        print(size, file=sys.stderr)
     if ray_wanted(args, scaling=args.scaling):
         from . import distributed  # Ray is imported only here; distributed imports this module
 

@@ -3,6 +3,7 @@ replay reproducing episodes, the report, and clear errors that lose nothing alre
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -230,7 +231,11 @@ def test_the_size_estimate_is_measured_from_one_episode_and_a_large_run_in_a_ter
     collect(options)
     actual = (tmp_path / "bread.hdf5").stat().st_size
     assert abs(estimate.total_bytes - actual) < 0.2 * actual, (estimate, actual)
-    assert "expected size: about" in collect_module.check_size(options, confirmed=False, interactive=True)
+    # A resume estimates what it adds; a complete file runs no episode to estimate and prints nothing.
+    assert collect_module.check_size(options, confirmed=False, interactive=True) == ""
+    more = dataclasses.replace(options, episodes=8)
+    assert "more for 2 episodes still to collect of the 8 requested" in collect_module.check_size(
+        more, confirmed=False, interactive=True)
     monkeypatch.setattr(collect_module, "CONFIRM_SIZE_BYTES", 1000)
     other = CollectOptions(task="bread", episodes=2, out=str(tmp_path / "big.hdf5"), progress=False)
     with pytest.raises(InputError, match="Rerun with --yes"):
