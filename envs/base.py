@@ -87,7 +87,8 @@ class TaskConfig:
             return 0
         if self.render_workers is not None:
             return self.render_workers
-        return 0 if num_envs < 2 else min(num_envs, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return 0 if num_envs < 2 else min(num_envs, cores)
 
 
 @dataclasses.dataclass(frozen=True)
