@@ -1017,6 +1017,22 @@ def add_arguments(parser) -> None:
     merge.add_argument("--seed", type=int, default=None, help="with --episodes: require exactly seeds SEED..SEED+N-1")
     merge.add_argument("--episodes", type=int, default=None, help="with --seed: how many seeds")
     merge.set_defaults(dataset_handler=merge_main)
+    export = dataset_sub.add_parser(
+        "export", help="write a dataset in LeRobot's (v3.0) or Minari's format",
+        description="Write a dataset as a LeRobotDataset v3.0 folder (parquet frames, MP4 video per camera, meta/ "
+                    "with fps, features and their names, tasks: data/export_lerobot.py) or as a Minari dataset "
+                    "(main_data.hdf5 and metadata.json, real termination and truncation flags: "
+                    "data/export_minari.py). Every demo is read through its content hash; nothing is written "
+                    "unless the whole export succeeds. LeRobot's format needs the export extra (pyarrow, imageio's ffmpeg).")
+    export.add_argument("dataset", help="an HDF5 file written by tground collect")
+    export.add_argument("--format", required=True, choices=("lerobot", "minari"), help="the format to write")
+    export.add_argument("--out", required=True,
+                        help="lerobot: the dataset's folder (must not exist, or be empty); minari: the datasets root "
+                             "(MINARI_DATASETS_PATH, e.g. ~/.minari/datasets), which may hold others: the dataset "
+                             "goes to OUT/DATASET_ID/")
+    export.add_argument("--dataset-id", default=None,
+                        help="minari: the dataset's id (default: tground/TASK/POLICY-v0)")
+    export.set_defaults(dataset_handler=export_main)
 
 
 def main(args) -> int:
@@ -1034,4 +1050,20 @@ def merge_main(args) -> int:
         raise InputError("--seed and --episodes go together (the seeds SEED..SEED+EPISODES-1)")
     seeds = None if args.seed is None else range(args.seed, args.seed + args.episodes)
     print(merge_datasets(args.shards, args.out, seeds).summary())
+    return 0
+
+
+def export_main(args) -> int:
+    if args.format == "lerobot":
+        from .export_lerobot import export_lerobot
+
+        if args.dataset_id is not None:
+            raise InputError("--dataset-id names a Minari dataset; a LeRobot export is named by its --out folder")
+        summary = export_lerobot(args.dataset, args.out)
+    else:
+        from .export_minari import export_minari
+
+        summary = export_minari(args.dataset, args.out, dataset_id=args.dataset_id)
+    print(f"wrote {args.out} ({args.format}): " + ", ".join(
+        f"{key} {value}" for key, value in summary.items() if isinstance(value, (int, float, str))))
     return 0
