@@ -27,6 +27,7 @@ import json
 import runpy
 import sys
 from copy import deepcopy
+from pathlib import Path
 
 import gymnasium
 import numpy as np
@@ -267,7 +268,7 @@ def bc_rnn_config(dataset, output_dir, *, rgb=(), low_dim=("joint_pos", "joint_v
         config.experiment.rollout.horizon = rollout_horizon
         config.experiment.rollout.rate = rollout_every
         config.train.data = str(dataset)
-        config.train.output_dir = str(output_dir)
+        config.train.output_dir = str(Path(output_dir).resolve())  # robomimic reads a relative one from its own folder
         config.train.seq_length = 10
         config.train.batch_size = batch_size
         config.train.num_epochs = epochs
