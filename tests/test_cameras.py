@@ -106,6 +106,17 @@ def test_image_modes_pass_gymnasiums_checker(obs_mode):
         env.close()
 
 
+def test_the_pybullet_engine_observes_pictures_too():
+    env = gymnasium.make(BREAD_ID, backend="pybullet", obs_mode="rgbd", cameras=["left_wrist"], camera_width=24,
+                         camera_height=24)
+    try:
+        check_env(env.unwrapped, skip_render_check=True)
+        observation, _ = env.reset(seed=2)
+        assert observation["left_wrist_image"].shape == (24, 24, 3) and observation["left_wrist_depth"].max() <= 2.0
+    finally:
+        env.close()
+
+
 def test_state_mode_takes_no_pictures():
     env = gymnasium.make(BREAD_ID, backend="numpy")
     try:
