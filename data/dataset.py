@@ -1066,4 +1066,6 @@ def export_main(args) -> int:
         summary = export_minari(args.dataset, args.out, dataset_id=args.dataset_id)
     print(f"wrote {args.out} ({args.format}): " + ", ".join(
         f"{key} {value}" for key, value in summary.items() if isinstance(value, (int, float, str))))
+    for note in summary.get("skipped", []):  # what the format cannot hold (depth video), and what was named for it
+        print(f"  note: {note}")
     return 0

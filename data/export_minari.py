@@ -42,8 +42,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import gymnasium
@@ -54,8 +52,9 @@ from .. import __version__
 from ..envs.registry import task_spec
 from ..errors import InputError, UnknownNameError
 from ..progress import progress_bar
-from .dataset import (FORMAT, DatasetError, StorageError, dataset_env_args, demo_names, open_dataset, read_demo,
-                      reading, storage_errno)
+from .staging import staged_folder
+from .dataset import (FORMAT, DatasetError, dataset_env_args, demo_names, open_dataset, read_demo,
+                      reading)
 
 #: The Minari version whose on-disk format this writes (metadata ``minari_version``); readers of 0.5.4 and later.
 MINARI_VERSION = "0.5.4"
@@ -165,17 +164,6 @@ def _inside_a_dataset(out_dir: Path, relative: Path) -> Path | None:
     return None
 
 
-def _make_parents(folder: Path, created: list[Path]) -> None:
-    """Create ``folder`` and its missing parents, adding each to ``created`` (outermost first) as it is made."""
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for path in reversed(missing):
-        path.mkdir()
-        created.append(path)
-
-
 def export_minari(path, out_dir, *, dataset_id: str | None = None, progress: bool = True, author: str | None = None,
                   author_email: str | None = None, code_permalink: str | None = None,
                   description: str | None = None) -> dict:
@@ -221,11 +209,7 @@ def export_minari(path, out_dir, *, dataset_id: str | None = None, progress: boo
         metadata_spaces = {"observation_space": json.dumps(serialize_space(observation_space)),
                            "action_space": json.dumps(serialize_space(action_space))}
 
-        created: list[Path] = []  # the folders this made, removed again on a failure
-        temporary = None
-        try:
-            _make_parents(final.parent, created)
-            temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+        with staged_folder(final, "Minari dataset") as temporary:
             (temporary / "data").mkdir()
             steps = successes = 0
             with h5py.File(temporary / "data" / MAIN_FILE, "w", track_order=True) as out, \
@@ -263,23 +247,6 @@ def export_minari(path, out_dir, *, dataset_id: str | None = None, progress: boo
                 json.dump(metadata, file)
                 file.flush()
                 os.fsync(file.fileno())
-            if final.exists():
-                raise DatasetError(f"{final} appeared while exporting; it was left as it is")
-            os.rename(temporary, final)
-        except BaseException as error:
-            if temporary is not None:
-                shutil.rmtree(temporary, ignore_errors=True)
-            for folder in reversed(created):
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
-            if isinstance(error, OSError):
-                number = storage_errno(error)
-                reason = os.strerror(number) if number is not None else str(error)
-                raise StorageError(f"cannot write Minari dataset {final}: {reason}; nothing was written",
-                                   number) from None
-            raise
     _write_namespace_metadata(out_dir, relative)
     return {"dataset_id": dataset_id, "path": str(final), "episodes": len(names), "steps": steps,
             "successes": successes, "observation_keys": list(observation_space.spaces),
