@@ -37,7 +37,6 @@ import robomimic.utils.obs_utils as ObsUtils
 
 from .. import __version__
 from ..envs import TASKS, task_spec
-from ..envs.base import sanitize
 
 #: What robomimic rollouts draw episode seeds below.
 ROLLOUT_SEED_LIMIT = 2**31 - 1
@@ -101,7 +100,7 @@ class EnvTrainingGround(EB.EnvBase):
         if "seed" in state:
             self._start(int(state["seed"]))
         self.task.set_state([0], np.asarray(state["states"], np.float64)[None])
-        self._observation = {key: sanitize(value[0]) for key, value in self.task.observation().items()}
+        self._observation = self.env.unwrapped.current_observation()
         return self.get_observation()
 
     def step(self, action):

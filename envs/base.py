@@ -502,9 +502,11 @@ class TrainingGroundEnv(SpecWithTimeLimit, gymnasium.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=None if seed is None else check_seed(seed))
         self.task.reset(np.array([0]), [self.np_random])
-        observation = {key: value[0] for key, value in self.task.observation().items()}
-        observation = {key: sanitize(value) for key, value in observation.items()}
-        return observation, self._single_info(self.task.start_info())
+        return self.current_observation(), self._single_info(self.task.start_info())
+
+    def current_observation(self) -> dict:
+        """The observation of the env's state now, as reset and step return it (after a ``task.set_state`` too)."""
+        return {key: sanitize(value[0]) for key, value in self.task.observation().items()}
 
     def step(self, action):
         action = validate_action(action, self.action_space, batched=False)

@@ -634,7 +634,10 @@ class NumpyEngine(Engine):
     def render(self, env_id: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
         """Copy one environment's poses into a pybullet viewer (in this process) and take the scene camera's picture."""
         if self._picture_viewer is None:
-            self._picture_viewer = Viewer(self.robot, self.scene, self.config)
+            # Without render workers the cameras' viewer is in this process already: one pybullet world serves both.
+            renderer = self._renderer() if not self.config.render_workers else None
+            self._picture_viewer = renderer if isinstance(renderer, Viewer) else Viewer(self.robot, self.scene,
+                                                                                       self.config)
         return self._picture_viewer.picture(self.snapshot(env_id), width, height)
 
     def _pictures(self, env_ids, view_matrices, views, width, height):
@@ -674,8 +677,9 @@ class NumpyEngine(Engine):
             component.load_state_blocks(env_ids, blocks)
 
     def close(self) -> None:
-        for viewer in (self._viewer, self._picture_viewer):
-            if viewer is not None:
-                viewer.close()
+        if self._picture_viewer is not None and self._picture_viewer is not self._viewer:
+            self._picture_viewer.close()
+        if self._viewer is not None:
+            self._viewer.close()
         self._viewer = self._picture_viewer = None
         super().close()

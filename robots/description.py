@@ -182,14 +182,20 @@ class UrdfJoint:
     velocity: float
 
 
-def read_urdf_joints(urdf_path: Path) -> list[UrdfJoint]:
-    """Joints of a URDF in file order. A file that is not a URDF raises RobotContractError."""
+def _urdf_root(urdf_path: Path) -> ET.Element:
+    """A URDF's <robot> element; a file that is not a URDF raises RobotContractError."""
     try:
         root = ET.parse(urdf_path).getroot()
     except (ET.ParseError, OSError) as error:
         raise RobotContractError(f"cannot read URDF {urdf_path}: {error}") from error
     if root.tag != "robot":
         raise RobotContractError(f"{urdf_path} is not a URDF: root element is <{root.tag}>, expected <robot>")
+    return root
+
+
+def read_urdf_joints(urdf_path: Path) -> list[UrdfJoint]:
+    """Joints of a URDF in file order. A file that is not a URDF raises RobotContractError."""
+    root = _urdf_root(urdf_path)
     joints = []
     for element in root.findall("joint"):
         limit = element.find("limit")
@@ -272,11 +278,7 @@ def check_contract(urdf_path: Path, groups: dict[str, tuple[str, ...]], group_si
 
 def urdf_link_names(urdf_path: Path) -> set[str]:
     """The names of a URDF's links."""
-    try:
-        root = ET.parse(urdf_path).getroot()
-    except (ET.ParseError, OSError) as error:
-        raise RobotContractError(f"cannot read URDF {urdf_path}: {error}") from error
-    return {element.get("name", "") for element in root.findall("link")}
+    return {element.get("name", "") for element in _urdf_root(urdf_path).findall("link")}
 
 
 def check_cameras(name: str, cameras: dict[str, CameraMount], links: set[str]) -> None:
@@ -367,7 +369,8 @@ def describe(
         # A robot without keyframes stands at its zero posture (clipped to the limits).
         frames.setdefault(home_keyframe, np.clip(np.zeros(len(joint_names)), lower, upper))
     check_hands(name, dict(hands or {}), joint_names)
-    check_cameras(name, dict(cameras or {}), urdf_link_names(urdf_path))
+    if cameras:  # the links are read only for a robot that has cameras to check
+        check_cameras(name, dict(cameras), urdf_link_names(urdf_path))
     return RobotDescription(
         name=name,
         urdf_path=urdf_path,
