@@ -82,6 +82,9 @@ def test_adding_cameras_refuses_bad_requests_and_writes_nothing(datasets, tmp_pa
         add_cameras(plain, pictured, ["head"], progress=False)
     with pytest.raises(InputError, match="does not divide"):
         add_cameras(plain, tmp_path / "c.hdf5", ["head"], camera_fps=7, progress=False)
+    from training_ground.cli import main
+
+    assert main(["replay", str(plain), "--add-cameras", "head"]) == 2  # no --out: one clear error
     assert sorted(path.name for path in tmp_path.iterdir()) == []
 
 

@@ -188,6 +188,7 @@ def test_a_restored_state_is_pictured_as_it_is():
     ({"camera_height": -3}, "camera_height must lie in"),
     ({"camera_fps": 7}, "does not divide the control rate"),
     ({"obs_mode": "depth"}, "obs_mode must be one of"),
+    ({"render_workers": -1}, "render_workers must lie in"),
 ])
 def test_bad_camera_config_is_one_clear_error(config, message):
     with pytest.raises(InputError, match=message):
